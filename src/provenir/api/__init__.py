@@ -1,0 +1,1 @@
+"""REST API (FastAPI under uvicorn) over artifacts and the audit log."""

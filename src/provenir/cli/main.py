@@ -1,0 +1,53 @@
+"""``provenir`` entry point: assembles the command modules and turns errors into one line + exit 2.
+
+Each module in :data:`COMMAND_MODULES` exposes ``register(app: typer.Typer) -> None``; commands
+import heavy libraries inside their bodies so ``provenir --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from provenir.core.errors import ProvenirError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "provenir.cli.train_commands",
+    "provenir.cli.manifest_commands",
+)
+
+EXIT_USAGE = 2
+
+
+def build_app() -> typer.Typer:
+    """The full Typer application."""
+    app = typer.Typer(
+        name="provenir",
+        help="Provenir: reproducible, tamper-evident, honestly evaluated LLM post-training.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a :class:`ProvenirError` becomes ``error: <message>`` on stderr and exit code 2."""
+    app = build_app()
+    try:
+        app(args=argv, prog_name="provenir", standalone_mode=True)
+    except ProvenirError as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the message contained
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Core: config, manifest, hashing, abstractions and errors. Imports nothing heavy."""

@@ -1,0 +1,60 @@
+"""Protocols that pluggable components implement. Structural typing: no base class to inherit.
+
+A backend trains; it does not hash, sign or write manifests: the run driver in
+:mod:`provenir.train.runner` does that for every backend alike, so a plugin cannot forget it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from provenir.core.config import RunConfig
+
+DataSchema = Literal["sft", "preference", "prompt"]
+
+
+@dataclass
+class TrainData:
+    """The data a backend trains on, already loaded and validated.
+
+    ``train`` and ``eval`` are ``datasets.Dataset`` objects or lists of dicts with the
+    canonical columns of ``schema``: ``prompt``/``response`` (sft),
+    ``prompt``/``chosen``/``rejected`` (preference), ``prompt`` (+ optional ``reference``).
+    """
+
+    train: Any
+    schema: DataSchema
+    eval: Any | None = None
+    path: str | None = None
+    dataset_hash: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.train)
+
+
+@dataclass
+class TrainResult:
+    """What a backend hands back to the run driver."""
+
+    adapter_dir: Path | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    device: str = "cpu"
+    resumed_from: str | None = None
+    train_runtime_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TrainingBackend(Protocol):
+    """Trains a model for a :class:`RunConfig` on :class:`TrainData`.
+
+    ``run_dir`` is the run's own folder; a backend whose ``fit`` does not accept it
+    (``def fit(self, config, dataset)``) is still usable and reports its outputs through
+    ``TrainResult.adapter_dir``.
+    """
+
+    def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult: ...

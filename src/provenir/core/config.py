@@ -1,0 +1,281 @@
+"""RunConfig: the one typed, validated description of a training job.
+
+Precedence is ``defaults < YAML file < --set overrides``::
+
+    from provenir.core.config import RunConfig, PEFTConfig
+
+    config = RunConfig.from_yaml("my_run.yaml")
+    config = RunConfig(name="my-run", model_name_or_path="meta-llama/Llama-3.2-1B",
+                       peft=PEFTConfig(rank=16, alpha=32))
+
+Validation is strict: an unknown key or a value of the wrong type is a :class:`ConfigError`
+whose one-line message names the field path (``peft.rank: must be > 0``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from provenir.core.errors import ConfigError
+from provenir.core.hashing import sha256_json
+
+#: The built-in offline model: a small Llama plus a BPE tokenizer built deterministically
+#: from a bundled corpus (see :mod:`provenir.train.tiny_model`).
+TINY_MODEL_ID = "provenir/tiny-llama"
+
+#: The bundled sample SFT dataset, resolved by :func:`provenir.data.loading.resolve_data_path`.
+SAMPLE_SFT_DATA = "builtin:sft-sample"
+
+
+class _Section(BaseModel):
+    # strict: "16" is not silently an int and 1.5 is not silently truncated.
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+class PEFTConfig(_Section):
+    """LoRA / QLoRA / rsLoRA adapter settings (passed to ``peft.LoraConfig``)."""
+
+    enabled: bool = Field(True, description="Train a LoRA adapter; false trains every weight.")
+    rank: int = Field(16, gt=0, description="LoRA rank r.")
+    alpha: float = Field(32, gt=0, description="LoRA alpha; the update is scaled by alpha/r (alpha/sqrt(r) with rsLoRA).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "v_proj"],
+        min_length=1,
+        description="Names of the modules that receive adapters ('all-linear' is accepted by peft).",
+    )
+    bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases are trained.")
+    load_in_4bit: bool = Field(False, description="QLoRA: load the base model in 4-bit NF4 with double quantisation.")
+    load_in_8bit: bool = Field(False, description="Load the base model in 8-bit (LLM.int8).")
+    use_rslora: bool = Field(False, description="rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.")
+
+    @model_validator(mode="after")
+    def _one_quantisation(self) -> PEFTConfig:
+        if self.load_in_4bit and self.load_in_8bit:
+            raise ValueError("load_in_4bit and load_in_8bit are mutually exclusive")
+        if (self.load_in_4bit or self.load_in_8bit) and not self.enabled:
+            raise ValueError("a quantised base model can only be trained through an adapter (enabled: true)")
+        return self
+
+
+class DistributedConfig(_Section):
+    """How many processes train, and how they talk to each other."""
+
+    strategy: Literal["fsdp", "deepspeed", "ddp", "none"] = Field("none", description="Data-parallel strategy.")
+    num_gpus: int = Field(1, gt=0, description="GPUs (one process each) per node.")
+    num_processes: int | None = Field(
+        None, gt=0, description="Processes per node; defaults to num_gpus. With device: cpu they use gloo."
+    )
+    num_nodes: int = Field(1, gt=0, description="Number of nodes.")
+    node_rank: int = Field(0, ge=0, description="This node's rank (multi-node).")
+    master_addr: str = Field("127.0.0.1", description="Rendezvous address (multi-node).")
+    master_port: int = Field(29500, gt=0, lt=65536, description="Rendezvous port.")
+    deepspeed_stage: Literal[1, 2, 3] = Field(2, description="ZeRO stage when strategy is deepspeed.")
+
+
+class DataConfig(_Section):
+    """Where the training data is and which columns hold what."""
+
+    path: str = Field(SAMPLE_SFT_DATA, description="JSONL/JSON/CSV/Parquet file, folder, hub id, or 'builtin:<name>'.")
+    eval_path: str | None = Field(None, description="Held-out evaluation data; defaults to a split of `path`.")
+    eval_split: float = Field(0.0, ge=0, lt=1, description="Fraction of `path` held out for evaluation when eval_path is unset.")
+    template: str = Field("alpaca", description="Prompt template name (see `provenir templates list`) or 'tokenizer'.")
+    prompt_field: str = Field("prompt", description="Column holding the prompt / instruction.")
+    response_field: str = Field("response", description="Column holding the reference response (SFT).")
+    system_field: str | None = Field(None, description="Column holding a per-row system prompt.")
+    chosen_field: str = Field("chosen", description="Column holding the preferred response (DPO).")
+    rejected_field: str = Field("rejected", description="Column holding the dispreferred response (DPO).")
+    max_samples: int | None = Field(None, gt=0, description="Use only the first N rows (after loading).")
+
+
+class EvalConfig(_Section):
+    """Evaluation during and after training."""
+
+    metrics: list[str] = Field(default_factory=lambda: ["exact_match", "token_f1"], description="Metric names.")
+    eval_every_n_steps: int | None = Field(None, gt=0, description="Evaluate every N steps; None evaluates only at the end.")
+    max_new_tokens: int = Field(32, gt=0, description="Tokens generated per eval prompt.")
+    early_stopping_patience: int | None = Field(None, gt=0, description="Stop after N evaluations without improvement.")
+    regression_tolerance: float = Field(0.02, ge=0, description="Allowed drop before the regression gate trips.")
+
+
+class ManifestConfig(_Section):
+    """How the run manifest is sealed."""
+
+    signing_key_path: str | None = Field(
+        None, description="Ed25519 private key (PEM) used to sign the manifest; env PROVENIR_SIGNING_KEY also works."
+    )
+
+
+class RunConfig(_Section):
+    """Every aspect of a training job. See the module docstring for the precedence rules."""
+
+    name: str = Field("provenir-run", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Run name.")
+    backend: str = Field("trl", min_length=1, description="Training backend: trl | stub | a registered plugin.")
+    algorithm: Literal["sft", "dpo", "grpo"] = Field("sft", description="Post-training algorithm.")
+    seed: int = Field(42, ge=0, description="Seed for every RNG (python, numpy, torch, data order, LoRA init).")
+    model_name_or_path: str = Field(TINY_MODEL_ID, min_length=1, description="Local path, hub id, or the built-in tiny model.")
+    output_dir: str = Field("artifacts", min_length=1, description="Root folder for runs and manifests.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Training precision.")
+
+    max_steps: int = Field(100, gt=0, description="Optimiser steps.")
+    batch_size: int = Field(8, gt=0, description="Per-device batch size.")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimiser step.")
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field("linear")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    max_length: int = Field(512, gt=0, description="Maximum tokens per training example (longer ones are truncated).")
+    logging_steps: int = Field(1, gt=0, description="Log loss every N steps.")
+    save_steps: int | None = Field(None, gt=0, description="Write a resumable checkpoint every N steps.")
+    beta: float = Field(0.1, gt=0, description="DPO / GRPO KL coefficient.")
+    num_generations: int = Field(4, gt=1, description="GRPO: completions sampled per prompt.")
+    rewards: list[str] = Field(default_factory=lambda: ["exact_match"], description="GRPO: registered reward names.")
+
+    peft: PEFTConfig = Field(default_factory=PEFTConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    manifest: ManifestConfig = Field(default_factory=ManifestConfig)
+    observability_backend: Literal["wandb", "mlflow", "tensorboard", "none"] = Field("none")
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Validate a plain mapping, turning pydantic's errors into one :class:`ConfigError`."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None) -> RunConfig:
+        """Load a YAML file, apply ``--set key.path=value`` overrides, and validate."""
+        data = read_yaml_mapping(path)
+        if overrides:
+            data = apply_overrides(data, overrides)
+        return cls.from_dict(data)
+
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The config as YAML; also written atomically to ``path`` when given."""
+        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        if path is not None:
+            from provenir.core.atomic import atomic_write_text
+
+            atomic_write_text(path, text)
+        return text
+
+    def with_overrides(self, overrides: list[str]) -> RunConfig:
+        """A new config with ``key.path=value`` overrides applied on top of this one."""
+        return RunConfig.from_dict(apply_overrides(self.model_dump(mode="json"), overrides))
+
+    # -- identity -----------------------------------------------------------------------
+
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical JSON of the fully resolved config (defaults included)."""
+        return sha256_json(self.model_dump(mode="json"))
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """JSON Schema of the config file format."""
+        return cls.model_json_schema()
+
+
+# -- helpers shared by the loaders ----------------------------------------------------------
+
+
+def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML file whose top level must be a mapping."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{p}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{p}: config file is empty")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``a.b.c=value`` applied; values are parsed as YAML."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+_MESSAGES: dict[str, str] = {
+    "extra_forbidden": "unknown key",
+    "missing": "required",
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "literal_error": "must be one of {expected}",
+    "string_pattern_mismatch": "must match {pattern}",
+    "string_too_short": "must not be empty",
+    "too_short": "must have at least {min_length} item(s)",
+}
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line naming each failing field path, e.g. ``peft.rank: must be > 0 (got -1)``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        template = _MESSAGES.get(err["type"])
+        ctx = err.get("ctx") or {}
+        if template is not None:
+            try:
+                msg = template.format(**ctx)
+            except (KeyError, IndexError):
+                msg = err["msg"]
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] not in ("extra_forbidden", "missing") and "input" in err:
+            shown = repr(err["input"])
+            if len(shown) <= 40:
+                msg += f" (got {shown})"
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)

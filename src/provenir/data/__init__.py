@@ -1,0 +1,1 @@
+"""Data: loading, validation, scanning hooks and prompt templates."""

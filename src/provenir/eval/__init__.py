@@ -1,0 +1,1 @@
+"""Evaluation: metrics with confidence intervals, regression gate, RAG metrics, judges."""

@@ -1,0 +1,1 @@
+"""Data flywheel: mine failures, generate variants, filter, augment."""

@@ -1,0 +1,1 @@
+"""Governance: hash-chained audit log, PII and secret scanning, model cards."""

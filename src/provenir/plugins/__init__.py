@@ -1,0 +1,1 @@
+"""Plugin registry: backends, metrics, judges and reward functions by name."""

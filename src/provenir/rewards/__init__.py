@@ -1,0 +1,1 @@
+"""Reward primitives for GRPO / RLHF."""

@@ -1,0 +1,1 @@
+"""RLAIF: generate, judge, build preference pairs, DPO, evaluate, gate, iterate."""

@@ -1,0 +1,1 @@
+"""Training: backends, the run driver, reproduction, callbacks."""

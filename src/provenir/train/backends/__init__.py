@@ -1,0 +1,1 @@
+"""Training backends (registered in the plugin registry under their names)."""
