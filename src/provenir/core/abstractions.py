@@ -30,6 +30,7 @@ class TrainData:
     eval: Any | None = None
     path: str | None = None
     dataset_hash: str | None = None
+    eval_dataset_hash: str | None = None
 
     def __len__(self) -> int:
         return len(self.train)
