@@ -7,6 +7,8 @@ import heavy libraries inside their bodies so ``provenir --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 
 import typer
@@ -35,8 +37,17 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _quiet_libraries() -> None:
+    # The CLI shows its own progress; library download/loading bars and bitsandbytes' note
+    # about an optional CPU kernel package only add noise there (library users keep them).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a :class:`ProvenirError` becomes ``error: <message>`` on stderr and exit code 2."""
+    _quiet_libraries()
     app = build_app()
     try:
         app(args=argv, prog_name="provenir", standalone_mode=True)

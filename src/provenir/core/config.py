@@ -111,6 +111,9 @@ class ManifestConfig(_Section):
     )
 
 
+_NOT_HASHED = ("output_dir",)
+
+
 class RunConfig(_Section):
     """Every aspect of a training job. See the module docstring for the precedence rules."""
 
@@ -179,8 +182,12 @@ class RunConfig(_Section):
     # -- identity -----------------------------------------------------------------------
 
     def config_hash(self) -> str:
-        """SHA-256 of the canonical JSON of the fully resolved config (defaults included)."""
-        return sha256_json(self.model_dump(mode="json"))
+        """SHA-256 of the canonical JSON of the fully resolved config (defaults included).
+
+        ``output_dir`` is left out: where artifacts are written does not change what is
+        trained, and a reproduction may write elsewhere.
+        """
+        return sha256_json(self.model_dump(mode="json", exclude=set(_NOT_HASHED)))
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

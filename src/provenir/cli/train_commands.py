@@ -1,0 +1,117 @@
+"""``provenir train | reproduce | runs list | config schema|show``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(soft_wrap=True)
+
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config field: key.path=value (repeatable).")
+]
+
+
+def load_config(config: Path | None, overrides: list[str] | None) -> "RunConfig":  # noqa: F821
+    """defaults < file < --set."""
+    from provenir.core.config import RunConfig
+
+    if config is None:
+        return RunConfig().with_overrides(overrides or [])
+    return RunConfig.from_yaml(config, overrides or [])
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the training commands to ``app``."""
+
+    @app.command()
+    def train(
+        config: Annotated[Path | None, typer.Argument(help="Run config YAML (defaults: built-in model + sample data).")] = None,
+        set_: SetOption = None,
+    ) -> None:
+        """Train a run and write its adapter and sealed manifest."""
+        from provenir.train.runner import train as run_training
+
+        cfg = load_config(config, set_)
+        manifest = run_training(cfg)
+        print_run_summary(manifest, cfg.output_dir)
+
+    @app.command()
+    def reproduce(
+        manifest: Annotated[Path, typer.Argument(help="Path to artifacts/manifests/<run_id>.json.")],
+        output_dir: Annotated[str | None, typer.Option(help="Where the replay writes (default: beside the original).")] = None,
+    ) -> None:
+        """Verify a manifest and its inputs, replay the run, report whether the weights are identical."""
+        from provenir.train.reproduce import reproduce as run_reproduce
+
+        result = run_reproduce(manifest, output_dir=output_dir)
+        print_run_summary(result.replay, result.replay.config["output_dir"])
+        console.print(f"original adapter  {result.original.adapter_hash}")
+        console.print(f"replayed adapter  {result.replay.adapter_hash}")
+        if result.identical:
+            console.print("[bold green]bitwise identical[/]")
+            return
+        console.print("[bold yellow]differs[/]: the replayed weights are not identical")
+        table = Table("metric", "original", "replay", "delta")
+        for k, (a, b) in result.metric_deltas.items():
+            table.add_row(k, f"{a:.6g}", f"{b:.6g}", f"{b - a:+.3g}")
+        console.print(table)
+        raise typer.Exit(1)
+
+    runs_app = typer.Typer(help="List runs.", no_args_is_help=True)
+    app.add_typer(runs_app, name="runs")
+
+    @runs_app.command("list")
+    def runs_list(
+        output_dir: Annotated[str, typer.Option(help="Artifacts root.")] = "artifacts",
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    ) -> None:
+        """Runs found under the artifacts root, newest first."""
+        from provenir.train.runs import list_runs
+
+        rows = list_runs(output_dir)
+        if as_json:
+            for r in rows:
+                typer.echo(json.dumps(r, sort_keys=True))
+            return
+        table = Table("run_id", "name", "algorithm", "status", "started", "adapter_hash")
+        for r in rows:
+            table.add_row(r["run_id"], r["name"], r["algorithm"], r["status"], r["timestamp"][:19], (r["adapter_hash"] or "")[:16])
+        console.print(table)
+
+    config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
+    app.add_typer(config_app, name="config")
+
+    @config_app.command("schema")
+    def config_schema() -> None:
+        """Print the RunConfig JSON Schema."""
+        from provenir.core.config import RunConfig
+
+        typer.echo(json.dumps(RunConfig.json_schema(), indent=2))
+
+    @config_app.command("show")
+    def config_show(config: Annotated[Path | None, typer.Argument()] = None, set_: SetOption = None) -> None:
+        """Print the fully resolved config (defaults < file < --set) and its hash."""
+        cfg = load_config(config, set_)
+        typer.echo(cfg.to_yaml(), nl=False)
+        typer.echo(f"# config_hash: {cfg.config_hash()}")
+
+
+def print_run_summary(manifest: "RunManifest", output_dir: str) -> None:  # noqa: F821
+    """Where a finished run's adapter, manifest and logs are."""
+    from provenir.core.manifest import manifest_path, run_dir
+
+    rdir = run_dir(output_dir, manifest.run_id)
+    console.print(f"[bold]run[/] {manifest.run_id} ({manifest.name}) [green]{manifest.status}[/]")
+    for key in ("final_loss", "train_loss", "global_step"):
+        if key in manifest.metrics:
+            console.print(f"  {key:<12} {manifest.metrics[key]:.6g}")
+    adapter = next((rdir / p.split("/")[0] for p in manifest.outputs if p.startswith(("adapter/", "model/"))), None)
+    console.print(f"  adapter      {adapter}")
+    console.print(f"  manifest     {manifest_path(output_dir, manifest.run_id)}")
+    console.print(f"  log          {rdir / 'train_log.jsonl'}")

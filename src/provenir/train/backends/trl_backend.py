@@ -1,0 +1,223 @@
+"""The ``trl`` backend: real post-training with Hugging Face TRL + PEFT.
+
+SFT trains on (templated prompt, response) pairs with loss on the response only; the
+adapter is saved to ``<run_dir>/adapter``. torch, transformers, trl and peft are imported
+inside :meth:`TRLBackend.fit`, so registering the backend costs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from provenir.core.abstractions import TrainData, TrainResult
+from provenir.core.config import RunConfig
+from provenir.core.errors import BackendError
+from provenir.plugins.registry import PluginRegistry
+
+
+def resolve_device(config: RunConfig) -> str:
+    """``cpu`` or ``cuda`` for this run; a clear error when CUDA is asked for but absent."""
+    import torch
+
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise BackendError("device: cuda requested but no CUDA GPU is visible to torch")
+    if config.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return config.device
+
+
+def load_tokenizer(model_path: str) -> Any:
+    """Tokenizer of ``model_path`` with a pad token (EOS when the model defines none)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"cannot load tokenizer for {model_path!r}: {str(exc).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def quantization_config(config: RunConfig) -> Any | None:
+    """``BitsAndBytesConfig`` for QLoRA (NF4 + double quant) or 8-bit, else ``None``."""
+    if not (config.peft.load_in_4bit or config.peft.load_in_8bit):
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if config.peft.load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
+
+
+def load_model(config: RunConfig, model_path: str, device: str) -> Any:
+    """The base causal LM, quantised when the PEFT config asks for it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.precision]
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    quant = quantization_config(config)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        kwargs["device_map"] = {"": 0} if device == "cuda" else {"": "cpu"}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"cannot load model {config.model_name_or_path!r}: {str(exc).splitlines()[0]}") from None
+    if quant is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return model
+
+
+def lora_config(config: RunConfig) -> Any | None:
+    """``peft.LoraConfig`` from the run's PEFT section (``None`` for full fine-tuning)."""
+    if not config.peft.enabled:
+        return None
+    from peft import LoraConfig
+
+    p = config.peft
+    return LoraConfig(
+        r=p.rank,
+        lora_alpha=p.alpha,
+        lora_dropout=p.dropout,
+        target_modules=p.target_modules if p.target_modules != ["all-linear"] else "all-linear",
+        bias=p.bias,
+        use_rslora=p.use_rslora,
+        task_type="CAUSAL_LM",
+    )
+
+
+def render_prompt(template: str, tokenizer: Any, row: dict[str, Any]) -> str:
+    """The prompt text exactly up to where the response starts."""
+    record = {"prompt": row["prompt"]}
+    if row.get("system"):
+        record["system"] = row["system"]
+    if template == "tokenizer":
+        from provenir.data.templates import render_with_tokenizer
+
+        return render_with_tokenizer(tokenizer, record)
+    from provenir.data.templates import TEMPLATE_REGISTRY
+
+    return TEMPLATE_REGISTRY.format(template, record)
+
+
+def common_args(config: RunConfig, run_dir: Path, device: str) -> dict[str, Any]:
+    """TrainingArguments shared by every TRL trainer, derived from the RunConfig alone."""
+    return {
+        "output_dir": str(run_dir / "checkpoints"),
+        "max_steps": config.max_steps,
+        "per_device_train_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "learning_rate": config.learning_rate,
+        "lr_scheduler_type": config.lr_scheduler_type,
+        "warmup_steps": config.warmup_steps,
+        "weight_decay": config.weight_decay,
+        "max_grad_norm": config.max_grad_norm,
+        "logging_steps": config.logging_steps,
+        "save_strategy": "steps" if config.save_steps else "no",
+        "save_steps": config.save_steps or 500,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "full_determinism": True,
+        "use_cpu": device == "cpu",
+        "bf16": config.precision == "bf16",
+        "fp16": config.precision == "fp16",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "remove_unused_columns": True,
+    }
+
+
+@PluginRegistry.register("trl", kind="backend")
+class TRLBackend:
+    """SFT / DPO / GRPO through TRL trainers, with LoRA, QLoRA and rsLoRA through PEFT."""
+
+    def __init__(self, callbacks: list[Any] | None = None, progress: bool = True) -> None:
+        self.callbacks = list(callbacks or [])
+        self.progress = progress
+
+    def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
+        """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs."""
+        from provenir.train.seed import set_seed
+        from provenir.train.tiny_model import resolve_model_path
+
+        set_seed(config.seed)
+        device = resolve_device(config)
+        model_path = resolve_model_path(config.model_name_or_path)
+        tokenizer = load_tokenizer(model_path)
+        model = load_model(config, model_path, device)
+        builders = {"sft": self._sft_trainer}
+        if config.algorithm not in builders:
+            raise BackendError(f"algorithm {config.algorithm!r} is not supported by the trl backend")
+        trainer = builders[config.algorithm](config, dataset, run_dir, device, tokenizer, model)
+        callbacks = list(self.callbacks)
+        if self.progress:
+            from provenir.train.progress import RichProgressCallback
+
+            callbacks.append(RichProgressCallback(f"{config.algorithm} {config.name}"))
+        for cb in callbacks:
+            trainer.add_callback(cb)
+        if self.progress:
+            from transformers import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss instead
+
+        started = time.perf_counter()
+        output = trainer.train()
+        runtime = time.perf_counter() - started
+
+        out = run_dir / ("adapter" if config.peft.enabled else "model")
+        trainer.model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        metrics = {"train_loss": float(output.training_loss), "global_step": float(trainer.state.global_step)}
+        if losses:
+            metrics["final_loss"] = float(losses[-1])
+            metrics["first_loss"] = float(losses[0])
+        return TrainResult(
+            adapter_dir=out,
+            metrics=metrics,
+            log_history=list(trainer.state.log_history),
+            device=device,
+            train_runtime_s=runtime,
+        )
+
+    # -- one builder per algorithm ----------------------------------------------------------
+
+    def _sft_trainer(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, device: str, tokenizer: Any, model: Any
+    ) -> Any:
+        from datasets import Dataset
+        from trl import SFTConfig, SFTTrainer
+
+        # prompt/completion rows: TRL masks the prompt tokens (label -100), so loss is on the response only.
+        rows = [
+            {"prompt": render_prompt(config.data.template, tokenizer, r), "completion": r["response"]}
+            for r in dataset.train
+        ]
+        args = SFTConfig(
+            **common_args(config, run_dir, device),
+            max_length=config.max_length,
+            completion_only_loss=True,
+            dataset_num_proc=None,
+        )
+        return SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+        )

@@ -1,0 +1,47 @@
+"""A rich progress bar with the running loss, as a transformers TrainerCallback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+class RichProgressCallback(TrainerCallback):
+    """Shows ``step/max_steps``, elapsed time and the last logged loss; prints nothing off the main process."""
+
+    def __init__(self, description: str = "training") -> None:
+        self.description = description
+        self._progress: Any = None
+        self._task: Any = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[loss]}"),
+            transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(
+            self.description, total=state.max_steps, completed=state.global_step, loss=""
+        )
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.global_step)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if self._progress is not None and logs and "loss" in logs:
+            self._progress.update(self._task, loss=f"loss {logs['loss']:.4f}")
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,77 @@
+"""``provenir reproduce``: check a manifest's inputs, replay the run, compare the weights.
+
+Before anything trains, the manifest must verify (hash, file form, signature), its embedded
+config must still resolve to the recorded ``config_hash`` under this Provenir version, and the
+dataset on disk must hash to the recorded ``dataset_hash``. Otherwise nothing runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provenir.core.config import RunConfig
+from provenir.core.errors import ReproducibilityError
+from provenir.core.manifest import RunManifest
+from provenir.data.loading import dataset_hash
+from provenir.train.runner import RunOptions, train
+
+
+@dataclass
+class Reproduction:
+    """The original manifest, the replay's manifest and how their results compare."""
+
+    original: RunManifest
+    replay: RunManifest
+    identical: bool
+    metric_deltas: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        """``bitwise identical`` or ``differs``."""
+        return "bitwise identical" if self.identical else "differs"
+
+
+def check_inputs(manifest: RunManifest) -> RunConfig:
+    """The config to replay, after checking that neither it nor the dataset changed."""
+    config = RunConfig.from_dict(manifest.config)
+    if config.config_hash() != manifest.config_hash:
+        raise ReproducibilityError(
+            f"config hash changed: the manifest's config now resolves to {config.config_hash()[:16]}…, "
+            f"recorded {manifest.config_hash[:16]}… (a Provenir upgrade changed config defaults?)"
+        )
+    current = dataset_hash(config.data.path)
+    if current != manifest.dataset_hash:
+        raise ReproducibilityError(
+            f"dataset changed: {config.data.path} hashes to {current[:16]}…, "
+            f"the manifest recorded {manifest.dataset_hash[:16]}…"
+        )
+    if config.data.eval_path and manifest.eval_dataset_hash:
+        current_eval = dataset_hash(config.data.eval_path)
+        if current_eval != manifest.eval_dataset_hash:
+            raise ReproducibilityError(
+                f"eval dataset changed: {config.data.eval_path} hashes to {current_eval[:16]}…, "
+                f"the manifest recorded {manifest.eval_dataset_hash[:16]}…"
+            )
+    return config
+
+
+def reproduce(manifest_file: str | os.PathLike[str], *, output_dir: str | None = None) -> Reproduction:
+    """Verify ``manifest_file``, replay its run with the same seed and compare adapter hashes."""
+    original, raw = RunManifest.load_with_text(manifest_file)
+    original.verify(raw=raw)
+    config = check_inputs(original)
+    if output_dir is not None:
+        config = config.model_copy(update={"output_dir": output_dir})
+    else:
+        # Replays land beside the original: <output_dir>/manifests/<id>.json -> <output_dir>.
+        config = config.model_copy(update={"output_dir": str(Path(manifest_file).resolve().parent.parent)})
+    replay = train(config, RunOptions(provenance=[*original.provenance, original.run_id], relation="reproduce"))
+    identical = original.adapter_hash is not None and original.adapter_hash == replay.adapter_hash
+    deltas = {
+        k: (original.metrics[k], replay.metrics[k])
+        for k in sorted(set(original.metrics) & set(replay.metrics))
+        if k != "train_runtime_s" and original.metrics[k] != replay.metrics[k]
+    }
+    return Reproduction(original, replay, identical, deltas)

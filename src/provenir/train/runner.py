@@ -1,0 +1,133 @@
+"""The run driver: config -> data -> backend.fit -> hashed outputs -> sealed manifest.
+
+Every backend goes through here, so every run, whatever trained it, leaves the same kind of
+manifest: config and dataset hashes, environment, output hashes, metrics and status. A run that
+fails still leaves a manifest (``status: failed`` and the error) so nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provenir.core.abstractions import TrainData, TrainingBackend, TrainResult
+from provenir.core.atomic import atomic_write_text
+from provenir.core.config import RunConfig
+from provenir.core.environment import capture_environment, git_state
+from provenir.core.errors import BackendError, ProvenirError
+from provenir.core.hashing import sha256_file
+from provenir.core.manifest import RunManifest, manifest_path, new_run_id, run_dir, utc_now
+from provenir.plugins.registry import PluginRegistry
+
+#: Weight files, in order of preference, whose hash is the run's ``adapter_hash``.
+WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "adapter_model.bin", "stub_adapter.bin")
+
+
+@dataclass
+class RunOptions:
+    """Options of one invocation that are not part of the (hashed) config."""
+
+    provenance: list[str] | None = None
+    relation: str | None = None
+    run_id: str | None = None
+    backend: Any | None = None  # an already-built backend instance (tests, RLAIF callbacks)
+
+
+def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
+    """Train one run and return its sealed, saved manifest."""
+    opts = options or RunOptions()
+    data = _load_data(config)
+    backend = opts.backend if opts.backend is not None else PluginRegistry.create("backend", config.backend)
+    run_id = opts.run_id or new_run_id()
+    rdir = run_dir(config.output_dir, run_id)
+    rdir.mkdir(parents=True, exist_ok=True)
+    config.to_yaml(rdir / "config.yaml")
+    git_sha, dirty = git_state()
+    manifest = RunManifest(
+        run_id=run_id,
+        name=config.name,
+        backend=config.backend,
+        algorithm=config.algorithm,
+        config_hash=config.config_hash(),
+        dataset_hash=data.dataset_hash or "",
+        eval_dataset_hash=data.eval_dataset_hash,
+        git_sha=git_sha,
+        git_dirty=dirty,
+        seed=config.seed,
+        provenance=list(opts.provenance or []),
+        relation=opts.relation,
+        config=config.model_dump(mode="json"),
+        data_path=config.data.path,
+        environment=capture_environment(),
+    )
+    path = manifest_path(config.output_dir, run_id)
+    manifest.seal(config.manifest.signing_key_path).save(path)
+    try:
+        result = call_fit(backend, config, data, rdir)
+    except BaseException as exc:
+        manifest.status = "failed"
+        manifest.error = f"{type(exc).__name__}: {exc}"[:2000]
+        manifest.finished_at = utc_now()
+        manifest.seal(config.manifest.signing_key_path).save(path)
+        if isinstance(exc, ProvenirError | KeyboardInterrupt):
+            raise
+        raise BackendError(f"run {run_id} failed: {type(exc).__name__}: {exc}") from exc
+    _record_result(manifest, result, rdir)
+    manifest.status = "completed"
+    manifest.finished_at = utc_now()
+    manifest.seal(config.manifest.signing_key_path).save(path)
+    return manifest
+
+
+def call_fit(backend: TrainingBackend, config: RunConfig, data: TrainData, rdir: Path) -> TrainResult:
+    """Call ``fit`` with ``run_dir`` when the backend accepts it (the seed's plugins may not)."""
+    fit = getattr(backend, "fit", None)
+    if not callable(fit):
+        raise BackendError(f"backend {config.backend!r} has no fit() method")
+    if "run_dir" in inspect.signature(fit).parameters:
+        result = fit(config, data, run_dir=rdir)
+    else:
+        result = fit(config, data)
+    if not isinstance(result, TrainResult):
+        raise BackendError(f"backend {config.backend!r} returned {type(result).__name__}, expected TrainResult")
+    return result
+
+
+def _load_data(config: RunConfig) -> TrainData:
+    from provenir.data.loading import load_train_data
+
+    return load_train_data(config)
+
+
+def _record_result(manifest: RunManifest, result: TrainResult, rdir: Path) -> None:
+    log_path = rdir / "train_log.jsonl"
+    atomic_write_text(log_path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in result.log_history))
+    outputs: dict[str, str] = {}
+    for base in [result.adapter_dir, log_path]:
+        if base is None:
+            continue
+        files = [base] if base.is_file() else sorted(f for f in Path(base).rglob("*") if f.is_file())
+        for f in files:
+            rel = f.resolve().relative_to(rdir.resolve()).as_posix() if _inside(f, rdir) else str(f.resolve())
+            outputs[rel] = sha256_file(f)
+    manifest.outputs = outputs
+    manifest.adapter_hash = next(
+        (h for name in WEIGHT_FILES for rel, h in sorted(outputs.items()) if rel.endswith("/" + name)), None
+    )
+    manifest.metrics = {k: float(v) for k, v in result.metrics.items()}
+    manifest.environment["device"] = result.device
+    manifest.resumed_from = result.resumed_from
+    if result.train_runtime_s is not None:
+        manifest.metrics["train_runtime_s"] = round(result.train_runtime_s, 3)
+    manifest.extra.update(result.extra)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
