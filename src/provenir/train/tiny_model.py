@@ -107,8 +107,11 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
-def build_tiny_model(out_dir: Path) -> None:
-    """Train the tokenizer, initialise and briefly pretrain the model, save both to ``out_dir``."""
+def build_tiny_model(out_dir: Path, pretrain_steps: int | None = None) -> None:
+    """Train the tokenizer, initialise and briefly pretrain the model, save both to ``out_dir``.
+
+    ``pretrain_steps`` overrides the recipe (tests of the build itself use a few steps).
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -156,9 +159,10 @@ def build_tiny_model(out_dir: Path) -> None:
     stream = torch.tensor(ids, dtype=torch.long)
     generator = torch.Generator().manual_seed(RECIPE["seed"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=RECIPE["pretrain_lr"], weight_decay=0.0)
-    steps = RECIPE["pretrain_steps"]
+    steps = RECIPE["pretrain_steps"] if pretrain_steps is None else pretrain_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / steps)
     model.train()
+    loss = torch.tensor(float("nan"))
     for _ in range(steps):
         starts = torch.randint(0, len(stream) - seq - 1, (RECIPE["pretrain_batch"],), generator=generator)
         batch = torch.stack([stream[s : s + seq] for s in starts.tolist()])
@@ -173,5 +177,5 @@ def build_tiny_model(out_dir: Path) -> None:
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     (out_dir / "provenir_recipe.json").write_text(
-        json.dumps({"recipe": RECIPE, "final_pretrain_loss": float(loss), "recipe_hash": recipe_hash()}, indent=2)
+        json.dumps({"recipe": RECIPE, "final_pretrain_loss": loss.item(), "recipe_hash": recipe_hash()}, indent=2)
     )

@@ -149,8 +149,8 @@ class TRLBackend:
         self.callbacks = list(callbacks or [])
         self.progress = progress
 
-    def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
-        """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs."""
+    def build_trainer(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> tuple[Any, Any, str]:
+        """``(trainer, tokenizer, device)`` ready to ``train()``; seeds every RNG first."""
         from provenir.train.seed import set_seed
         from provenir.train.tiny_model import resolve_model_path
 
@@ -165,16 +165,19 @@ class TRLBackend:
         trainer = builders[config.algorithm](config, dataset, run_dir, device, tokenizer, model)
         callbacks = list(self.callbacks)
         if self.progress:
+            from transformers import PrinterCallback
+
             from provenir.train.progress import RichProgressCallback
 
+            trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss instead
             callbacks.append(RichProgressCallback(f"{config.algorithm} {config.name}"))
         for cb in callbacks:
             trainer.add_callback(cb)
-        if self.progress:
-            from transformers import PrinterCallback
+        return trainer, tokenizer, device
 
-            trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss instead
-
+    def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
+        """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs."""
+        trainer, tokenizer, device = self.build_trainer(config, dataset, run_dir)
         started = time.perf_counter()
         output = trainer.train()
         runtime = time.perf_counter() - started

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from provenir.core.atomic import atomic_write_bytes
+from provenir.core.errors import DataError
+from provenir.core.hashing import canonical_json, sha256_file, sha256_json, sha256_path, sha256_rows
+
+
+def test_file_hash_equals_hashlib_across_chunk_boundaries(tmp_path: Path) -> None:
+    data = bytes(range(256)) * (4096 * 3 + 17)  # > 3 MiB, not a multiple of the chunk size
+    f = tmp_path / "blob"
+    f.write_bytes(data)
+    assert sha256_file(f) == hashlib.sha256(data).hexdigest()
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    assert sha256_file(empty) == hashlib.sha256(b"").hexdigest()
+
+
+def test_canonical_json_is_order_independent() -> None:
+    assert canonical_json({"b": 1, "a": [1, 2]}) == b'{"a":[1,2],"b":1}'
+    assert sha256_json({"x": 1, "y": 2}) == sha256_json({"y": 2, "x": 1})
+
+
+def test_folder_hash_detects_add_edit_rename(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.jsonl").write_text("1\n")
+    (d / "sub" / "b.jsonl").write_text("2\n")
+    h0 = sha256_path(d)
+    (d / "a.jsonl").write_text("1\n ")
+    h1 = sha256_path(d)
+    (d / "a.jsonl").rename(d / "c.jsonl")
+    h2 = sha256_path(d)
+    (d / "new").write_text("")
+    h3 = sha256_path(d)
+    assert len({h0, h1, h2, h3}) == 4
+    with pytest.raises(DataError):
+        sha256_path(tmp_path / "missing")
+
+
+def test_rows_hash_depends_on_content_and_order() -> None:
+    rows = [{"prompt": "a", "response": "b"}, {"prompt": "c", "response": "d"}]
+    assert sha256_rows(rows) == sha256_rows([{"response": "b", "prompt": "a"}, {"prompt": "c", "response": "d"}])
+    assert sha256_rows(rows) != sha256_rows(list(reversed(rows)))
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.json"
+    atomic_write_bytes(target, b"old")
+
+    def boom(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("provenir.core.atomic.os.replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp file left behind
