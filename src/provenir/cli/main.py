@@ -18,6 +18,7 @@ from provenir.core.errors import ProvenirError
 COMMAND_MODULES: tuple[str, ...] = (
     "provenir.cli.train_commands",
     "provenir.cli.manifest_commands",
+    "provenir.cli.eval_commands",
 )
 
 EXIT_USAGE = 2

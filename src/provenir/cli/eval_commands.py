@@ -1,0 +1,72 @@
+"""``provenir eval``: score a trained run, or a predictions file, with confidence intervals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``eval`` command to ``app``."""
+
+    @app.command("eval")
+    def eval_command(
+        manifest: Annotated[
+            Path | None, typer.Argument(help="Run manifest (artifacts/manifests/<run_id>.json) to evaluate.")
+        ] = None,
+        data: Annotated[
+            str | None,
+            typer.Option(help="Dataset file (JSONL/JSON/CSV/Parquet or builtin:<name>); default: the run's eval data."),
+        ] = None,
+        predictions: Annotated[
+            Path | None, typer.Option(help="JSONL predictions to score against --data instead of a run's model.")
+        ] = None,
+        metrics: Annotated[
+            str | None, typer.Option(help="Comma-separated metric names (default: the run's eval.metrics).")
+        ] = None,
+        out: Annotated[Path | None, typer.Option(help="Where to write eval.json for --predictions.")] = None,
+        baseline: Annotated[
+            Path | None, typer.Option(help="Baseline eval.json: run the regression gate against it.")
+        ] = None,
+        tolerance: Annotated[float, typer.Option(help="Regression gate tolerance.")] = 0.02,
+        relative: Annotated[bool, typer.Option(help="Tolerance is relative to the baseline value.")] = False,
+        max_new_tokens: Annotated[int | None, typer.Option(help="Tokens generated per prompt.")] = None,
+        batch_size: Annotated[int, typer.Option(help="Prompts generated per batch.")] = 8,
+        device: Annotated[str | None, typer.Option(help="cpu | cuda | auto (default: the run's device).")] = None,
+        attach: Annotated[bool, typer.Option(help="Attach the summary to the run's manifest.")] = True,
+    ) -> None:
+        """Print a metrics table with confidence intervals and save eval.json.
+
+        With a MANIFEST, loads the run's base model and adapter, generates on the eval data,
+        writes eval.json into the run folder and attaches the summary to the (re-sealed)
+        manifest. With --predictions and --data, scores the file without any model.
+        """
+        from provenir.core.errors import EvaluationError
+        from provenir.eval.harness import MultiMetricEvaluator
+        from provenir.eval.run_evaluation import evaluate_predictions_file, evaluate_run
+
+        names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+        if predictions is not None:
+            if manifest is not None or data is None:
+                raise EvaluationError("--predictions needs --data and no MANIFEST argument")
+            result = evaluate_predictions_file(
+                predictions, data, evaluator=MultiMetricEvaluator(names, keep_predictions=True)
+            )
+            where = result.save(out or predictions.with_name("eval.json"))
+        elif manifest is not None:
+            result, where = evaluate_run(
+                manifest, data_path=data, metrics=names, max_new_tokens=max_new_tokens,
+                batch_size=batch_size, device=device, attach=attach,
+            )
+        else:
+            raise EvaluationError("give a run MANIFEST to evaluate, or --predictions with --data")
+        typer.echo(result.format_table())
+        typer.echo(f"wrote {where}")
+        if baseline is not None:
+            from provenir.eval.harness import EvalResult
+            from provenir.eval.regression import RegressionGate
+
+            gate = RegressionGate(tolerance, mode="relative" if relative else "absolute")
+            typer.echo(gate.check(result, EvalResult.load(baseline)).message())

@@ -1,0 +1,186 @@
+"""Evaluate a trained run or a predictions file, and record the result with the run.
+
+Two entry points, both used by ``provenir eval``:
+
+* :func:`evaluate_predictions_file`: a JSONL file of predictions against a dataset file, no model.
+* :func:`evaluate_run`: load a run's base model plus its adapter, generate on the eval data,
+  score, write ``<output_dir>/runs/<run_id>/eval.json`` and attach the summary to the manifest
+  (:func:`attach_to_manifest`).
+
+Reading a run needs the training stack (tokenizer and model loading, prompt rendering,
+the built-in model id): those are imported inside :func:`evaluate_run` only, so this module
+and the metrics stay importable without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from provenir.core.errors import EvaluationError, ManifestTamperedError
+from provenir.core.hashing import sha256_file
+from provenir.core.manifest import RunManifest, run_dir
+from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
+
+__all__ = ["attach_to_manifest", "evaluate_predictions_file", "evaluate_run", "read_predictions"]
+
+#: Keys a JSONL predictions line may hold its text under, in order of precedence.
+PREDICTION_KEYS: tuple[str, ...] = ("prediction", "output", "completion")
+
+
+def read_predictions(path: str | os.PathLike[str]) -> list[str]:
+    """Predictions from a JSONL file, one per line, in dataset order.
+
+    Each line is either a JSON string (``"Paris"``) or an object whose text is under
+    ``prediction`` (or ``output``, or ``completion``). Blank lines are skipped.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise EvaluationError(f"predictions file not found: {p}")
+    out: list[str] = []
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EvaluationError(f"{p}: line {lineno} is not valid JSON ({exc.msg})") from None
+            if isinstance(value, dict):
+                key = next((k for k in PREDICTION_KEYS if k in value), None)
+                if key is None:
+                    raise EvaluationError(f"{p}: line {lineno} has none of the keys {', '.join(PREDICTION_KEYS)}")
+                value = value[key]
+            if not isinstance(value, str):
+                raise EvaluationError(f"{p}: line {lineno}: the prediction must be a string, got {type(value).__name__}")
+            out.append(value)
+    if not out:
+        raise EvaluationError(f"{p}: no predictions")
+    return out
+
+
+def evaluate_predictions_file(
+    predictions_path: str | os.PathLike[str],
+    data_path: str | os.PathLike[str],
+    *,
+    evaluator: MultiMetricEvaluator | None = None,
+) -> EvalResult:
+    """Score a predictions JSONL file against a dataset file (JSONL/JSON/CSV/Parquet, or ``builtin:<name>``).
+
+    Line ``i`` of the predictions pairs with row ``i`` of the dataset; the reference is read as
+    :class:`~provenir.eval.harness.MultiMetricEvaluator` documents (``references``,
+    ``reference`` or ``response``).
+    """
+    from provenir.data.loading import read_rows
+
+    predictions = read_predictions(predictions_path)
+    rows = read_rows(str(data_path))
+    if len(rows) != len(predictions):
+        raise EvaluationError(
+            f"{predictions_path} has {len(predictions)} predictions but {data_path} has {len(rows)} rows; "
+            "they must pair up line by line"
+        )
+    return (evaluator or MultiMetricEvaluator(keep_predictions=True)).evaluate(rows, predictions)
+
+
+def attach_to_manifest(manifest_path: str | os.PathLike[str], result: EvalResult, eval_path: Path | None = None) -> RunManifest:
+    """Set ``manifest.eval`` to the result's summary (and record ``eval.json``'s hash), then re-seal and save.
+
+    The manifest hash covers every field, so changing ``eval`` changes the hash: the manifest
+    is sealed again (and signed again when a signing key is configured). It is verified first,
+    so an evaluation is never attached to a manifest that was already tampered with.
+    """
+    manifest, raw = RunManifest.load_with_text(manifest_path)
+    check = manifest.check(raw=raw)
+    if not check.ok:
+        raise ManifestTamperedError(f"{manifest_path}: " + "; ".join(check.problems) + "; not attaching an evaluation")
+    manifest.eval = result.summary()
+    if eval_path is not None:
+        rdir = Path(manifest_path).resolve().parent.parent / "runs" / manifest.run_id
+        try:
+            rel = eval_path.resolve().relative_to(rdir.resolve()).as_posix()
+        except ValueError:
+            rel = str(eval_path.resolve())
+        manifest.outputs[rel] = sha256_file(eval_path)
+    key = (manifest.config.get("manifest") or {}).get("signing_key_path")
+    manifest.seal(signing_key=key)
+    manifest.save(manifest_path)
+    return manifest
+
+
+def evaluate_run(
+    manifest_path: str | os.PathLike[str],
+    *,
+    data_path: str | None = None,
+    metrics: Sequence[str] | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int = 8,
+    device: str | None = None,
+    attach: bool = True,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> tuple[EvalResult, Path]:
+    """Generate with a trained run's model (base + adapter) on its eval data and score it.
+
+    Data: ``data_path`` if given (rows as stored), else the run's own evaluation rows
+    (``data.eval_path`` or the ``data.eval_split`` hold-out, rebuilt exactly as in training).
+    Metrics default to the run's ``eval.metrics``; prompts are rendered with its template.
+    Writes ``eval.json`` into the run folder and, with ``attach``, the summary into the
+    manifest. Returns the result and the ``eval.json`` path.
+    """
+    from provenir.core.config import RunConfig
+    from provenir.data.loading import load_train_data, read_rows
+    from provenir.train.backends.trl_backend import load_model, load_tokenizer, render_prompt, resolve_device
+    from provenir.train.eval_callback import generate_predictions
+    from provenir.train.tiny_model import resolve_model_path
+
+    mpath = Path(manifest_path)
+    manifest, raw = RunManifest.load_with_text(mpath)
+    output_dir = mpath.resolve().parent.parent
+    rdir = run_dir(output_dir, manifest.run_id)
+    # Evaluate only what the manifest vouches for: the adapter must be the one it hashed.
+    manifest.verify(raw=raw, run_directory=rdir)
+    config = RunConfig.from_dict(manifest.config)
+    if device is not None:
+        config = config.model_copy(update={"device": device})
+
+    if data_path is not None:
+        rows = read_rows(data_path)
+    else:
+        rows = load_train_data(config).eval or []
+        if not rows:
+            raise EvaluationError(
+                f"run {manifest.run_id} has no evaluation data (no data.eval_path or data.eval_split); pass a dataset"
+            )
+    if any("prompt" not in r for r in rows):
+        raise EvaluationError("every evaluation row needs a 'prompt' to generate from")
+
+    weights = rdir / ("adapter" if config.peft.enabled else "model")
+    if not weights.is_dir():
+        raise EvaluationError(f"run {manifest.run_id} has no {weights.name} folder at {weights}")
+    dev = resolve_device(config)
+    tokenizer = load_tokenizer(str(weights))
+    if config.peft.enabled:
+        from peft import PeftModel
+
+        base = load_model(config, resolve_model_path(config.model_name_or_path), dev)
+        model = PeftModel.from_pretrained(base, str(weights))
+    else:
+        model = load_model(config, str(weights), dev)
+    model.to(dev)
+    prompts = [render_prompt(config.data.template, tokenizer, dict(r)) for r in rows]
+    predictions = generate_predictions(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens or config.eval.max_new_tokens, batch_size=batch_size
+    )
+    evaluator = MultiMetricEvaluator(
+        list(metrics or config.eval.metrics), n_bootstrap=n_bootstrap, seed=seed, keep_predictions=True
+    )
+    result = evaluator.evaluate(rows, predictions)
+    result.extra.update(run_id=manifest.run_id, data=data_path or "run eval split", template=config.data.template)
+    eval_path = result.save(rdir / EVAL_FILENAME)
+    if attach:
+        attach_to_manifest(mpath, result, eval_path)
+    return result, eval_path
+
