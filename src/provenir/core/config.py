@@ -91,6 +91,14 @@ class DataConfig(_Section):
     chosen_field: str = Field("chosen", description="Column holding the preferred response (DPO).")
     rejected_field: str = Field("rejected", description="Column holding the dispreferred response (DPO).")
     max_samples: int | None = Field(None, gt=0, description="Use only the first N rows (after loading).")
+    contamination_check: Literal["off", "warn", "refuse"] = Field(
+        "off",
+        description="Before training, look for eval rows whose n-grams occur in the training rows: "
+        "off, warn (log and go on) or refuse (stop with an error). Needs eval data (eval_path or eval_split).",
+    )
+    contamination_ngram: int = Field(
+        13, ge=1, description="Words per n-gram for the contamination check (13 as in GPT-3's decontamination)."
+    )
 
 
 class EvalConfig(_Section):

@@ -1,18 +1,28 @@
 """Load a training dataset, map its columns to canonical names, and validate every row.
 
+Sources: a local JSONL / JSON / CSV / Parquet file, a folder of them, ``builtin:<name>``, or a
+Hugging Face hub id (``owner/name``, its ``train`` split, through ``datasets.load_dataset``).
+
 Canonical columns by schema:
 
 * ``sft``: ``prompt``, ``response`` (+ ``system``)
 * ``preference``: ``prompt``, ``chosen``, ``rejected`` (+ ``system``)
 * ``prompt``: ``prompt`` (+ ``reference``, ``system``) — GRPO and generation
 
-Errors name the file, the row (1-based) and the column, e.g.
+Errors name the file, the row (1-based, within that file) and the column, e.g.
 ``data.jsonl: row 17: column 'response' is null``.
+
+Hashes: a local file or folder is hashed over its bytes, streamed (:func:`provenir.core.hashing.sha256_path`);
+a hub dataset over its rows' canonical JSON (:func:`provenir.core.hashing.sha256_rows`). The same
+function serves ``provenir data inspect`` and the run manifest, so the two always agree.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +41,21 @@ BUILTIN_DATASETS: dict[str, str] = {
     "prompts-sample": "prompts_sample.jsonl",
 }
 _TABULAR = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+# owner/name or name, as the hub spells repository ids; anything else that does not exist is a missing path.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+@dataclass
+class LoadedRows:
+    """Raw rows of a dataset, grouped by the file they came from, plus the dataset's hash."""
+
+    parts: list[tuple[str, list[dict[str, Any]]]]
+    dataset_hash: str
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row, in file order."""
+        return [row for _, rows in self.parts for row in rows]
 
 
 def resolve_data_path(path: str) -> str:
@@ -43,24 +68,49 @@ def resolve_data_path(path: str) -> str:
     return str(resources.files("provenir.data") / "builtin" / BUILTIN_DATASETS[name])
 
 
+def is_hub_id(path: str) -> bool:
+    """True when ``path`` names a hub dataset: no such local path, shaped like ``owner/name``, no file suffix."""
+    if path.startswith(BUILTIN_PREFIX) or Path(path).expanduser().exists():
+        return False
+    return bool(_HUB_ID.match(path)) and Path(path).suffix.lower() not in _TABULAR
+
+
 def dataset_hash(path: str) -> str:
-    """SHA-256 of a dataset file or folder (streamed), as recorded in the manifest."""
-    local = Path(resolve_data_path(path))
+    """SHA-256 of a dataset as recorded in the manifest: file/folder bytes (streamed) or hub rows."""
+    local = Path(resolve_data_path(path)).expanduser()
     if local.exists():
         return sha256_path(local)
+    if is_hub_id(path):
+        return sha256_rows(_read_hub(path))
+    raise DataError(f"dataset not found: {path}")
+
+
+def load_rows(path: str) -> LoadedRows:
+    """Read a dataset once: its rows per file and its hash (what :func:`load_train_data` uses)."""
+    local = Path(resolve_data_path(path)).expanduser()
+    if local.exists():
+        return LoadedRows(parts=_read_local(local), dataset_hash=sha256_path(local))
+    if is_hub_id(path):
+        rows = _read_hub(path)
+        return LoadedRows(parts=[(path, rows)], dataset_hash=sha256_rows(rows))
     raise DataError(f"dataset not found: {path}")
 
 
 def read_rows(path: str) -> list[dict[str, Any]]:
-    """Read every row of a local JSONL/JSON/CSV/Parquet file or folder of them."""
-    local = Path(resolve_data_path(path))
+    """Read every row of a local JSONL/JSON/CSV/Parquet file, a folder of them, or a hub dataset."""
+    return load_rows(path).rows
+
+
+def _read_local(local: Path) -> list[tuple[str, list[dict[str, Any]]]]:
     if local.is_dir():
-        files = sorted(f for f in local.rglob("*") if f.suffix.lower() in _TABULAR)
+        files = sorted(f for f in local.rglob("*") if f.is_file() and f.suffix.lower() in _TABULAR)
         if not files:
             raise DataError(f"{local}: folder has no .jsonl/.json/.csv/.parquet files")
-        return [row for f in files for row in read_rows(str(f))]
-    if not local.is_file():
-        raise DataError(f"dataset not found: {path}")
+        return [(str(f), _read_file(f)) for f in files]
+    return [(str(local), _read_file(local))]
+
+
+def _read_file(local: Path) -> list[dict[str, Any]]:
     suffix = local.suffix.lower()
     if suffix not in _TABULAR:
         raise DataError(f"{local}: unsupported file type {suffix or '(none)'}; use .jsonl, .json, .csv or .parquet")
@@ -82,9 +132,10 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DataError(f"{path}: line {lineno} is not UTF-8 text") from None
+                # utf-8-sig on the first line: editors on Windows often prepend a BOM.
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}: line {lineno} is not UTF-8 text (byte {exc.start + 1})") from None
             if not line.strip():
                 continue
             try:
@@ -99,15 +150,18 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+    if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of objects (or {{'data': [...]}})")
+    for i, row in enumerate(data, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: row {i} is a JSON {type(row).__name__}, expected an object")
     return data
 
 
@@ -115,15 +169,55 @@ def _read_with_datasets(path: Path, builder: str) -> list[dict[str, Any]]:
     import datasets
 
     if builder == "csv":
-        try:
-            path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError:
-            raise DataError(f"{path}: not UTF-8 text") from None
+        _check_utf8(path)
     try:
         ds = datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as exc:  # datasets wraps parser errors in many types
-        raise DataError(f"{path}: cannot read as {builder}: {str(exc).splitlines()[0]}") from None
+        raise DataError(f"{path}: cannot read as {builder}: {_first_line(exc)}") from None
     return ds.to_list()
+
+
+def _check_utf8(path: Path) -> None:
+    """Streamed UTF-8 check naming the line of the first bad byte (CSV text is otherwise decoded lazily)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: line {lineno} is not UTF-8 text") from None
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: ends in the middle of a UTF-8 character") from None
+
+
+def _read_hub(repo_id: str) -> list[dict[str, Any]]:
+    """The ``train`` split of a hub dataset, as rows; a clear error when it cannot be fetched."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(repo_id, split="train")
+    except Exception as exc:  # offline, missing, gated, or no train split: all need the same advice
+        raise DataError(
+            f"{repo_id!r} is not a local file or folder, and as a hub dataset it could not be loaded "
+            f"({_first_line(exc)}); without network access use a local file, or a copy already in the "
+            "Hugging Face cache with HF_DATASETS_OFFLINE=1"
+        ) from None
+    rows = ds.to_list()
+    if not rows:
+        raise DataError(f"hub dataset {repo_id!r}: the train split has no rows")
+    return rows
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- schema ----------------------------------------------------------------------------------------
 
 
 def _required_columns(schema: DataSchema, cfg: DataConfig) -> dict[str, str]:
@@ -133,6 +227,32 @@ def _required_columns(schema: DataSchema, cfg: DataConfig) -> dict[str, str]:
     if schema == "preference":
         return {"prompt": cfg.prompt_field, "chosen": cfg.chosen_field, "rejected": cfg.rejected_field}
     return {"prompt": cfg.prompt_field}
+
+
+def detect_schema(rows: Iterable[Mapping[str, Any]], cfg: DataConfig | None = None) -> DataSchema:
+    """Which schema the rows hold, from their columns: preference > sft > prompt-only.
+
+    Column names come from ``cfg`` (``prompt_field``, ...) or the canonical defaults.
+    """
+    from provenir.core.config import DataConfig
+
+    cfg = cfg or DataConfig()
+    first = next(iter(rows), None)
+    if first is None:
+        raise DataError("cannot detect the schema of a dataset with no rows")
+    columns = set(first)
+    for schema in ("preference", "sft", "prompt"):
+        if set(_required_columns(schema, cfg).values()) <= columns:  # type: ignore[arg-type]
+            return schema  # type: ignore[return-value]
+    raise DataError(
+        f"cannot tell what the data is: found column(s) {_names(columns)}; expected "
+        f"{cfg.prompt_field!r}+{cfg.response_field!r} (sft), "
+        f"{cfg.prompt_field!r}+{cfg.chosen_field!r}+{cfg.rejected_field!r} (preference) or {cfg.prompt_field!r} (prompt-only)"
+    )
+
+
+def _names(columns: Iterable[str]) -> str:
+    return ", ".join(repr(c) for c in sorted(columns)) or "none"
 
 
 def canonicalize(rows: list[dict[str, Any]], schema: DataSchema, cfg: DataConfig, source: str) -> list[dict[str, Any]]:
@@ -148,9 +268,16 @@ def canonicalize(rows: list[dict[str, Any]], schema: DataSchema, cfg: DataConfig
     present = set(rows[0]) if rows else set()
     missing = [src for src in required.values() if src not in present]
     if missing:
+        hint = ""
+        try:
+            detected = detect_schema(rows, cfg)
+            hint = f" (the data looks like {detected} data)" if detected != schema else ""
+        except DataError:
+            pass
         raise DataError(
             f"{source}: {schema} data needs column(s) {', '.join(repr(m) for m in missing)}; "
-            f"found {', '.join(repr(c) for c in sorted(present)) or 'none'}"
+            f"found {_names(present)}{hint}; map yours with data.prompt_field / response_field / chosen_field / "
+            "rejected_field"
         )
     out: list[dict[str, Any]] = []
     for i, row in enumerate(rows, start=1):
@@ -172,34 +299,52 @@ def canonicalize(rows: list[dict[str, Any]], schema: DataSchema, cfg: DataConfig
     return out
 
 
+def _canonicalize_parts(loaded: LoadedRows, schema: DataSchema, cfg: DataConfig) -> list[dict[str, Any]]:
+    # Per file, so a bad row in a folder is reported by its file and its row within that file.
+    return [row for source, rows in loaded.parts for row in canonicalize(rows, schema, cfg, source)]
+
+
 def schema_for(config: RunConfig) -> DataSchema:
     """The data schema an algorithm trains on."""
     return {"sft": "sft", "dpo": "preference", "grpo": "prompt"}[config.algorithm]  # type: ignore[return-value]
 
 
 def load_train_data(config: RunConfig) -> TrainData:
-    """Load, canonicalise and hash the training (and evaluation) data of a run."""
+    """Load, canonicalise and hash the training (and evaluation) data of a run.
+
+    When ``data.contamination_check`` is ``warn`` or ``refuse`` and there is evaluation data,
+    the eval rows are checked for n-gram overlap with the training rows here, before training.
+    """
     cfg = config.data
     schema = schema_for(config)
-    rows = canonicalize(read_rows(cfg.path), schema, cfg, cfg.path)
+    loaded = load_rows(cfg.path)
+    rows = _canonicalize_parts(loaded, schema, cfg)
     if cfg.max_samples is not None:
         rows = rows[: cfg.max_samples]
     eval_rows: list[dict[str, Any]] | None = None
     eval_hash: str | None = None
     if cfg.eval_path:
-        eval_rows = canonicalize(read_rows(cfg.eval_path), schema, cfg, cfg.eval_path)
-        eval_hash = dataset_hash(cfg.eval_path)
+        loaded_eval = load_rows(cfg.eval_path)
+        eval_rows = _canonicalize_parts(loaded_eval, schema, cfg)
+        eval_hash = loaded_eval.dataset_hash
     elif cfg.eval_split > 0:
         rows, eval_rows = split_rows(rows, cfg.eval_split, config.seed)
         eval_hash = sha256_rows(eval_rows)
-    return TrainData(
+    data = TrainData(
         train=rows,
         schema=schema,
         eval=eval_rows,
         path=cfg.path,
-        dataset_hash=dataset_hash(cfg.path),
+        dataset_hash=loaded.dataset_hash,
         eval_dataset_hash=eval_hash,
     )
+    mode = getattr(cfg, "contamination_check", "off")
+    if mode != "off" and eval_rows:
+        from provenir.data.contamination import enforce_contamination_policy, find_contamination
+
+        report = find_contamination(rows, eval_rows, n=cfg.contamination_ngram)
+        enforce_contamination_policy(report, mode)
+    return data
 
 
 def split_rows(rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -215,4 +360,3 @@ def split_rows(rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[
     train = [r for i, r in enumerate(rows) if i not in eval_idx]
     held = [r for i, r in enumerate(rows) if i in eval_idx]
     return train, held
-
