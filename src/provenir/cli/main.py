@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "provenir.cli.train_commands",
     "provenir.cli.manifest_commands",
     "provenir.cli.eval_commands",
+    "provenir.cli.data_commands",
 )
 
 EXIT_USAGE = 2

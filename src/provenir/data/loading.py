@@ -304,6 +304,37 @@ def _canonicalize_parts(loaded: LoadedRows, schema: DataSchema, cfg: DataConfig)
     return [row for source, rows in loaded.parts for row in canonicalize(rows, schema, cfg, source)]
 
 
+def inspect_dataset(path: str, sample: int = 3) -> dict[str, Any]:
+    """What ``provenir data inspect`` shows: rows, files, columns, schema, hash and the first rows.
+
+    When the columns match a schema every row is validated against it, so a null or empty field
+    is reported here (file and row number) rather than at training time.
+    """
+    loaded = load_rows(path)
+    rows = loaded.rows
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    try:
+        schema: str = detect_schema(rows)
+    except DataError:
+        schema = "unknown"
+    else:
+        from provenir.core.config import DataConfig
+
+        _canonicalize_parts(loaded, schema, DataConfig())  # type: ignore[arg-type]
+    return {
+        "path": path,
+        "rows": len(rows),
+        "files": len(loaded.parts),
+        "columns": list(columns),
+        "schema": schema,
+        "dataset_hash": loaded.dataset_hash,
+        # default=str: Parquet dates or bytes still print instead of failing the whole command.
+        "sample": [json.loads(json.dumps(r, default=str)) for r in rows[:sample]],
+    }
+
+
 def schema_for(config: RunConfig) -> DataSchema:
     """The data schema an algorithm trains on."""
     return {"sft": "sft", "dpo": "preference", "grpo": "prompt"}[config.algorithm]  # type: ignore[return-value]

@@ -182,6 +182,7 @@ class AlpacaTemplate:
     """
 
     name: str = "alpaca"
+    description: str = "Classic instruction tuning: ### Instruction: ... ### Response:"
     eos_token: str = "</s>"
     preamble: str = (
         "Below is an instruction that describes a task. Write a response that appropriately completes the request."
@@ -212,6 +213,7 @@ class ChatMLTemplate:
     """ChatML: ``<|im_start|>{role}\\n{content}<|im_end|>\\n`` per turn; no BOS; no default system."""
 
     name: str = "chatml"
+    description: str = "ChatML <|im_start|>role ... <|im_end|> (multi-turn, OpenAI-compatible)"
 
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
         system, turns = _split_system(messages)
@@ -234,6 +236,7 @@ class Llama3Template:
     """
 
     name: str = "llama3"
+    description: str = "Llama 3 Instruct: <|begin_of_text|>, header tokens, <|eot_id|>"
     bos_token: str = "<|begin_of_text|>"
 
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
@@ -262,6 +265,7 @@ class MistralTemplate:
     """
 
     name: str = "mistral"
+    description: str = "Mistral Instruct: <s> [INST] ... [/INST] answer</s>"
     bos_token: str = "<s>"
     eos_token: str = "</s>"
 
@@ -288,6 +292,7 @@ class Phi3Template:
     """
 
     name: str = "phi3"
+    description: str = "Microsoft Phi-3: <|user|> ... <|end|> <|assistant|>"
     eos_token: str = "<|endoftext|>"
 
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
@@ -309,6 +314,7 @@ class RawCompletionTemplate:
     """
 
     name: str = "raw_completion"
+    description: str = "Plain completion {prompt}{response}, no special tokens"
 
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
         system, turns = _split_system(messages)

@@ -1,0 +1,121 @@
+"""``provenir templates list|render`` and ``provenir data inspect|contamination``.
+
+Each command parses, calls one library function and prints; bad input raises a
+:class:`~provenir.core.errors.DataError` that ``provenir.cli.main`` turns into one line and exit 2.
+Output is printed without Rich markup because data and templates contain ``[INST]``-style brackets.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# markup=False: a template's "[/INST]" or a dataset's "[1]" must print as written, not as Rich tags.
+console = Console(soft_wrap=True, markup=False, highlight=False)
+
+EXIT_CONTAMINATED = 1
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the ``templates`` and ``data`` command groups to ``app``."""
+    templates_app = typer.Typer(help="Prompt templates: list and render.", no_args_is_help=True)
+    data_app = typer.Typer(help="Datasets: inspect, check eval contamination.", no_args_is_help=True)
+    app.add_typer(templates_app, name="templates")
+    app.add_typer(data_app, name="data")
+
+    @templates_app.command("list")
+    def templates_list() -> None:
+        """Registered prompt templates, with what each is for."""
+        from provenir.data.templates import TEMPLATE_REGISTRY
+
+        table = Table("name", "format")
+        for name in TEMPLATE_REGISTRY.list_names():
+            table.add_row(name, _first_doc_line(TEMPLATE_REGISTRY.get(name)))
+        table.add_row("tokenizer", "the model tokenizer's own chat_template (data.template: tokenizer)")
+        console.print(table)
+
+    @templates_app.command("render")
+    def templates_render(
+        name: Annotated[str, typer.Argument(help="Template name (see `provenir templates list`).")],
+        prompt: Annotated[str, typer.Option("--prompt", help="The user prompt.")],
+        system: Annotated[str | None, typer.Option("--system", help="Optional system prompt.")] = None,
+        response: Annotated[
+            str | None, typer.Option("--response", help="Optional answer; without it the text ends where generation starts.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print a JSON string (shows newlines as \\n).")] = False,
+    ) -> None:
+        """Render one record exactly as training would see it."""
+        from provenir.data.templates import TEMPLATE_REGISTRY
+
+        record: dict[str, Any] = {"prompt": prompt, "system": system, "response": response}
+        text = TEMPLATE_REGISTRY.format(name, record)
+        if as_json:
+            typer.echo(json.dumps({"template": name, "text": text}, ensure_ascii=False))
+        else:
+            typer.echo(text, nl=not text.endswith("\n"))
+
+    @data_app.command("inspect")
+    def data_inspect(
+        path: Annotated[str, typer.Argument(help="File, folder, hub id or builtin:<name>.")],
+        sample: Annotated[int, typer.Option("--sample", min=0, help="Rows to show.")] = 3,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    ) -> None:
+        """Rows, columns, detected schema (validated row by row), dataset hash and a sample."""
+        from provenir.data.loading import inspect_dataset
+
+        info = inspect_dataset(path, sample=sample)
+        if as_json:
+            typer.echo(json.dumps(info, ensure_ascii=False, sort_keys=True))
+            return
+        console.print(f"path     {info['path']}")
+        console.print(f"rows     {info['rows']}" + (f" in {info['files']} files" if info["files"] > 1 else ""))
+        console.print(f"columns  {', '.join(info['columns'])}")
+        console.print(f"schema   {info['schema']}")
+        console.print(f"sha256   {info['dataset_hash']}")
+        for i, row in enumerate(info["sample"], start=1):
+            console.print(f"row {i}    {json.dumps(row, ensure_ascii=False)}")
+
+    @data_app.command("contamination")
+    def data_contamination(
+        train: Annotated[str, typer.Argument(help="Training data (file, folder, hub id or builtin:<name>).")],
+        eval_data: Annotated[str, typer.Argument(metavar="EVAL", help="Evaluation data.")],
+        n: Annotated[int, typer.Option("--n", min=1, help="Words per n-gram.")] = 13,
+        fields: Annotated[
+            str | None, typer.Option("--fields", help="Comma-separated columns to compare (default: all text columns).")
+        ] = None,
+        limit: Annotated[int, typer.Option("--limit", min=0, help="Contaminated eval rows to list.")] = 20,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+        strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any eval row is contaminated.")] = False,
+    ) -> None:
+        """Eval rows that share an n-gram with the training data, with overlap counts."""
+        from provenir.data.contamination import find_contamination
+        from provenir.data.loading import read_rows
+
+        columns = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+        report = find_contamination(read_rows(train), read_rows(eval_data), n=n, fields=columns)
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(), sort_keys=True))
+        else:
+            console.print(report.summary())
+            if report.items and limit:
+                table = Table("eval row", "shared n-grams", "of", "fraction", "first train row")
+                for item in report.items[:limit]:
+                    table.add_row(
+                        str(item.eval_row), str(item.overlap), str(item.total), f"{item.fraction:.0%}", str(item.first_train_row)
+                    )
+                console.print(table)
+                if len(report.items) > limit:
+                    console.print(f"... and {len(report.items) - limit} more (--limit, --json)")
+        if strict and report.items:
+            raise typer.Exit(EXIT_CONTAMINATED)
+
+
+def _first_doc_line(obj: Any) -> str:
+    if isinstance(getattr(obj, "description", None), str):
+        return obj.description
+    doc = (type(obj).__doc__ or "").strip()
+    return doc.splitlines()[0].rstrip(":") if doc else type(obj).__name__
