@@ -1,0 +1,82 @@
+"""``provenir eval``: a predictions file without a model, and a trained run with its adapter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from provenir.cli.main import main
+from provenir.core.manifest import RunManifest, run_dir
+from provenir.eval.harness import EvalResult
+
+
+def _cli(args: list[str]) -> int:
+    """Run the CLI in-process; the exit code (typer exits 0 on success too)."""
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def _write_jsonl(path: Path, rows: list[object]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_predictions_file_against_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _write_jsonl(tmp_path / "data.jsonl", [
+        {"prompt": "a", "response": "Paris"}, {"prompt": "b", "response": "green grass"}, {"prompt": "c", "response": "4"},
+    ])
+    preds = _write_jsonl(tmp_path / "preds.jsonl", [{"prediction": "paris"}, "grass is green", {"output": "5"}])
+    assert _cli(["eval", "--predictions", str(preds), "--data", str(data), "--metrics", "exact_match,token_f1"]) == 0
+    out = capsys.readouterr().out
+    assert "exact_match" in out and "wilson" in out and "bootstrap" in out
+    result = EvalResult.load(tmp_path / "eval.json")
+    assert result.metrics["exact_match"].scores == [1.0, 0.0, 0.0]
+    assert result.predictions == ["paris", "grass is green", "5"]
+
+    # Gate against a better baseline: one line, exit code 2.
+    better = _write_jsonl(tmp_path / "better.jsonl", ["paris", "green grass", "4"])
+    assert _cli(["eval", "--predictions", str(better), "--data", str(data), "--out", str(tmp_path / "base.json")]) == 0
+    capsys.readouterr()
+    assert _cli(["eval", "--predictions", str(preds), "--data", str(data), "--baseline", str(tmp_path / "base.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: regression gate tripped: ") and err.count("\n") == 1
+    assert "exact_match dropped 0.6667 (1.0000 -> 0.3333" in err
+
+
+def test_mismatched_lengths_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _write_jsonl(tmp_path / "data.jsonl", [{"prompt": "a", "response": "x"}])
+    preds = _write_jsonl(tmp_path / "preds.jsonl", ["x", "y"])
+    assert _cli(["eval", "--predictions", str(preds), "--data", str(data)]) == 2
+    assert "2 predictions but" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_trained_run_is_evaluated_and_attached_to_the_manifest(
+    tiny_model_path: Path, artifacts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from provenir.core.config import RunConfig
+    from provenir.train.runner import train
+
+    config = RunConfig.from_dict({
+        "name": "eval-cli", "output_dir": str(artifacts), "max_steps": 1, "batch_size": 4,
+        "peft": {"rank": 4, "alpha": 8}, "data": {"max_samples": 16, "eval_split": 0.25},
+    })
+    manifest = train(config)
+    mpath = artifacts / "manifests" / f"{manifest.run_id}.json"
+    old_hash = manifest.manifest_hash
+    assert _cli(["eval", str(mpath), "--max-new-tokens", "4"]) == 0
+    assert "exact_match" in capsys.readouterr().out
+
+    eval_path = run_dir(artifacts, manifest.run_id) / "eval.json"
+    result = EvalResult.load(eval_path)
+    assert result.n == 4 and len(result.predictions or []) == 4
+    after, raw = RunManifest.load_with_text(mpath)
+    assert after.eval == result.summary()
+    assert after.manifest_hash != old_hash  # re-sealed because its content changed
+    assert "eval.json" in after.outputs
+    after.verify(raw=raw, run_directory=run_dir(artifacts, manifest.run_id))
