@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "provenir.cli.manifest_commands",
     "provenir.cli.eval_commands",
     "provenir.cli.data_commands",
+    "provenir.cli.governance_commands",
 )
 
 EXIT_USAGE = 2

@@ -1,0 +1,195 @@
+"""``provenir audit`` (list, ``verify``, ``repair``), ``provenir scan`` and ``provenir model-card``.
+
+Each command parses, calls one governance function and prints; errors are Provenir errors that
+:mod:`provenir.cli.main` turns into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEFAULT_AUDIT_DIR = Path("artifacts") / "audit"
+
+AuditDir = Annotated[Path, typer.Option("--dir", help="Audit folder (default: artifacts/audit).")]
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``audit``, ``scan`` and ``model-card`` to ``app``."""
+    audit_app = typer.Typer(
+        help="List the audit log (newest first); `verify` checks its hash chain, `repair` fixes a torn last line.",
+        no_args_is_help=False,
+    )
+
+    @audit_app.callback(invoke_without_command=True)
+    def audit_list(
+        ctx: typer.Context,
+        directory: AuditDir = DEFAULT_AUDIT_DIR,
+        run_id: Annotated[str | None, typer.Option(help="Only this run.")] = None,
+        event: Annotated[str | None, typer.Option(help="Only this event name.")] = None,
+        actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
+        since: Annotated[str | None, typer.Option(help="From this ISO-8601 time (inclusive).")] = None,
+        until: Annotated[str | None, typer.Option(help="Before this ISO-8601 time.")] = None,
+        limit: Annotated[int, typer.Option(help="Records per page (1-10000).")] = 50,
+        cursor: Annotated[int | None, typer.Option(help="Continue from a previous page's next cursor.")] = None,
+        oldest_first: Annotated[bool, typer.Option("--oldest-first", help="Oldest records first.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the page as JSON.")] = False,
+    ) -> None:
+        """List audit events, filtered and paginated without reading the whole log."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from provenir.governance.audit import AuditReader
+
+        page = AuditReader(directory).query(
+            run_id=run_id,
+            event=event,
+            actor=actor,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            order="asc" if oldest_first else "desc",
+        )
+        if as_json:
+            typer.echo(json.dumps(page.to_dict(), sort_keys=True))
+            return
+        for r in page.records:
+            fields = json.dumps(r.fields, sort_keys=True, ensure_ascii=False)
+            typer.echo(f"{r.seq:>7}  {r.timestamp}  {r.event:<24} {r.actor:<16} {r.run_id or '-':<36}  {fields}")
+        shown = f"{len(page.records)} record(s) of {page.total}"
+        more = f"; next page: --cursor {page.next_cursor}" if page.next_cursor is not None else ""
+        typer.echo(f"-- {shown}{more}", err=True)
+
+    @audit_app.command("verify")
+    def audit_verify(
+        directory: AuditDir = DEFAULT_AUDIT_DIR,
+        head: Annotated[
+            str | None, typer.Option(help="Anchored head SEQ:HASH recorded elsewhere; detects cut-off records.")
+        ] = None,
+    ) -> None:
+        """Check the whole hash chain; exit 2 with the problems if it is broken or torn."""
+        from provenir.core.errors import GovernanceError
+        from provenir.governance.audit import AuditLogger
+
+        expected = None
+        if head is not None:
+            seq, _, digest = head.partition(":")
+            if not seq.isdigit() or len(digest) != 64:
+                raise GovernanceError(f"invalid --head {head!r}: expected SEQ:SHA256 as printed by `audit verify`")
+            expected = (int(seq), digest)
+        logger = AuditLogger(directory)
+        result = logger.check(expected_head=expected)
+        for problem in result.problems:
+            typer.echo(f"  - {problem}", err=True)
+        logger.verify(expected_head=expected)  # raises the one-line error when anything is wrong
+        typer.echo(f"ok: {result.records} records, chain intact; head {result.head_seq}:{result.head_hash}")
+
+    @audit_app.command("repair")
+    def audit_repair(directory: AuditDir = DEFAULT_AUDIT_DIR) -> None:
+        """Complete or cut off a torn last line (saved aside first); never touches good records."""
+        from provenir.governance.audit import AuditLogger
+
+        result = AuditLogger(directory).repair()
+        messages = {
+            "none": "nothing to repair: the last line is complete",
+            "completed_newline": "the last record was intact but lacked its newline: completed",
+            "truncated": f"removed a torn last line ({result.removed_bytes} bytes, saved to {result.saved_to})",
+        }
+        typer.echo(messages[result.action])
+
+    app.add_typer(audit_app, name="audit")
+
+    @app.command("scan")
+    def scan_command(
+        dataset: Annotated[str, typer.Argument(help="Dataset file (.jsonl, .json or .csv).")],
+        mask: Annotated[
+            Path | None, typer.Option(help="Write a masked copy (PII and secrets -> <TYPE_n>) to this file.")
+        ] = None,
+        pii: Annotated[bool, typer.Option(help="Scan for PII.")] = True,
+        secrets: Annotated[bool, typer.Option(help="Scan for secrets.")] = True,
+        region: Annotated[str, typer.Option(help="Country for phone numbers written without +.")] = "US",
+        as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary.")] = False,
+        audit_dir: Annotated[
+            Path | None, typer.Option(help="Also record the scan in this audit folder.")
+        ] = None,
+    ) -> None:
+        """Scan DATASET for PII and secrets; optionally write a masked copy."""
+        from provenir.governance.scanners import masker_for, scan_dataset
+
+        summary = scan_dataset(dataset, pii=pii, secrets=secrets, default_region=region)
+        if mask is not None:
+            masker_for(secrets=secrets, default_region=region).mask_file(dataset, str(mask))
+            summary.action = "masked"
+        data = summary.to_dict(max_findings=20)
+        if audit_dir is not None:
+            from provenir.governance.audit import AuditLogger
+
+            AuditLogger(audit_dir).log(
+                "dataset_scanned",
+                dataset=str(dataset),
+                has_pii=data["has_pii"],
+                has_secrets=data["has_secrets"],
+                pii_counts=(data["pii"] or {}).get("counts"),
+                secret_counts=(data["secrets"] or {}).get("counts"),
+                masked_to=str(mask) if mask else None,
+            )
+        if as_json:
+            typer.echo(json.dumps(data, sort_keys=True))
+        else:
+            typer.echo(f"rows scanned: {summary.rows_scanned}")
+            if summary.pii is not None:
+                found = {k: v for k, v in summary.pii.counts.items() if v}
+                typer.echo(f"PII: {', '.join(f'{k}={v}' for k, v in found.items()) or 'none found'}")
+            if summary.secrets is not None:
+                found = summary.secrets.counts
+                typer.echo(f"secrets: {', '.join(f'{k}={v}' for k, v in found.items()) or 'none found'}")
+            if mask is not None:
+                typer.echo(f"masked copy written to {mask}")
+
+    @app.command("model-card")
+    def model_card_command(
+        manifest: Annotated[Path, typer.Option(help="Run manifest: artifacts/manifests/<run_id>.json.")],
+        out: Annotated[
+            Path | None,
+            typer.Option(help="Card file (.md) or folder; default <output_dir>/runs/<run_id>/MODEL_CARD.md."),
+        ] = None,
+        eval_file: Annotated[
+            Path | None,
+            typer.Option("--eval", help="eval.json to report (default: the run's eval.json, else the manifest's eval)."),
+        ] = None,
+        license: Annotated[str | None, typer.Option(help="License id for the card metadata.")] = None,
+        no_audit: Annotated[bool, typer.Option("--no-audit", help="Do not record the event in <output_dir>/audit.")] = False,
+    ) -> None:
+        """Generate a Hugging Face model card from a run manifest."""
+        from provenir.core.errors import GovernanceError
+        from provenir.core.manifest import RunManifest, run_dir
+        from provenir.governance.model_card import DEFAULT_CARD_NAME, ModelCardGenerator
+
+        loaded = RunManifest.load(manifest)
+        # <output_dir>/manifests/<run_id>.json -> <output_dir>
+        output_dir = manifest.resolve().parent.parent
+        run_folder = run_dir(output_dir, loaded.run_id)
+        eval_result = None
+        candidate = eval_file or (run_folder / "eval.json")
+        if eval_file is not None or candidate.is_file():
+            try:
+                eval_result = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise GovernanceError(f"{candidate}: cannot read evaluation results ({exc})") from None
+        card = ModelCardGenerator(license=license).generate(manifest, eval_result)
+        if out is None:
+            written = card.save_in(run_folder, DEFAULT_CARD_NAME)
+        elif out.is_dir():
+            written = card.save_in(out, DEFAULT_CARD_NAME)
+        else:
+            written = card.save(out)
+        if not no_audit:
+            from provenir.governance.audit import AuditLogger
+
+            AuditLogger(output_dir / "audit").log(
+                "model_card_generated", run_id=loaded.run_id, path=str(written), manifest_hash=loaded.manifest_hash
+            )
+        typer.echo(f"model card written to {written}")
