@@ -143,6 +143,7 @@ class RunConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     max_length: int = Field(512, gt=0, description="Maximum tokens per training example (longer ones are truncated).")
+    gradient_checkpointing: bool = Field(True, description="Recompute activations in backward: less memory, ~20% slower.")
     logging_steps: int = Field(1, gt=0, description="Log loss every N steps.")
     save_steps: int | None = Field(None, gt=0, description="Write a resumable checkpoint every N steps.")
     beta: float = Field(0.1, gt=0, description="DPO / GRPO KL coefficient.")

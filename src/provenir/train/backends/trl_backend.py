@@ -126,6 +126,7 @@ def common_args(config: RunConfig, run_dir: Path, device: str) -> dict[str, Any]
         "weight_decay": config.weight_decay,
         "max_grad_norm": config.max_grad_norm,
         "logging_steps": config.logging_steps,
+        "gradient_checkpointing": config.gradient_checkpointing,
         "save_strategy": "steps" if config.save_steps else "no",
         "save_steps": config.save_steps or 500,
         "seed": config.seed,
@@ -178,15 +179,19 @@ class TRLBackend:
     def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
         """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs."""
         trainer, tokenizer, device = self.build_trainer(config, dataset, run_dir)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         output = trainer.train()
-        runtime = time.perf_counter() - started
+        runtime, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 
         out = run_dir / ("adapter" if config.peft.enabled else "model")
         trainer.model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-        metrics = {"train_loss": float(output.training_loss), "global_step": float(trainer.state.global_step)}
+        metrics = {
+            "train_loss": float(output.training_loss),
+            "global_step": float(trainer.state.global_step),
+            "train_cpu_s": round(cpu, 3),
+        }
         if losses:
             metrics["final_loss"] = float(losses[-1])
             metrics["first_loss"] = float(losses[0])
