@@ -44,7 +44,9 @@ def main() -> None:
     eval_rows = [
         {"prompt": p, "response": r}
         for p, r in zip(
-            sentences(rng, eval_vocab, args.eval_rows, 10, 30), sentences(rng, eval_vocab, args.eval_rows, 15, 45), strict=True
+            sentences(rng, eval_vocab, args.eval_rows, 10, 30),
+            sentences(rng, eval_vocab, args.eval_rows, 15, 45),
+            strict=True,
         )
     ]
     planted = sorted(rng.sample(range(args.eval_rows), args.planted))

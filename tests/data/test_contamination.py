@@ -17,7 +17,8 @@ from provenir.data.contamination import (
     find_contamination,
 )
 
-WORDS = "the model was trained on a large corpus of public text and evaluated on held out questions".split()
+SENTENCE_TEXT = "the model was trained on a large corpus of public text and evaluated on held out questions"
+WORDS = SENTENCE_TEXT.split(" ")
 SENTENCE = " ".join(WORDS)  # 17 words
 
 
@@ -67,7 +68,10 @@ def test_matches_brute_force_on_random_data(n: int, monkeypatch: pytest.MonkeyPa
 
 
 def test_finds_a_copy_despite_case_and_punctuation() -> None:
-    train = [{"prompt": "hello", "response": "nothing"}, {"prompt": "Intro: " + SENTENCE.upper().replace(" ", ",  ") + "!"}]
+    train = [
+        {"prompt": "hello", "response": "nothing"},
+        {"prompt": "Intro: " + SENTENCE.upper().replace(" ", ",  ") + "!"},
+    ]
     report = find_contamination(train, [{"prompt": SENTENCE}, {"prompt": "short"}], n=13)
     assert as_tuples(report) == [(1, 5, 5, 2)]
     assert report.train_rows == 2 and report.eval_rows == 2 and report.eval_checked == 1
@@ -87,7 +91,12 @@ def test_ngrams_never_cross_fields_or_rows() -> None:
     split_rows = [{"prompt": "a " + head}, {"prompt": tail + " b"}]
     for train in (split_fields, split_rows):
         assert find_contamination(train, [{"prompt": " ".join(WORDS[:13])}], n=13).items == []
-    assert find_contamination([{"prompt": head + " " + tail}], [{"prompt": " ".join(WORDS[:13])}], n=13).contaminated == 1
+    assert (
+        find_contamination(
+            [{"prompt": head + " " + tail}], [{"prompt": " ".join(WORDS[:13])}], n=13
+        ).contaminated
+        == 1
+    )
 
 
 def test_fields_and_chat_messages() -> None:
@@ -95,7 +104,9 @@ def test_fields_and_chat_messages() -> None:
     evals = [{"prompt": "y", "response": SENTENCE}]
     assert find_contamination(train, evals, n=13).contaminated == 1
     assert find_contamination(train, evals, n=13, fields=["prompt"]).contaminated == 0
-    chat = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": SENTENCE}], "id": 7}]
+    chat = [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": SENTENCE}], "id": 7}
+    ]
     assert find_contamination(chat, evals, n=13).contaminated == 1
 
 

@@ -53,7 +53,9 @@ def test_data_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_data_contamination(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    train = write_jsonl(tmp_path / "t.jsonl", [{"prompt": "q", "response": LONG}, {"prompt": "r", "response": "s"}])
+    train = write_jsonl(
+        tmp_path / "t.jsonl", [{"prompt": "q", "response": LONG}, {"prompt": "r", "response": "s"}]
+    )
     held = write_jsonl(tmp_path / "e.jsonl", [{"prompt": "new question", "response": "x"}, {"prompt": LONG}])
     code, out, _ = run(["data", "contamination", str(train), str(held)], capsys)
     assert code == 0 and out.startswith("1 of 1 checkable eval rows (100.0%) share a 13-gram")
@@ -67,12 +69,25 @@ def test_data_contamination(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["templates", "render", "nope", "--prompt", "x"], "error: unknown template 'nope'; available: alpaca, chatml, llama3, mistral, phi3, raw_completion"),
+        (
+            ["templates", "render", "nope", "--prompt", "x"],
+            "error: unknown template 'nope'; available: alpaca, chatml, llama3, mistral, phi3, "
+            "raw_completion",
+        ),
         (["data", "inspect", "{tmp}/missing.jsonl"], "error: dataset not found: {tmp}/missing.jsonl"),
-        (["data", "inspect", "{tmp}/bad.jsonl"], "error: {tmp}/bad.jsonl: line 2 is not UTF-8 text (byte 13)"),
+        (
+            ["data", "inspect", "{tmp}/bad.jsonl"],
+            "error: {tmp}/bad.jsonl: line 2 is not UTF-8 text (byte 13)",
+        ),
         (["data", "inspect", "{tmp}/empty.jsonl"], "error: {tmp}/empty.jsonl: file is empty"),
-        (["data", "inspect", "{tmp}/null.jsonl"], "error: {tmp}/null.jsonl: row 2: column 'response' is null"),
-        (["data", "contamination", "{tmp}/null.jsonl", "{tmp}/empty.jsonl"], "error: {tmp}/empty.jsonl: file is empty"),
+        (
+            ["data", "inspect", "{tmp}/null.jsonl"],
+            "error: {tmp}/null.jsonl: row 2: column 'response' is null",
+        ),
+        (
+            ["data", "contamination", "{tmp}/null.jsonl", "{tmp}/empty.jsonl"],
+            "error: {tmp}/empty.jsonl: file is empty",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -80,7 +95,9 @@ def test_bad_input_is_one_line_and_exit_2(
 ) -> None:
     (tmp_path / "bad.jsonl").write_bytes(b'{"prompt": "a"}\n{"prompt": "\xff"}\n')
     (tmp_path / "empty.jsonl").write_bytes(b"")
-    write_jsonl(tmp_path / "null.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c", "response": None}])
+    write_jsonl(
+        tmp_path / "null.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "c", "response": None}]
+    )
     code, out, err = run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
     assert code == 2 and out == ""
     assert err == message.replace("{tmp}", str(tmp_path)) + "\n"
@@ -92,6 +109,8 @@ def test_installed_entry_point_exits_2(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("provenir")
     if not exe.exists():
         pytest.skip("provenir console script is not installed in this environment")
-    proc = subprocess.run([str(exe), "data", "inspect", str(empty)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(exe), "data", "inspect", str(empty)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert proc.stderr == f"error: {empty}: file is empty\n"

@@ -122,7 +122,9 @@ def test_null_in_csv_and_parquet(tmp_path: Path) -> None:
         load_train_data(_config(csv))
     datasets = pytest.importorskip("datasets")
     pq = tmp_path / "d.parquet"
-    datasets.Dataset.from_list([{"prompt": "a", "response": "b"}, {"prompt": None, "response": "c"}]).to_parquet(str(pq))
+    datasets.Dataset.from_list(
+        [{"prompt": "a", "response": "b"}, {"prompt": None, "response": "c"}]
+    ).to_parquet(str(pq))
     with pytest.raises(DataError, match=r"d.parquet: row 2: column 'prompt' is null"):
         load_train_data(_config(pq))
 
@@ -138,7 +140,9 @@ def test_missing_columns_are_listed_with_a_schema_hint(tmp_path: Path) -> None:
 
 def test_column_mapping(tmp_path: Path) -> None:
     p = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "q", "output": "a", "sys": "s"}])
-    data = load_train_data(_config(p, prompt_field="instruction", response_field="output", system_field="sys"))
+    data = load_train_data(
+        _config(p, prompt_field="instruction", response_field="output", system_field="sys")
+    )
     assert data.train == [{"prompt": "q", "response": "a", "system": "s"}]
 
 
@@ -161,7 +165,9 @@ def test_all_formats_give_the_same_rows(tmp_path: Path) -> None:
     rows = SFT[:4]
     write_jsonl(tmp_path / "d.jsonl", rows)
     (tmp_path / "d.json").write_text(json.dumps({"data": rows}), encoding="utf-8")
-    (tmp_path / "d.csv").write_text("prompt,response\n" + "".join(f"{r['prompt']},{r['response']}\n" for r in rows))
+    (tmp_path / "d.csv").write_text(
+        "prompt,response\n" + "".join(f"{r['prompt']},{r['response']}\n" for r in rows)
+    )
     datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "d.parquet"))
     for suffix in ("jsonl", "json", "csv", "parquet"):
         assert read_rows(str(tmp_path / f"d.{suffix}")) == rows, suffix
@@ -228,7 +234,9 @@ def test_hub_dataset_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(DataError) as exc:
         read_rows("someone/sft")
     message = one_line(exc)
-    assert message.startswith("'someone/sft' is not a local file or folder, and as a hub dataset it could not be loaded")
+    assert message.startswith(
+        "'someone/sft' is not a local file or folder, and as a hub dataset it could not be loaded"
+    )
     assert "HF_DATASETS_OFFLINE=1" in message
 
 
@@ -262,7 +270,9 @@ LONG = "the model was trained on a large corpus of public text and evaluated on 
 
 def _contaminated_pair(tmp_path: Path) -> tuple[Path, Path]:
     train = write_jsonl(tmp_path / "train.jsonl", [*SFT, {"prompt": "intro", "response": LONG}])
-    held = write_jsonl(tmp_path / "eval.jsonl", [{"prompt": LONG.upper() + "?", "response": "x"}, SFT[0] | {"prompt": "new"}])
+    held = write_jsonl(
+        tmp_path / "eval.jsonl", [{"prompt": LONG.upper() + "?", "response": "x"}, SFT[0] | {"prompt": "new"}]
+    )
     return train, held
 
 
@@ -277,7 +287,9 @@ def test_contamination_refuse_warn_off(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_train_data(_config(train, eval_path=str(held)))  # default off: no check, no warning
-        load_train_data(_config(train, eval_path=str(train), contamination_check="refuse", contamination_ngram=50))
+        load_train_data(
+            _config(train, eval_path=str(train), contamination_check="refuse", contamination_ngram=50)
+        )
 
 
 def test_contamination_config_field_is_validated() -> None:

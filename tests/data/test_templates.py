@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (official templates and pinned strings stay on one line each, as published)
 """Every built-in template renders to its pinned string; the official Jinja templates agree byte for byte."""
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ ALPACA_HEAD = "Below is an instruction that describes a task. Write a response t
 PINNED: list[tuple[str, dict, str]] = [
     # -- alpaca
     ("alpaca", {"prompt": P}, f"{ALPACA_HEAD}\n\n### Instruction:\n{P}\n\n### Response:"),
-    ("alpaca", {"prompt": P, "response": R}, f"{ALPACA_HEAD}\n\n### Instruction:\n{P}\n\n### Response:{R}</s>"),
+    (
+        "alpaca",
+        {"prompt": P, "response": R},
+        f"{ALPACA_HEAD}\n\n### Instruction:\n{P}\n\n### Response:{R}</s>",
+    ),
     ("alpaca", {"system": S, "prompt": P}, f"{S}\n\n### Instruction:\n{P}\n\n### Response:"),
     (
         "alpaca",
@@ -48,7 +53,11 @@ PINNED: list[tuple[str, dict, str]] = [
     ),
     # -- chatml
     ("chatml", {"prompt": P}, f"<|im_start|>user\n{P}<|im_end|>\n<|im_start|>assistant\n"),
-    ("chatml", {"prompt": P, "response": R}, f"<|im_start|>user\n{P}<|im_end|>\n<|im_start|>assistant\n{R}<|im_end|>\n"),
+    (
+        "chatml",
+        {"prompt": P, "response": R},
+        f"<|im_start|>user\n{P}<|im_end|>\n<|im_start|>assistant\n{R}<|im_end|>\n",
+    ),
     (
         "chatml",
         SINGLE,
@@ -110,7 +119,9 @@ PINNED: list[tuple[str, dict, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "record", "expected"), PINNED, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(PINNED)])
+@pytest.mark.parametrize(
+    ("name", "record", "expected"), PINNED, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(PINNED)]
+)
 def test_pinned_rendering(name: str, record: dict, expected: str) -> None:
     assert TEMPLATE_REGISTRY.format(name, record) == expected
 
@@ -234,7 +245,11 @@ CONVERSATIONS = [
     [{"role": "user", "content": "hi"}],
     [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
     [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
-    [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a\nb"}, {"role": "assistant", "content": "c"}],
+    [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "a\nb"},
+        {"role": "assistant", "content": "c"},
+    ],
     [
         {"role": "user", "content": "1"},
         {"role": "assistant", "content": "2"},
@@ -278,7 +293,9 @@ def test_register_jinja_string_and_object() -> None:
             "[user] hi\n[assistant] ",
             "yo\n",
         )
-        assert TEMPLATE_REGISTRY.format("test-phi3-tiny", {"prompt": "hi", "response": "yo"}).endswith("yo<|end|>\n</s>")
+        assert TEMPLATE_REGISTRY.format("test-phi3-tiny", {"prompt": "hi", "response": "yo"}).endswith(
+            "yo<|end|>\n</s>"
+        )
         with pytest.raises(PluginError, match="already registered"):
             TEMPLATE_REGISTRY.register("test-jinja", "{{ 1 }}")
         TEMPLATE_REGISTRY.register("test-jinja", "{{ messages[0].content }}", replace=True)
@@ -351,7 +368,9 @@ def _tiny_tokenizer(chat_template: str | None):
     transformers = pytest.importorskip("transformers")
     vocab = {"[UNK]": 0, "<|im_start|>": 1, "<|im_end|>": 2}
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="<|im_end|>")
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", eos_token="<|im_end|>"
+    )
     fast.chat_template = chat_template
     return fast
 
@@ -360,7 +379,9 @@ def test_render_with_tokenizer_uses_its_chat_template() -> None:
     tokenizer = _tiny_tokenizer(OFFICIAL_JINJA["chatml"][0])
     record = {"system": S, "prompt": P, "response": R}
     assert render_with_tokenizer(tokenizer, record) == TEMPLATE_REGISTRY.format("chatml", record)
-    assert render_with_tokenizer(tokenizer, {"prompt": P}) == TEMPLATE_REGISTRY.format("chatml", {"prompt": P})
+    assert render_with_tokenizer(tokenizer, {"prompt": P}) == TEMPLATE_REGISTRY.format(
+        "chatml", {"prompt": P}
+    )
     template = TEMPLATE_REGISTRY.resolve("tokenizer", tokenizer)
     assert isinstance(template, TokenizerTemplate)
     assert TEMPLATE_REGISTRY.split(template, record) == TEMPLATE_REGISTRY.split("chatml", record)

@@ -44,9 +44,14 @@ def register(app: typer.Typer) -> None:
         prompt: Annotated[str, typer.Option("--prompt", help="The user prompt.")],
         system: Annotated[str | None, typer.Option("--system", help="Optional system prompt.")] = None,
         response: Annotated[
-            str | None, typer.Option("--response", help="Optional answer; without it the text ends where generation starts.")
+            str | None,
+            typer.Option(
+                "--response", help="Optional answer; without it the text ends where generation starts."
+            ),
         ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print a JSON string (shows newlines as \\n).")] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print a JSON string (shows newlines as \\n).")
+        ] = False,
     ) -> None:
         """Render one record exactly as training would see it."""
         from provenir.data.templates import TEMPLATE_REGISTRY
@@ -72,7 +77,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(info, ensure_ascii=False, sort_keys=True))
             return
         console.print(f"path     {info['path']}")
-        console.print(f"rows     {info['rows']}" + (f" in {info['files']} files" if info["files"] > 1 else ""))
+        console.print(
+            f"rows     {info['rows']}" + (f" in {info['files']} files" if info["files"] > 1 else "")
+        )
         console.print(f"columns  {', '.join(info['columns'])}")
         console.print(f"schema   {info['schema']}")
         console.print(f"sha256   {info['dataset_hash']}")
@@ -85,11 +92,14 @@ def register(app: typer.Typer) -> None:
         eval_data: Annotated[str, typer.Argument(metavar="EVAL", help="Evaluation data.")],
         n: Annotated[int, typer.Option("--n", min=1, help="Words per n-gram.")] = 13,
         fields: Annotated[
-            str | None, typer.Option("--fields", help="Comma-separated columns to compare (default: all text columns).")
+            str | None,
+            typer.Option("--fields", help="Comma-separated columns to compare (default: all text columns)."),
         ] = None,
         limit: Annotated[int, typer.Option("--limit", min=0, help="Contaminated eval rows to list.")] = 20,
         as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
-        strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any eval row is contaminated.")] = False,
+        strict: Annotated[
+            bool, typer.Option("--strict", help="Exit 1 when any eval row is contaminated.")
+        ] = False,
     ) -> None:
         """Eval rows that share an n-gram with the training data, with overlap counts."""
         from provenir.data.contamination import find_contamination
@@ -105,7 +115,11 @@ def register(app: typer.Typer) -> None:
                 table = Table("eval row", "shared n-grams", "of", "fraction", "first train row")
                 for item in report.items[:limit]:
                     table.add_row(
-                        str(item.eval_row), str(item.overlap), str(item.total), f"{item.fraction:.0%}", str(item.first_train_row)
+                        str(item.eval_row),
+                        str(item.overlap),
+                        str(item.total),
+                        f"{item.fraction:.0%}",
+                        str(item.first_train_row),
                     )
                 console.print(table)
                 if len(report.items) > limit:

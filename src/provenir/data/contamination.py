@@ -40,9 +40,9 @@ ContaminationMode = Literal["off", "warn", "refuse"]
 # Separator tokens between fields (\x00) and rows (\x01), surrounded by spaces so they split off
 # as tokens of their own and the n-gram windows can be cut at them.
 _FIELD_SEP, _ROW_SEP = "\x00", "\x01"
-_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_\x00\x01") | frozenset(
-    range(128, 256)
-)
+_WORD_BYTES = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_\x00\x01"
+) | frozenset(range(128, 256))
 # bytes.translate + bytes.split tokenise several times faster than a regex over str; every byte
 # outside _WORD_BYTES (whitespace, ASCII punctuation) becomes a space.
 _TO_SPACE = bytes(b if b in _WORD_BYTES else 0x20 for b in range(256))
@@ -104,8 +104,9 @@ class ContaminationReport:
     def summary(self) -> str:
         """One line for logs and errors."""
         text = (
-            f"{self.contaminated} of {self.eval_checked} checkable eval rows ({self.contaminated_fraction:.1%}) share "
-            f"a {self.n}-gram with the training data ({self.train_rows} rows, {self.train_rows_with_overlap} overlapping)"
+            f"{self.contaminated} of {self.eval_checked} checkable eval rows "
+            f"({self.contaminated_fraction:.1%}) share a {self.n}-gram with the training data "
+            f"({self.train_rows} rows, {self.train_rows_with_overlap} overlapping)"
         )
         if self.items:
             shown = ", ".join(str(i.eval_row) for i in self.items[:5])
@@ -188,7 +189,10 @@ def find_contamination(
 
     items = [
         ContaminatedItem(
-            eval_row=int(i) + 1, overlap=int(overlaps[i]), total=int(totals[i]), first_train_row=int(first_train[i]) + 1
+            eval_row=int(i) + 1,
+            overlap=int(overlaps[i]),
+            total=int(totals[i]),
+            first_train_row=int(first_train[i]) + 1,
         )
         for i in np.flatnonzero(overlaps)
     ]
@@ -211,7 +215,8 @@ def enforce_contamination_policy(report: ContaminationReport, mode: Contaminatio
         return
     if mode == "refuse":
         raise ContaminationError(
-            f"eval data is contaminated: {report.summary()}; remove those rows or set data.contamination_check=warn"
+            f"eval data is contaminated: {report.summary()}; "
+            "remove those rows or set data.contamination_check=warn"
         )
     warnings.warn(f"eval data is contaminated: {report.summary()}", ContaminationWarning, stacklevel=2)
 

@@ -64,12 +64,14 @@ def resolve_data_path(path: str) -> str:
         return path
     name = path[len(BUILTIN_PREFIX) :]
     if name not in BUILTIN_DATASETS:
-        raise DataError(f"unknown built-in dataset {name!r}; available: {', '.join(sorted(BUILTIN_DATASETS))}")
+        raise DataError(
+            f"unknown built-in dataset {name!r}; available: {', '.join(sorted(BUILTIN_DATASETS))}"
+        )
     return str(resources.files("provenir.data") / "builtin" / BUILTIN_DATASETS[name])
 
 
 def is_hub_id(path: str) -> bool:
-    """True when ``path`` names a hub dataset: no such local path, shaped like ``owner/name``, no file suffix."""
+    """True when ``path`` names a hub dataset: no such local path, ``owner/name`` shape, no file suffix."""
     if path.startswith(BUILTIN_PREFIX) or Path(path).expanduser().exists():
         return False
     return bool(_HUB_ID.match(path)) and Path(path).suffix.lower() not in _TABULAR
@@ -113,7 +115,9 @@ def _read_local(local: Path) -> list[tuple[str, list[dict[str, Any]]]]:
 def _read_file(local: Path) -> list[dict[str, Any]]:
     suffix = local.suffix.lower()
     if suffix not in _TABULAR:
-        raise DataError(f"{local}: unsupported file type {suffix or '(none)'}; use .jsonl, .json, .csv or .parquet")
+        raise DataError(
+            f"{local}: unsupported file type {suffix or '(none)'}; use .jsonl, .json, .csv or .parquet"
+        )
     if local.stat().st_size == 0:
         raise DataError(f"{local}: file is empty")
     if suffix == ".jsonl":
@@ -247,7 +251,8 @@ def detect_schema(rows: Iterable[Mapping[str, Any]], cfg: DataConfig | None = No
     raise DataError(
         f"cannot tell what the data is: found column(s) {_names(columns)}; expected "
         f"{cfg.prompt_field!r}+{cfg.response_field!r} (sft), "
-        f"{cfg.prompt_field!r}+{cfg.chosen_field!r}+{cfg.rejected_field!r} (preference) or {cfg.prompt_field!r} (prompt-only)"
+        f"{cfg.prompt_field!r}+{cfg.chosen_field!r}+{cfg.rejected_field!r} (preference) "
+        f"or {cfg.prompt_field!r} (prompt-only)"
     )
 
 
@@ -255,7 +260,9 @@ def _names(columns: Iterable[str]) -> str:
     return ", ".join(repr(c) for c in sorted(columns)) or "none"
 
 
-def canonicalize(rows: list[dict[str, Any]], schema: DataSchema, cfg: DataConfig, source: str) -> list[dict[str, Any]]:
+def canonicalize(
+    rows: list[dict[str, Any]], schema: DataSchema, cfg: DataConfig, source: str
+) -> list[dict[str, Any]]:
     """Map columns to canonical names and check every row; the error names the first bad row."""
     required = _required_columns(schema, cfg)
     optional = {"system": cfg.system_field} if cfg.system_field else {}
@@ -276,8 +283,8 @@ def canonicalize(rows: list[dict[str, Any]], schema: DataSchema, cfg: DataConfig
             pass
         raise DataError(
             f"{source}: {schema} data needs column(s) {', '.join(repr(m) for m in missing)}; "
-            f"found {_names(present)}{hint}; map yours with data.prompt_field / response_field / chosen_field / "
-            "rejected_field"
+            f"found {_names(present)}{hint}; map yours with data.prompt_field / response_field / "
+            "chosen_field / rejected_field"
         )
     out: list[dict[str, Any]] = []
     for i, row in enumerate(rows, start=1):
@@ -378,7 +385,9 @@ def load_train_data(config: RunConfig) -> TrainData:
     return data
 
 
-def split_rows(rows: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split_rows(
+    rows: list[dict[str, Any]], fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Seeded shuffle split into (train, eval); at least one row on each side."""
     import random
 

@@ -185,7 +185,8 @@ class AlpacaTemplate:
     description: str = "Classic instruction tuning: ### Instruction: ... ### Response:"
     eos_token: str = "</s>"
     preamble: str = (
-        "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+        "Below is an instruction that describes a task. "
+        "Write a response that appropriately completes the request."
     )
     preamble_with_input: str = (
         "Below is an instruction that describes a task, paired with an input that provides further context. "
@@ -336,7 +337,7 @@ class JinjaTemplate:
     The template sees ``messages``, ``add_generation_prompt``, ``bos_token``, ``eos_token`` and a
     ``raise_exception(message)`` function, like ``tokenizer.apply_chat_template``::
 
-        TEMPLATE_REGISTRY.register("mine", "{% for m in messages %}{{ m.role }}: {{ m.content }}\\n{% endfor %}")
+        TEMPLATE_REGISTRY.register("mine", "{% for m in messages %}{{ m.role }}: {{ m.content }}{% endfor %}")
     """
 
     def __init__(self, source: str, *, name: str = "jinja", bos_token: str = "", eos_token: str = "") -> None:
@@ -344,13 +345,17 @@ class JinjaTemplate:
             import jinja2
             from jinja2.sandbox import ImmutableSandboxedEnvironment
         except ModuleNotFoundError:  # pragma: no cover - jinja2 ships with transformers
-            raise DataError("Jinja templates need the 'jinja2' package (pip install 'provenir[train]')") from None
+            raise DataError(
+                "Jinja templates need the 'jinja2' package (pip install 'provenir[train]')"
+            ) from None
 
         def raise_exception(message: str) -> None:
             raise DataError(f"template {name!r}: {message}")
 
         # Same environment settings as transformers, so a template copied from a tokenizer renders alike.
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+        )
         env.globals["raise_exception"] = raise_exception
         try:
             self._template = env.from_string(source)
@@ -427,11 +432,15 @@ class TemplateRegistry:
         if not isinstance(name, str) or not name.strip():
             raise PluginError("template name must be a non-empty string")
         if name == TOKENIZER_TEMPLATE:
-            raise PluginError(f"{TOKENIZER_TEMPLATE!r} is reserved for the model tokenizer's own chat template")
+            raise PluginError(
+                f"{TOKENIZER_TEMPLATE!r} is reserved for the model tokenizer's own chat template"
+            )
         if isinstance(template, str):
             template = JinjaTemplate(template, name=name)
         elif not callable(getattr(template, "render", None)):
-            raise PluginError(f"template {name!r} must be a Jinja string or have a render(messages, ...) method")
+            raise PluginError(
+                f"template {name!r} must be a Jinja string or have a render(messages, ...) method"
+            )
         with self._lock:
             if name in self._templates and self._templates[name] is not template and not replace:
                 raise PluginError(f"template {name!r} is already registered (pass replace=True to override)")
@@ -452,8 +461,14 @@ class TemplateRegistry:
         try:
             return self._templates[name]
         except KeyError:
-            hint = " ('tokenizer' needs a tokenizer: use resolve(name, tokenizer))" if name == TOKENIZER_TEMPLATE else ""
-            raise DataError(f"unknown template {name!r}; available: {', '.join(self.list_names())}{hint}") from None
+            hint = (
+                " ('tokenizer' needs a tokenizer: use resolve(name, tokenizer))"
+                if name == TOKENIZER_TEMPLATE
+                else ""
+            )
+            raise DataError(
+                f"unknown template {name!r}; available: {', '.join(self.list_names())}{hint}"
+            ) from None
 
     def resolve(self, template: str | PromptTemplate, tokenizer: Any = None) -> PromptTemplate:
         """A template object from a config value: a registered name, ``"tokenizer"``, or an object."""
