@@ -17,7 +17,9 @@ next calls see::
 
 Fault modes (see :data:`FAULTS`): ``rate_limit`` (429 with ``retry-after``), ``server_error``
 (500), ``overloaded`` (529 Anthropic / 503 OpenAI), ``timeout`` (the reply is held back
-``hang_s`` seconds), ``auth_error`` (401), ``malformed_json`` (a 200 whose body is cut off),
+``hang_s`` seconds), ``auth_error`` (401), ``bad_request`` (400 whose message echoes the
+request's credentials, like a careless proxy: redaction must hide them), ``malformed_json``
+(a 200 whose body is cut off),
 ``prose`` (verdict JSON inside surrounding prose, no tool call), ``fenced`` (verdict inside a
 ```json code fence), ``malformed_verdict`` (broken JSON in the text), ``invalid_verdict``
 (well-formed JSON that violates the verdict schema), ``no_verdict`` (prose without any JSON).
@@ -46,6 +48,7 @@ FAULTS: tuple[str, ...] = (
     "overloaded",
     "timeout",
     "auth_error",
+    "bad_request",
     "malformed_json",
     "prose",
     "fenced",
@@ -336,6 +339,10 @@ class FakeLLMServer:
                                                                          "overloaded"), self.latency
         if fault == "auth_error":
             return 401, {}, _error_body(api, "authentication_error", "invalid x-api-key"), self.latency
+        if fault == "bad_request":
+            echoed = headers.get("x-api-key") or headers.get("authorization", "")
+            message = f"bad request (credentials: {echoed})"
+            return 400, {}, _error_body(api, "invalid_request_error", message), 0.0
         if fault == "malformed_json":
             return 200, {}, b'{"id": "msg_broken", "type": "message", "content": [{"type": "te', self.latency
 

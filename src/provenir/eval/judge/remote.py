@@ -103,9 +103,8 @@ class RemoteJudge:
         if not api_key:
             raise JudgeError(f"{type(self).__name__} needs an API key: set the environment variable "
                              f"{self.api_key_env}")
-        # The key lives only inside the SDK client (and this list, for redaction): never on a
-        # public attribute, in repr(), in a cache identity, or in a message we build.
-        self._secrets = [api_key]
+        # The key lives only inside the SDK client: never on an attribute of ours, in repr(), in
+        # a cache identity, or in a message we build (see _redact).
         self._client = self._make_client(api_key)
         self._pause_until = 0.0  # monotonic time before which no request may start (429 backpressure)
         self._pause_lock = threading.Lock()
@@ -287,9 +286,10 @@ class RemoteJudge:
             time.sleep(remaining)
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
+        # SDK error text may quote request details; scrub the key in case a server echoes it.
+        secret = getattr(self._client, "api_key", None)
+        if isinstance(secret, str) and secret:
+            text = text.replace(secret, "***")
         return text
 
 
