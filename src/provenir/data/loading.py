@@ -376,7 +376,7 @@ def load_train_data(config: RunConfig) -> TrainData:
         dataset_hash=loaded.dataset_hash,
         eval_dataset_hash=eval_hash,
     )
-    mode = getattr(cfg, "contamination_check", "off")
+    mode = cfg.contamination_check
     if mode != "off" and eval_rows:
         from provenir.data.contamination import enforce_contamination_policy, find_contamination
 

@@ -77,7 +77,10 @@ class PromptTemplate(Protocol):
     With ``add_generation_prompt`` the text ends exactly where the assistant's reply starts.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The name shown in errors (a plain attribute satisfies this)."""
+        ...
 
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str: ...
 
