@@ -101,6 +101,8 @@ _EMAIL = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-]|\.[A-Za-z0-9])"
 )
 _CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+# How issuers print card numbers when they group the digits.
+_CARD_GROUPS = {(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 3)}
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6[0-9]|5[06-9])")
 _IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})(\d{2})((?: ?[A-Z0-9]){11,30})")
 _SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
@@ -159,6 +161,8 @@ def _cards(text: str) -> Iterable[tuple[str, int, int]]:
         seps = {c for c in raw if not c.isdigit()}
         if len(seps) > 1:  # "4111 1111-1111 1111" is not how anyone writes a card number
             continue
+        if seps and tuple(len(g) for g in re.split(r"[ -]", raw)) not in _CARD_GROUPS:
+            continue  # grouped digits that no issuer prints (e.g. the tail of an IBAN)
         digits = raw.replace(" ", "").replace("-", "")
         if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_valid(digits):
             yield "CREDIT_CARD", m.start(), m.end()

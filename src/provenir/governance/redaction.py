@@ -131,11 +131,23 @@ def redact(value: Any) -> Any:
         out: dict[Any, Any] = {}
         for k, v in value.items():
             key = redact_text(k)[0] if isinstance(k, str) else k
-            if isinstance(k, str) and is_sensitive_key(k) and v is not None and not isinstance(v, bool):
-                out[key] = REDACTED
+            if isinstance(k, str) and is_sensitive_key(k):
+                out[key] = _redact_sensitive(v)
             else:
                 out[key] = redact(v)
         return out
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value
+
+
+def _redact_sensitive(value: Any) -> Any:
+    # Under a credential-named key every scalar is secret; containers are walked so that a
+    # structure such as {"secret_counts": {"AWS": 1}} keeps its (non-secret) shape.
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, Mapping):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_redact_sensitive(v) for v in value]
+    return REDACTED
