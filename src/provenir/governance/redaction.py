@@ -96,7 +96,13 @@ _NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 
 
 def is_sensitive_key(key: str) -> bool:
-    """True when a mapping key names a credential (``hf_token``, ``apiKey``; not ``max_tokens``)."""
+    """True when a mapping key names a credential (``hf_token``, ``apiKey``; not ``max_tokens``).
+
+    Keys with spaces are labels (``"AWS Access Key": 3`` in a scan summary), not identifiers
+    that hold a credential, so they are judged by their values' content only.
+    """
+    if any(ch.isspace() for ch in key):
+        return False
     words = [w.lower() for w in _NON_ALNUM.split(_CAMEL.sub("_", key)) if w]
     if any(w in _SENSITIVE_WORDS for w in words):
         return True
