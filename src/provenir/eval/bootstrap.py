@@ -52,13 +52,32 @@ def percentile_interval(samples: Any, confidence: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def bootstrap_means(scores: Sequence[float], *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Any:
-    """The ``n_resamples`` resampled means of ``scores`` (a numpy array)."""
+def resampled_sums(columns: Any, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Any:
+    """Column sums of ``columns`` (an ``(n, k)`` array) over each resample: an ``(n_resamples, k)`` array.
+
+    Each resample's per-item counts (how often each item was drawn) times the columns gives all
+    ``k`` sums in one matrix product, so several metrics and a corpus score share one set of
+    resamples at the cost of one.
+    """
     import numpy as np
 
-    arr = np.asarray(scores, dtype=np.float64)
-    _check(arr.size, None, n_resamples)
-    return np.concatenate([arr[idx].mean(axis=1) for idx in resample_indices(arr.size, n_resamples, seed)])
+    arr = np.asarray(columns, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    n = arr.shape[0]
+    _check(n, None, n_resamples)
+    out = []
+    for idx in resample_indices(n, n_resamples, seed):
+        rows = idx.shape[0]
+        offsets = (idx + np.arange(rows)[:, None] * n).ravel()
+        counts = np.bincount(offsets, minlength=rows * n).reshape(rows, n)
+        out.append(counts.astype(np.float64) @ arr)
+    return np.concatenate(out)
+
+
+def bootstrap_means(scores: Sequence[float], *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Any:
+    """The ``n_resamples`` resampled means of ``scores`` (a numpy array)."""
+    return resampled_sums(scores, n_resamples=n_resamples, seed=seed)[:, 0] / len(scores)
 
 
 def bootstrap_mean_ci(
@@ -74,6 +93,13 @@ def bootstrap_mean_ci(
     return percentile_interval(bootstrap_means(scores, n_resamples=n_resamples, seed=seed), confidence)
 
 
+def corpus_values(sums: Any, corpus_fn: Callable[[Sequence[float]], float]) -> list[float]:
+    """``corpus_fn`` of each resample's summed statistics (rounded back to the integers they are)."""
+    import numpy as np
+
+    return [corpus_fn(row) for row in np.rint(sums)]
+
+
 def bootstrap_corpus_ci(
     stats: Any,
     corpus_fn: Callable[[Sequence[float]], float],
@@ -87,19 +113,9 @@ def bootstrap_corpus_ci(
     ``stats`` is an ``(n, k)`` array (e.g. BLEU's lengths and n-gram counts); each resample sums
     the rows it drew and applies ``corpus_fn`` — the resampling sacrebleu's own bootstrap does.
     """
-    import numpy as np
-
-    arr = np.asarray(stats, dtype=np.float64)
-    _check(arr.shape[0], confidence, n_resamples)
-    values = []
-    for idx in resample_indices(arr.shape[0], n_resamples, seed):
-        # Per-row counts of each item, then one matrix product gives every resample's sums.
-        rows = idx.shape[0]
-        offsets = (idx + np.arange(rows)[:, None] * arr.shape[0]).ravel()
-        counts = np.bincount(offsets, minlength=rows * arr.shape[0]).reshape(rows, arr.shape[0])
-        for summed in counts.astype(np.float64) @ arr:
-            values.append(corpus_fn(np.rint(summed)))
-    return percentile_interval(values, confidence)
+    _check(len(stats), confidence, n_resamples)
+    sums = resampled_sums(stats, n_resamples=n_resamples, seed=seed)
+    return percentile_interval(corpus_values(sums, corpus_fn), confidence)
 
 
 @dataclass(frozen=True)

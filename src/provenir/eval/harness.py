@@ -35,7 +35,14 @@ from typing import Any, Literal
 from provenir.core.atomic import atomic_write_json
 from provenir.core.errors import EvaluationError
 from provenir.core.manifest import utc_now
-from provenir.eval.bootstrap import DEFAULT_RESAMPLES, bootstrap_corpus_ci, bootstrap_mean_ci
+from provenir.eval.bootstrap import (
+    DEFAULT_RESAMPLES,
+    bootstrap_corpus_ci,
+    bootstrap_mean_ci,
+    corpus_values,
+    percentile_interval,
+    resampled_sums,
+)
 from provenir.eval.wilson import wilson_interval
 
 __all__ = [
@@ -304,7 +311,24 @@ class MultiMetricEvaluator:
         for i, p in enumerate(predictions):
             if not isinstance(p, str):
                 raise EvaluationError(f"prediction {i} is {type(p).__name__}, expected a string")
-        results = {m.name: self._metric_result(m.name, m.compute(predictions, references)) for m in self.metrics}
+        items = {m.name: m.compute(predictions, references) for m in self.metrics}
+        boot_means, boot_corpus = self._shared_bootstrap(items)
+        results = {
+            name: metric_result_from_scores(
+                name,
+                item.scores,
+                binary=item.binary,
+                confidence=self.confidence,
+                n_bootstrap=self.n_bootstrap,
+                seed=self.seed,
+                corpus=item.corpus,
+                corpus_stats=item.corpus_stats,
+                corpus_fn=item.corpus_fn,
+                bootstrap_means=boot_means.get(name),
+                bootstrap_corpus=boot_corpus.get(name),
+            )
+            for name, item in items.items()
+        }
         return EvalResult(
             metrics=results,
             n=len(predictions),
@@ -315,18 +339,32 @@ class MultiMetricEvaluator:
             seed=self.seed,
         )
 
-    def _metric_result(self, name: str, item: Any) -> MetricResult:
-        return metric_result_from_scores(
-            name,
-            item.scores,
-            binary=item.binary,
-            confidence=self.confidence,
-            n_bootstrap=self.n_bootstrap,
-            seed=self.seed,
-            corpus=item.corpus,
-            corpus_stats=item.corpus_stats,
-            corpus_fn=item.corpus_fn,
-        )
+    def _shared_bootstrap(self, items: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        # One set of resamples for every continuous metric and corpus score: the intervals are
+        # those of separate seeded bootstraps, at the cost of one.
+        import numpy as np
+
+        n = len(next(iter(items.values())).scores)
+        blocks, spans, start = [], {}, 0
+        for name, item in items.items():
+            if item.binary:
+                continue
+            block = [np.asarray(item.scores, dtype=np.float64)[:, None]]
+            if item.corpus_stats is not None and item.corpus_fn is not None:
+                block.append(np.asarray(item.corpus_stats, dtype=np.float64).reshape(n, -1))
+            width = sum(b.shape[1] for b in block)
+            blocks.extend(block)
+            spans[name] = (start, width)
+            start += width
+        if not blocks:
+            return {}, {}
+        sums = resampled_sums(np.hstack(blocks), n_resamples=self.n_bootstrap, seed=self.seed)
+        means, corpus = {}, {}
+        for name, (lo, width) in spans.items():
+            means[name] = sums[:, lo] / n
+            if width > 1:
+                corpus[name] = corpus_values(sums[:, lo + 1 : lo + width], items[name].corpus_fn)
+        return means, corpus
 
 
 def metric_result_from_scores(
@@ -340,8 +378,14 @@ def metric_result_from_scores(
     corpus: float | None = None,
     corpus_stats: Any | None = None,
     corpus_fn: Any | None = None,
+    bootstrap_means: Any | None = None,
+    bootstrap_corpus: Any | None = None,
 ) -> MetricResult:
-    """A :class:`MetricResult` from per-item scores: Wilson interval if binary, else bootstrap."""
+    """A :class:`MetricResult` from per-item scores: Wilson interval if binary, else bootstrap.
+
+    ``bootstrap_means``/``bootstrap_corpus``: resampled values already computed (shared
+    resamples, see :meth:`MultiMetricEvaluator.evaluate_texts`); otherwise they are drawn here.
+    """
     n = len(scores)
     if n == 0:
         raise EvaluationError(f"metric {name!r}: no scores (empty evaluation set)")
@@ -355,7 +399,10 @@ def metric_result_from_scores(
         lo, hi = wilson_interval(int(sum(scores)), n, confidence)
         interval: IntervalKind = "wilson"
     else:
-        lo, hi = bootstrap_mean_ci(scores, confidence=confidence, n_resamples=n_bootstrap, seed=seed)
+        if bootstrap_means is not None:
+            lo, hi = percentile_interval(bootstrap_means, confidence)
+        else:
+            lo, hi = bootstrap_mean_ci(scores, confidence=confidence, n_resamples=n_bootstrap, seed=seed)
         interval = "bootstrap"
     result = MetricResult(
         name=name, mean=mean, ci_lower=lo, ci_upper=hi, n=n, interval=interval,
@@ -363,7 +410,9 @@ def metric_result_from_scores(
     )
     if corpus is not None:
         result.corpus = float(corpus)
-        if corpus_stats is not None and corpus_fn is not None:
+        if bootstrap_corpus is not None:
+            result.corpus_ci_lower, result.corpus_ci_upper = percentile_interval(bootstrap_corpus, confidence)
+        elif corpus_stats is not None and corpus_fn is not None:
             result.corpus_ci_lower, result.corpus_ci_upper = bootstrap_corpus_ci(
                 corpus_stats, corpus_fn, confidence=confidence, n_resamples=n_bootstrap, seed=seed
             )

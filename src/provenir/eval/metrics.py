@@ -98,6 +98,7 @@ _DROP_PUNCT = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
+@lru_cache(maxsize=1 << 16)
 def normalize_answer(text: str) -> str:
     """SQuAD v1.1 normalisation: lowercase, drop ASCII punctuation, drop a/an/the, collapse spaces.
 
@@ -172,8 +173,8 @@ class BLEU4:
     * ``corpus``: ``sacrebleu.corpus_bleu(preds, ref_streams).score / 100`` (its corpus
       defaults), with items that have fewer references padded with ``None`` as sacrebleu allows.
 
-    Both come from one pass of sacrebleu's own tokenisation and n-gram statistics, so the suite
-    does not tokenise twice.
+    Both come from one pass over sacrebleu's own tokeniser output and its n-gram statistics
+    (``BLEU.compute_bleu`` turns them into scores), so the suite does not tokenise twice.
     """
 
     name = "bleu4"
@@ -190,33 +191,69 @@ class BLEU4:
         from sacrebleu.metrics import BLEU
 
         _check_inputs(predictions, references)
-        bleu = BLEU(tokenize=self.tokenize, lowercase=self.lowercase)
-        width = max(len(r) for r in references)
-        streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
-        # The same per-segment statistics sacrebleu's corpus_score and sentence_score compute
-        # (sentence_score is corpus statistics of a one-item corpus): computing them once here
-        # is what makes the suite cheaper than calling both public functions.
-        stats = bleu._extract_corpus_statistics(list(predictions), streams)
-        order = bleu.max_ngram_order
+        tokenizer = BLEU(tokenize=self.tokenize, lowercase=self.lowercase).tokenizer
+        lowercase = self.lowercase
+
+        def preprocess(text: str) -> str:
+            # sacrebleu's BLEU._preprocess_segment: optional lowercasing, tokenise the rstripped text.
+            return tokenizer((text.lower() if lowercase else text).rstrip())
+
+        # The per-segment statistics sacrebleu's corpus_score and sentence_score both compute
+        # (sentence BLEU is corpus BLEU of a one-item corpus), made once for both scores.
+        stats = [_segment_stats(preprocess(p).split(), [preprocess(r).split() for r in refs])
+                 for p, refs in zip(predictions, references, strict=True)]
         scores = [
             BLEU.compute_bleu(
-                correct=s[2 : 2 + order], total=s[2 + order :], sys_len=s[0], ref_len=s[1],
-                smooth_method="exp", smooth_value=None, effective_order=True, max_ngram_order=order,
+                correct=s[2:6], total=s[6:10], sys_len=s[0], ref_len=s[1],
+                smooth_method="exp", smooth_value=None, effective_order=True, max_ngram_order=_ORDER,
             ).score / 100.0
             for s in stats
         ]
         stats_arr = np.asarray(stats, dtype=np.int64)
-
-        def corpus_fn(summed: Sequence[float]) -> float:
-            return bleu._compute_score_from_stats([int(x) for x in summed]).score / 100.0
-
         return ItemScores(
             scores=scores,
             binary=False,
-            corpus=corpus_fn(stats_arr.sum(axis=0)),
+            corpus=_corpus_bleu(stats_arr.sum(axis=0)),
             corpus_stats=stats_arr,
-            corpus_fn=corpus_fn,
+            corpus_fn=_corpus_bleu,
         )
+
+
+_ORDER = 4
+
+
+def _ngram_counts(tokens: list[str]) -> list[Counter[Any]]:
+    # One counter per order; unigrams are plain strings, higher orders tuples.
+    return [Counter(tokens)] + [Counter(zip(*(tokens[i:] for i in range(n)))) for n in range(2, _ORDER + 1)]
+
+
+def _segment_stats(hyp: list[str], refs: list[list[str]]) -> list[int]:
+    """``[hyp_len, ref_len, correct_1..4, total_1..4]`` exactly as sacrebleu's BLEU computes them."""
+    ref_counts = _ngram_counts(refs[0])
+    for ref in refs[1:]:  # several references: the max count of each n-gram over them
+        for merged, counts in zip(ref_counts, _ngram_counts(ref), strict=True):
+            for gram, c in counts.items():
+                if c > merged[gram]:
+                    merged[gram] = c
+    hyp_len = len(hyp)
+    # Closest reference length; ties go to the shorter reference (sacrebleu _get_closest_ref_len).
+    ref_len = min((len(r) for r in refs), key=lambda r: (abs(hyp_len - r), r))
+    correct, total = [], []
+    for hyp_n, ref_n in zip(_ngram_counts(hyp), ref_counts, strict=True):
+        total.append(sum(hyp_n.values()))
+        correct.append(sum(min(c, ref_n[g]) for g, c in hyp_n.items() if g in ref_n))
+    return [hyp_len, ref_len, *correct, *total]
+
+
+def _corpus_bleu(summed: Sequence[float]) -> float:
+    """sacrebleu corpus BLEU (its defaults: exp smoothing, no effective order) from summed statistics."""
+    from sacrebleu.metrics import BLEU
+
+    s = [int(x) for x in summed]
+    return BLEU.compute_bleu(
+        correct=s[2:6], total=s[6:10], sys_len=s[0], ref_len=s[1],
+        smooth_method="exp", smooth_value=None, effective_order=False, max_ngram_order=_ORDER,
+    ).score / 100.0
 
 
 # -- ROUGE-L -------------------------------------------------------------------------------------
