@@ -311,6 +311,8 @@ class FakeLLMServer:
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes, float]:
         """Status, extra headers, body bytes and delay for one request."""
+        if path.startswith("/_fake/"):
+            return self._control(path.split("?", 1)[0].rstrip("/"), body)
         with self._lock:
             self._count += 1
             fault = self._faults.popleft() if self._faults else None
@@ -362,6 +364,25 @@ class FakeLLMServer:
         if api == "anthropic":
             return 200, {}, _anthropic_reply(request, verdict, text), delay
         return 200, {}, _openai_reply(request, verdict, text), delay
+
+    def _control(self, route: str, body: bytes) -> tuple[int, dict[str, str], bytes, float]:
+        """Out-of-band control for a server in another process (not counted as requests).
+
+        ``GET /_fake/stats`` -> ``{"requests": n, "pending_faults": m}``; ``POST /_fake/reset``
+        zeroes the counter; ``POST /_fake/inject`` with ``{"faults": [...], "times": k}`` queues faults.
+        """
+        if route == "/_fake/reset":
+            self.reset_counts()
+        elif route == "/_fake/inject":
+            try:
+                spec = json.loads(body or b"{}")
+                self.inject(*spec.get("faults", []), times=int(spec.get("times", 1)))
+            except (ValueError, TypeError) as exc:
+                return 400, {}, json.dumps({"error": str(exc)}).encode(), 0.0
+        elif route != "/_fake/stats":
+            return 404, {}, json.dumps({"error": f"no control route {route}"}).encode(), 0.0
+        stats = {"requests": self.request_count, "pending_faults": self.pending_faults}
+        return 200, {}, json.dumps(stats).encode(), 0.0
 
     def _verdict(self, request: dict[str, Any]) -> dict[str, Any]:
         prompt_text = _last_user_text(request)
@@ -428,3 +449,34 @@ def _openai_reply(request: dict[str, Any], verdict: dict[str, Any], text: str | 
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
     }).encode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the server in the foreground: ``python -m provenir.testing.llm_server --latency 0.05``.
+
+    Prints ``listening on <url>`` once bound, then serves until interrupted. Benchmarks run it
+    in a separate process so the server's work does not compete with the client for the GIL,
+    as with a real, remote API.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
+    parser.add_argument("--retry-after", type=float, default=0.1)
+    args = parser.parse_args(argv)
+    server = FakeLLMServer(latency=args.latency, host=args.host, port=args.port, retry_after=args.retry_after,
+                           record_bodies=False)
+    server.start()
+    print(f"listening on {server.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
