@@ -42,8 +42,10 @@ def baseline(dataset: list[dict[str, Any]], predictions: list[str]) -> dict[str,
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     return {
         "corpus_bleu": sacrebleu.corpus_bleu(predictions, [refs]).score / 100,
-        "sentence_bleu": [sacrebleu.sentence_bleu(p, [r]).score / 100 for p, r in zip(predictions, refs)],
-        "rouge_l": [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, refs)],
+        "sentence_bleu": [
+            sacrebleu.sentence_bleu(p, [r]).score / 100 for p, r in zip(predictions, refs, strict=True)
+        ],
+        "rouge_l": [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, refs, strict=True)],
     }
 
 
@@ -78,8 +80,8 @@ def main() -> None:
     t_ours, res = best_time(provenir_suite, dataset, predictions, repeats=args.repeats)
 
     bleu, rouge = res.metrics["bleu4"], res.metrics["rouge_l"]
-    worst_sentence = max(abs(a - b) for a, b in zip(bleu.scores, ref["sentence_bleu"]))
-    worst_rouge = max(abs(a - b) for a, b in zip(rouge.scores, ref["rouge_l"]))
+    worst_sentence = max(abs(a - b) for a, b in zip(bleu.scores, ref["sentence_bleu"], strict=True))
+    worst_rouge = max(abs(a - b) for a, b in zip(rouge.scores, ref["rouge_l"], strict=True))
     corpus_diff = abs(bleu.corpus - ref["corpus_bleu"])
     assert worst_sentence <= 1e-6 and worst_rouge <= 1e-6 and corpus_diff <= 1e-6, "numbers differ"
 

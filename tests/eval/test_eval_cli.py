@@ -27,11 +27,21 @@ def _write_jsonl(path: Path, rows: list[object]) -> Path:
 
 
 def test_predictions_file_against_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = _write_jsonl(tmp_path / "data.jsonl", [
-        {"prompt": "a", "response": "Paris"}, {"prompt": "b", "response": "green grass"}, {"prompt": "c", "response": "4"},
-    ])
-    preds = _write_jsonl(tmp_path / "preds.jsonl", [{"prediction": "paris"}, "grass is green", {"output": "5"}])
-    assert _cli(["eval", "--predictions", str(preds), "--data", str(data), "--metrics", "exact_match,token_f1"]) == 0
+    data = _write_jsonl(
+        tmp_path / "data.jsonl",
+        [
+            {"prompt": "a", "response": "Paris"},
+            {"prompt": "b", "response": "green grass"},
+            {"prompt": "c", "response": "4"},
+        ],
+    )
+    preds = _write_jsonl(
+        tmp_path / "preds.jsonl", [{"prediction": "paris"}, "grass is green", {"output": "5"}]
+    )
+    assert (
+        _cli(["eval", "--predictions", str(preds), "--data", str(data), "--metrics", "exact_match,token_f1"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "exact_match" in out and "wilson" in out and "bootstrap" in out
     result = EvalResult.load(tmp_path / "eval.json")
@@ -40,9 +50,27 @@ def test_predictions_file_against_dataset(tmp_path: Path, capsys: pytest.Capture
 
     # Gate against a better baseline: one line, exit code 2.
     better = _write_jsonl(tmp_path / "better.jsonl", ["paris", "green grass", "4"])
-    assert _cli(["eval", "--predictions", str(better), "--data", str(data), "--out", str(tmp_path / "base.json")]) == 0
+    assert (
+        _cli(
+            ["eval", "--predictions", str(better), "--data", str(data), "--out", str(tmp_path / "base.json")]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert _cli(["eval", "--predictions", str(preds), "--data", str(data), "--baseline", str(tmp_path / "base.json")]) == 2
+    assert (
+        _cli(
+            [
+                "eval",
+                "--predictions",
+                str(preds),
+                "--data",
+                str(data),
+                "--baseline",
+                str(tmp_path / "base.json"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: regression gate tripped: ") and err.count("\n") == 1
     assert "exact_match dropped 0.6667 (1.0000 -> 0.3333" in err
@@ -62,10 +90,16 @@ def test_trained_run_is_evaluated_and_attached_to_the_manifest(
     from provenir.core.config import RunConfig
     from provenir.train.runner import train
 
-    config = RunConfig.from_dict({
-        "name": "eval-cli", "output_dir": str(artifacts), "max_steps": 1, "batch_size": 4,
-        "peft": {"rank": 4, "alpha": 8}, "data": {"max_samples": 16, "eval_split": 0.25},
-    })
+    config = RunConfig.from_dict(
+        {
+            "name": "eval-cli",
+            "output_dir": str(artifacts),
+            "max_steps": 1,
+            "batch_size": 4,
+            "peft": {"rank": 4, "alpha": 8},
+            "data": {"max_samples": 16, "eval_split": 0.25},
+        }
+    )
     manifest = train(config)
     mpath = artifacts / "manifests" / f"{manifest.run_id}.json"
     old_hash = manifest.manifest_hash

@@ -76,7 +76,10 @@ CASES: list[tuple[str, list[str]]] = [
     ("the the the cat", ["cat cat the"]),
     ("Σίσυφος ΟΔΥΣΣΕΥΣ", ["σίσυφος οδυσσευς"]),
     ("tabs\tand\nnewlines", ["tabs and newlines"]),
-    ("The quick brown fox jumps over the lazy dog", ["A quick brown dog jumps over the lazy fox", "quick fox"]),
+    (
+        "The quick brown fox jumps over the lazy dog",
+        ["A quick brown dog jumps over the lazy fox", "quick fox"],
+    ),
     ("Running runners ran quickly", ["run runner running quick", "runs"]),
     ("1,000,000 dollars", ["1000000 dollars", "one million dollars"]),
 ]
@@ -84,9 +87,29 @@ CASES: list[tuple[str, list[str]]] = [
 
 def _random_cases(n: int, seed: int) -> list[tuple[str, list[str]]]:
     rng = random.Random(seed)
-    vocab = ["the", "a", "cat", "dog", "Sat", "on", "mat", ",", ".", "!", "é", "running", "ran", "an", "42", "über", "x"]
+    vocab = [
+        "the",
+        "a",
+        "cat",
+        "dog",
+        "Sat",
+        "on",
+        "mat",
+        ",",
+        ".",
+        "!",
+        "é",
+        "running",
+        "ran",
+        "an",
+        "42",
+        "über",
+        "x",
+    ]
+
     def sent() -> str:
         return " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 14)))
+
     return [(sent(), [sent() for _ in range(rng.randint(1, 3))]) for _ in range(n)]
 
 
@@ -97,7 +120,9 @@ REFS = [r for _, r in ALL_CASES]
 
 def test_exact_match_equals_official_squad_v11() -> None:
     scores = ExactMatch().compute(PREDS, REFS).scores
-    expected = [float(squad_metric_max_over_ground_truths(squad_exact_match_score, p, r)) for p, r in ALL_CASES]
+    expected = [
+        float(squad_metric_max_over_ground_truths(squad_exact_match_score, p, r)) for p, r in ALL_CASES
+    ]
     assert scores == pytest.approx(expected, abs=1e-9)
     assert set(scores) == {0.0, 1.0}  # the cases exercise both outcomes
 
@@ -160,7 +185,12 @@ def test_bit_parallel_lcs_equals_rouge_score_table() -> None:
 
 
 def test_metrics_are_registered_and_follow_the_protocol() -> None:
-    for name, cls in [("exact_match", ExactMatch), ("token_f1", TokenF1), ("bleu4", BLEU4), ("rouge_l", ROUGE_L)]:
+    for name, cls in [
+        ("exact_match", ExactMatch),
+        ("token_f1", TokenF1),
+        ("bleu4", BLEU4),
+        ("rouge_l", ROUGE_L),
+    ]:
         assert PluginRegistry.get("metric", name) is cls
         metric = PluginRegistry.create("metric", name)
         assert isinstance(metric, MetricFn) and metric.name == name

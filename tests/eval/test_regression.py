@@ -13,7 +13,9 @@ from provenir.eval.regression import RegressionGate, mcnemar_test
 
 def _result(**scores: list[float]) -> EvalResult:
     metrics = {
-        name: metric_result_from_scores(name, s, binary=set(s) <= {0.0, 1.0} and name == "exact_match", n_bootstrap=300)
+        name: metric_result_from_scores(
+            name, s, binary=set(s) <= {0.0, 1.0} and name == "exact_match", n_bootstrap=300
+        )
         for name, s in scores.items()
     }
     return EvalResult(metrics=metrics, n=len(next(iter(scores.values()))))
@@ -22,7 +24,7 @@ def _result(**scores: list[float]) -> EvalResult:
 def test_seed_snippet_raises_naming_each_dropped_metric() -> None:
     baseline_result = _result(exact_match=[1.0] * 80 + [0.0] * 20, token_f1=[0.9] * 100)
     new_result = _result(exact_match=[1.0] * 60 + [0.0] * 40, token_f1=[0.9] * 100)
-    gate = RegressionGate(tolerance=0.02)   # allow up to 2% regression
+    gate = RegressionGate(tolerance=0.02)  # allow up to 2% regression
     with pytest.raises(RegressionError) as info:
         gate.check(new_result, baseline_result)  # raises RegressionError if gate trips
     message = str(info.value)
@@ -55,9 +57,9 @@ def test_mcnemar_equals_statsmodels() -> None:
     rng = random.Random(0)
     base = [float(rng.random() < 0.7) for _ in range(120)]
     new = [b if rng.random() < 0.85 else 1.0 - b for b in base]
-    b01 = sum(1 for x, y in zip(base, new) if x == 1 and y == 0)
-    b10 = sum(1 for x, y in zip(base, new) if x == 0 and y == 1)
-    both = sum(1 for x, y in zip(base, new) if x == 1 and y == 1)
+    b01 = sum(1 for x, y in zip(base, new, strict=True) if x == 1 and y == 0)
+    b10 = sum(1 for x, y in zip(base, new, strict=True) if x == 0 and y == 1)
+    both = sum(1 for x, y in zip(base, new, strict=True) if x == 1 and y == 1)
     neither = len(base) - b01 - b10 - both
     assert mcnemar_test(new, base) == mcnemar([[both, b01], [b10, neither]], exact=True).pvalue
 
@@ -73,10 +75,16 @@ def test_noise_is_not_called_a_regression_and_a_real_drop_is() -> None:
     assert comp.exceeds_tolerance and comp.test == "paired_bootstrap" and comp.significant is False
     assert comp.verdict == "drop_not_significant"
     assert not decision.passed  # safe default: a drop beyond tolerance still blocks
-    assert RegressionGate(0.02, require_significance=True).compare(_result(token_f1=noisy), _result(token_f1=base)).passed
+    assert (
+        RegressionGate(0.02, require_significance=True)
+        .compare(_result(token_f1=noisy), _result(token_f1=base))
+        .passed
+    )
 
     real = [b - 0.1 for b in base]
-    comp = RegressionGate(0.02, require_significance=True).compare(_result(token_f1=real), _result(token_f1=base))
+    comp = RegressionGate(0.02, require_significance=True).compare(
+        _result(token_f1=real), _result(token_f1=base)
+    )
     assert comp.comparisons["token_f1"].verdict == "regression" and not comp.passed
     assert comp.comparisons["token_f1"].delta_ci_upper < 0
 
@@ -87,7 +95,9 @@ def test_improvements_are_labelled_by_significance() -> None:
     assert up.passed and up.comparisons["token_f1"].verdict == "improvement"
     rng = random.Random(9)
     wobble = [0.5 + rng.uniform(-0.3, 0.32) for _ in range(50)]
-    comp = RegressionGate(0.5).compare(_result(token_f1=wobble), _result(token_f1=base)).comparisons["token_f1"]
+    comp = (
+        RegressionGate(0.5).compare(_result(token_f1=wobble), _result(token_f1=base)).comparisons["token_f1"]
+    )
     assert comp.verdict in ("gain_not_significant", "within_tolerance") and comp.significant is False
 
 

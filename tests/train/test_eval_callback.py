@@ -30,7 +30,9 @@ def _trainer(model_path: Path, tmp_path: Path, callback: EvalCallback, max_steps
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path)
-    train = Dataset.from_list([{"prompt": r["prompt"] + "\n", "completion": r["response"]} for r in _rows(16)])
+    train = Dataset.from_list(
+        [{"prompt": r["prompt"] + "\n", "completion": r["response"]} for r in _rows(16)]
+    )
     args = SFTConfig(
         output_dir=str(tmp_path / "out"),
         max_steps=max_steps,
@@ -71,17 +73,28 @@ def test_callback_evaluates_the_trained_model_and_logs_metrics(tiny_model_path: 
     logged = [e for e in trainer.state.log_history if "eval/exact_match" in e]
     assert [e["step"] for e in logged] == [2, 4]
     for entry in logged:
-        assert 0.0 <= entry["eval/token_f1_ci_lower"] <= entry["eval/token_f1"] <= entry["eval/token_f1_ci_upper"] <= 1
+        assert (
+            0.0
+            <= entry["eval/token_f1_ci_lower"]
+            <= entry["eval/token_f1"]
+            <= entry["eval/token_f1_ci_upper"]
+            <= 1
+        )
     # The predictions scored at step 4 are exactly what the trained model generates now.
     last = callback.history[-1]
     assert len(last.predictions) == 5
     tokenizer = trainer.processing_class
     prompts = [r["prompt"] + "\n" for r in _rows(5)]
-    assert generate_predictions(trainer.model, tokenizer, prompts, max_new_tokens=8, batch_size=5) == last.predictions
+    assert (
+        generate_predictions(trainer.model, tokenizer, prompts, max_new_tokens=8, batch_size=5)
+        == last.predictions
+    )
     assert last.result.n == 5 and set(last.result.metrics) == {"exact_match", "token_f1"}
 
 
-def test_early_stopping_stops_training_when_quality_stops_improving(tiny_model_path: Path, tmp_path: Path) -> None:
+def test_early_stopping_stops_training_when_quality_stops_improving(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
     # Requiring a strict improvement of exact match, which a few tiny-model steps never reach
     # after the first evaluation, patience 1 must stop at the second evaluation (step 2).
     callback = _callback(eval_every_n_steps=1, early_stopping_patience=1, metric="exact_match")

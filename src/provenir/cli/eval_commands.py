@@ -18,10 +18,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         data: Annotated[
             str | None,
-            typer.Option(help="Dataset file (JSONL/JSON/CSV/Parquet or builtin:<name>); default: the run's eval data."),
+            typer.Option(
+                help="Dataset file (JSONL/JSON/CSV/Parquet or builtin:<name>); default: the run's eval data."
+            ),
         ] = None,
         predictions: Annotated[
-            Path | None, typer.Option(help="JSONL predictions to score against --data instead of a run's model.")
+            Path | None,
+            typer.Option(help="JSONL predictions to score against --data instead of a run's model."),
         ] = None,
         metrics: Annotated[
             str | None, typer.Option(help="Comma-separated metric names (default: the run's eval.metrics).")
@@ -34,7 +37,9 @@ def register(app: typer.Typer) -> None:
         relative: Annotated[bool, typer.Option(help="Tolerance is relative to the baseline value.")] = False,
         max_new_tokens: Annotated[int | None, typer.Option(help="Tokens generated per prompt.")] = None,
         batch_size: Annotated[int, typer.Option(help="Prompts generated per batch.")] = 8,
-        device: Annotated[str | None, typer.Option(help="cpu | cuda | auto (default: the run's device).")] = None,
+        device: Annotated[
+            str | None, typer.Option(help="cpu | cuda | auto (default: the run's device).")
+        ] = None,
         attach: Annotated[bool, typer.Option(help="Attach the summary to the run's manifest.")] = True,
     ) -> None:
         """Print a metrics table with confidence intervals and save eval.json.
@@ -57,8 +62,13 @@ def register(app: typer.Typer) -> None:
             where = result.save(out or predictions.with_name("eval.json"))
         elif manifest is not None:
             result, where = evaluate_run(
-                manifest, data_path=data, metrics=names, max_new_tokens=max_new_tokens,
-                batch_size=batch_size, device=device, attach=attach,
+                manifest,
+                data_path=data,
+                metrics=names,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                device=device,
+                attach=attach,
             )
         else:
             raise EvaluationError("give a run MANIFEST to evaluate, or --predictions with --data")

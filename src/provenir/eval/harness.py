@@ -93,7 +93,9 @@ class MetricResult:
             "binary": self.binary,
         }
         if self.corpus is not None:
-            out.update(corpus=self.corpus, corpus_ci_lower=self.corpus_ci_lower, corpus_ci_upper=self.corpus_ci_upper)
+            out.update(
+                corpus=self.corpus, corpus_ci_lower=self.corpus_ci_lower, corpus_ci_upper=self.corpus_ci_upper
+            )
         if include_scores and self.scores is not None:
             out["scores"] = list(self.scores)
         return out
@@ -237,7 +239,8 @@ def extract_references(dataset: Iterable[Mapping[str, Any]]) -> tuple[list[list[
             item = [row["response"]]
         else:
             raise EvaluationError(
-                f"row {i}: no reference found; expected a 'references' list, a 'reference' or a 'response' field"
+                f"row {i}: no reference found; "
+                "expected a 'references' list, a 'reference' or a 'response' field"
             )
         if not all(isinstance(r, str) for r in item):
             raise EvaluationError(f"row {i}: every reference must be a string")
@@ -306,7 +309,8 @@ class MultiMetricEvaluator:
             raise EvaluationError("nothing to evaluate: the dataset and the predictions are empty")
         if len(predictions) != len(references):
             raise EvaluationError(
-                f"{len(predictions)} predictions for {len(references)} dataset rows: they must pair up one to one"
+                f"{len(predictions)} predictions for {len(references)} dataset rows: "
+                "they must pair up one to one"
             )
         for i, p in enumerate(predictions):
             if not isinstance(p, str):
@@ -405,8 +409,15 @@ def metric_result_from_scores(
             lo, hi = bootstrap_mean_ci(scores, confidence=confidence, n_resamples=n_bootstrap, seed=seed)
         interval = "bootstrap"
     result = MetricResult(
-        name=name, mean=mean, ci_lower=lo, ci_upper=hi, n=n, interval=interval,
-        confidence=confidence, binary=binary, scores=scores,
+        name=name,
+        mean=mean,
+        ci_lower=lo,
+        ci_upper=hi,
+        n=n,
+        interval=interval,
+        confidence=confidence,
+        binary=binary,
+        scores=scores,
     )
     if corpus is not None:
         result.corpus = float(corpus)

@@ -200,13 +200,22 @@ class BLEU4:
 
         # The per-segment statistics sacrebleu's corpus_score and sentence_score both compute
         # (sentence BLEU is corpus BLEU of a one-item corpus), made once for both scores.
-        stats = [_segment_stats(preprocess(p).split(), [preprocess(r).split() for r in refs])
-                 for p, refs in zip(predictions, references, strict=True)]
+        stats = [
+            _segment_stats(preprocess(p).split(), [preprocess(r).split() for r in refs])
+            for p, refs in zip(predictions, references, strict=True)
+        ]
         scores = [
             BLEU.compute_bleu(
-                correct=s[2:6], total=s[6:10], sys_len=s[0], ref_len=s[1],
-                smooth_method="exp", smooth_value=None, effective_order=True, max_ngram_order=_ORDER,
-            ).score / 100.0
+                correct=s[2:6],
+                total=s[6:10],
+                sys_len=s[0],
+                ref_len=s[1],
+                smooth_method="exp",
+                smooth_value=None,
+                effective_order=True,
+                max_ngram_order=_ORDER,
+            ).score
+            / 100.0
             for s in stats
         ]
         stats_arr = np.asarray(stats, dtype=np.int64)
@@ -224,7 +233,9 @@ _ORDER = 4
 
 def _ngram_counts(tokens: list[str]) -> list[Counter[Any]]:
     # One counter per order; unigrams are plain strings, higher orders tuples.
-    return [Counter(tokens)] + [Counter(zip(*(tokens[i:] for i in range(n)))) for n in range(2, _ORDER + 1)]
+    # zip of shifted copies stops at the shortest: exactly the n-grams (not strict on purpose).
+    shifted = [zip(*(tokens[i:] for i in range(n))) for n in range(2, _ORDER + 1)]  # noqa: B905
+    return [Counter(tokens)] + [Counter(grams) for grams in shifted]
 
 
 def _segment_stats(hyp: list[str], refs: list[list[str]]) -> list[int]:
@@ -250,10 +261,19 @@ def _corpus_bleu(summed: Sequence[float]) -> float:
     from sacrebleu.metrics import BLEU
 
     s = [int(x) for x in summed]
-    return BLEU.compute_bleu(
-        correct=s[2:6], total=s[6:10], sys_len=s[0], ref_len=s[1],
-        smooth_method="exp", smooth_value=None, effective_order=False, max_ngram_order=_ORDER,
-    ).score / 100.0
+    return (
+        BLEU.compute_bleu(
+            correct=s[2:6],
+            total=s[6:10],
+            sys_len=s[0],
+            ref_len=s[1],
+            smooth_method="exp",
+            smooth_value=None,
+            effective_order=False,
+            max_ngram_order=_ORDER,
+        ).score
+        / 100.0
+    )
 
 
 # -- ROUGE-L -------------------------------------------------------------------------------------

@@ -139,7 +139,9 @@ def _as_result(value: EvalResult | Mapping[str, Any], which: str) -> EvalResult:
         return value
     if isinstance(value, Mapping):
         return EvalResult.from_dict(value)
-    raise EvaluationError(f"{which}: expected an EvalResult or its to_dict() form, got {type(value).__name__}")
+    raise EvaluationError(
+        f"{which}: expected an EvalResult or its to_dict() form, got {type(value).__name__}"
+    )
 
 
 class RegressionGate:
@@ -181,7 +183,9 @@ class RegressionGate:
         self.n_resamples = n_resamples
         self.seed = seed
 
-    def check(self, new: EvalResult | Mapping[str, Any], baseline: EvalResult | Mapping[str, Any]) -> GateDecision:
+    def check(
+        self, new: EvalResult | Mapping[str, Any], baseline: EvalResult | Mapping[str, Any]
+    ) -> GateDecision:
         """Return the decision if the gate passes; raise :class:`RegressionError` if it trips.
 
         The raised error carries the decision as ``error.decision``.
@@ -193,7 +197,9 @@ class RegressionGate:
             raise error
         return decision
 
-    def compare(self, new: EvalResult | Mapping[str, Any], baseline: EvalResult | Mapping[str, Any]) -> GateDecision:
+    def compare(
+        self, new: EvalResult | Mapping[str, Any], baseline: EvalResult | Mapping[str, Any]
+    ) -> GateDecision:
         """The decision, without raising: per-metric deltas, paired tests and verdicts."""
         new_r = _as_result(new, "new")
         base_r = _as_result(baseline, "baseline")
@@ -214,7 +220,9 @@ class RegressionGate:
             note=note,
         )
 
-    def _compare_metric(self, name: str, new_r: EvalResult, base_r: EvalResult, paired: bool) -> MetricComparison:
+    def _compare_metric(
+        self, name: str, new_r: EvalResult, base_r: EvalResult, paired: bool
+    ) -> MetricComparison:
         base = base_r.metrics[name]
         tol = self.tolerances.get(name, self.tolerance)
         new = new_r.metrics.get(name)
@@ -228,7 +236,9 @@ class RegressionGate:
         else:
             drop = -delta / abs(base.mean) if base.mean != 0 else float("inf")
         exceeds = drop > tol + _EPS
-        comp = MetricComparison(name, base.mean, new.mean, delta, drop, tol, exceeds, "within_tolerance", False)
+        comp = MetricComparison(
+            name, base.mean, new.mean, delta, drop, tol, exceeds, "within_tolerance", False
+        )
         if paired and new.scores is not None and base.scores is not None:
             self._paired_test(comp, new, base)
         elif paired:
@@ -265,4 +275,3 @@ def _pairable(new: EvalResult, base: EvalResult) -> tuple[bool, str | None]:
     if new.item_keys is not None and base.item_keys is not None and new.item_keys != base.item_keys:
         return False, "the results were computed on different items (item keys differ): no paired tests"
     return True, None
-

@@ -51,10 +51,14 @@ def read_predictions(path: str | os.PathLike[str]) -> list[str]:
             if isinstance(value, dict):
                 key = next((k for k in PREDICTION_KEYS if k in value), None)
                 if key is None:
-                    raise EvaluationError(f"{p}: line {lineno} has none of the keys {', '.join(PREDICTION_KEYS)}")
+                    raise EvaluationError(
+                        f"{p}: line {lineno} has none of the keys {', '.join(PREDICTION_KEYS)}"
+                    )
                 value = value[key]
             if not isinstance(value, str):
-                raise EvaluationError(f"{p}: line {lineno}: the prediction must be a string, got {type(value).__name__}")
+                raise EvaluationError(
+                    f"{p}: line {lineno}: the prediction must be a string, got {type(value).__name__}"
+                )
             out.append(value)
     if not out:
         raise EvaluationError(f"{p}: no predictions")
@@ -85,7 +89,9 @@ def evaluate_predictions_file(
     return (evaluator or MultiMetricEvaluator(keep_predictions=True)).evaluate(rows, predictions)
 
 
-def attach_to_manifest(manifest_path: str | os.PathLike[str], result: EvalResult, eval_path: Path | None = None) -> RunManifest:
+def attach_to_manifest(
+    manifest_path: str | os.PathLike[str], result: EvalResult, eval_path: Path | None = None
+) -> RunManifest:
     """Set ``manifest.eval`` to the result's summary (and record ``eval.json``'s hash), then re-seal and save.
 
     The manifest hash covers every field, so changing ``eval`` changes the hash: the manifest
@@ -95,7 +101,9 @@ def attach_to_manifest(manifest_path: str | os.PathLike[str], result: EvalResult
     manifest, raw = RunManifest.load_with_text(manifest_path)
     check = manifest.check(raw=raw)
     if not check.ok:
-        raise ManifestTamperedError(f"{manifest_path}: " + "; ".join(check.problems) + "; not attaching an evaluation")
+        raise ManifestTamperedError(
+            f"{manifest_path}: " + "; ".join(check.problems) + "; not attaching an evaluation"
+        )
     manifest.eval = result.summary()
     if eval_path is not None:
         rdir = Path(manifest_path).resolve().parent.parent / "runs" / manifest.run_id
@@ -152,7 +160,8 @@ def evaluate_run(
         rows = load_train_data(config).eval or []
         if not rows:
             raise EvaluationError(
-                f"run {manifest.run_id} has no evaluation data (no data.eval_path or data.eval_split); pass a dataset"
+                f"run {manifest.run_id} has no evaluation data (no data.eval_path or data.eval_split); "
+                "pass a dataset"
             )
     if any("prompt" not in r for r in rows):
         raise EvaluationError("every evaluation row needs a 'prompt' to generate from")
@@ -172,15 +181,20 @@ def evaluate_run(
     model.to(dev)
     prompts = [render_prompt(config.data.template, tokenizer, dict(r)) for r in rows]
     predictions = generate_predictions(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens or config.eval.max_new_tokens, batch_size=batch_size
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
+        batch_size=batch_size,
     )
     evaluator = MultiMetricEvaluator(
         list(metrics or config.eval.metrics), n_bootstrap=n_bootstrap, seed=seed, keep_predictions=True
     )
     result = evaluator.evaluate(rows, predictions)
-    result.extra.update(run_id=manifest.run_id, data=data_path or "run eval split", template=config.data.template)
+    result.extra.update(
+        run_id=manifest.run_id, data=data_path or "run eval split", template=config.data.template
+    )
     eval_path = result.save(rdir / EVAL_FILENAME)
     if attach:
         attach_to_manifest(mpath, result, eval_path)
     return result, eval_path
-

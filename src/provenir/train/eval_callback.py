@@ -170,7 +170,9 @@ class EvalCallback(TrainerCallback):
         names = [m.name for m in self.evaluator.metrics]
         self.metric = self.config.metric or names[0]
         if self.metric not in names:
-            raise EvaluationError(f"EvalCallback: metric {self.metric!r} is not computed by the evaluator ({names})")
+            raise EvaluationError(
+                f"EvalCallback: metric {self.metric!r} is not computed by the evaluator ({names})"
+            )
         self.tokenizer = tokenizer
         self.prompt_formatter = prompt_formatter
         self.gate = RegressionGate(self.config.regression_tolerance, metrics=[self.metric])
@@ -209,7 +211,11 @@ class EvalCallback(TrainerCallback):
         """Generate on the eval rows with ``model`` and score the generations."""
         prompts = [self._prompt(r, tokenizer) for r in self.rows]
         predictions = generate_predictions(
-            model, tokenizer, prompts, max_new_tokens=self.config.max_new_tokens, batch_size=self.config.batch_size
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=self.config.max_new_tokens,
+            batch_size=self.config.batch_size,
         )
         return self.evaluator.evaluate(self.rows, predictions), predictions
 
@@ -217,7 +223,9 @@ class EvalCallback(TrainerCallback):
         model = kwargs.get("model")
         tokenizer = self.tokenizer or kwargs.get("processing_class") or kwargs.get("tokenizer")
         if model is None or tokenizer is None:
-            raise EvaluationError("EvalCallback: the trainer passed no model or tokenizer; pass tokenizer= explicitly")
+            raise EvaluationError(
+                "EvalCallback: the trainer passed no model or tokenizer; pass tokenizer= explicitly"
+            )
         result, predictions = self.evaluate_model(model, tokenizer)
         score = result.metrics[self.metric].mean
         improved = self.best is None or score > self.best.score
@@ -238,6 +246,8 @@ class EvalCallback(TrainerCallback):
         state.log_history.append(entry)
 
         patience = self.config.early_stopping_patience
-        if (patience is not None and self.bad_evals >= patience) or (regressed and self.config.stop_on_regression):
+        if (patience is not None and self.bad_evals >= patience) or (
+            regressed and self.config.stop_on_regression
+        ):
             self.stopped_early = True
             control.should_training_stop = True
