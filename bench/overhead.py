@@ -38,10 +38,8 @@ def raw_trl(config: RunConfig, model_dir: Path, out: Path) -> tuple[float, float
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    rows = [
-        {"prompt": TEMPLATE_REGISTRY.format("alpaca", {"prompt": r["prompt"]}), "completion": r["response"]}
-        for r in load_train_data(config).train
-    ]
+    pairs = [TEMPLATE_REGISTRY.split("alpaca", r) for r in load_train_data(config).train]
+    rows = [{"prompt": p, "completion": c} for p, c in pairs]
     args = SFTConfig(
         output_dir=str(out),
         max_steps=config.max_steps,

@@ -81,13 +81,14 @@ def test_prompt_tokens_are_masked(tiny_model_path: Path, tmp_path: Path) -> None
     config = sft_config(tmp_path, max_steps=1)
     data = load_train_data(config)
     trainer, tokenizer, _ = TRLBackend(progress=False).build_trainer(config, data, tmp_path)
-    from provenir.train.backends.trl_backend import render_prompt
+    from provenir.train.backends.trl_backend import template_pair
 
     batch = trainer.data_collator([trainer.train_dataset[0]])
     labels = batch["labels"][0].tolist()
     ids = batch["input_ids"][0].tolist()
-    prompt_ids = tokenizer(render_prompt("alpaca", tokenizer, data.train[0]), add_special_tokens=False)["input_ids"]
+    prompt, completion = template_pair("alpaca", tokenizer, data.train[0], data.train[0]["response"])
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     assert ids[: len(prompt_ids)] == prompt_ids
     assert all(label == -100 for label in labels[: len(prompt_ids)])
     response = [i for i, label in zip(ids, labels, strict=True) if label != -100]
-    assert tokenizer.decode(response) == data.train[0]["response"] + tokenizer.eos_token
+    assert tokenizer.decode(response) == completion == data.train[0]["response"] + tokenizer.eos_token

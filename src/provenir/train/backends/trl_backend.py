@@ -99,18 +99,26 @@ def lora_config(config: RunConfig) -> Any | None:
     )
 
 
-def render_prompt(template: str, tokenizer: Any, row: dict[str, Any]) -> str:
-    """The prompt text exactly up to where the response starts."""
-    record = {"prompt": row["prompt"]}
-    if row.get("system"):
-        record["system"] = row["system"]
-    if template == "tokenizer":
-        from provenir.data.templates import render_with_tokenizer
+def template_pair(template: str, tokenizer: Any, row: dict[str, Any], answer: str) -> tuple[str, str]:
+    """``(prompt, completion)`` of ``row`` answered by ``answer``, split exactly where generation starts.
 
-        return render_with_tokenizer(tokenizer, record)
+    The completion carries the template's own end-of-turn marker (``</s>``, ``<|eot_id|>``, ...)
+    and any separator the official format puts before the answer (Mistral's space).
+    """
     from provenir.data.templates import TEMPLATE_REGISTRY
 
-    return TEMPLATE_REGISTRY.format(template, record)
+    record = {"prompt": row["prompt"], "response": answer}
+    if row.get("system"):
+        record["system"] = row["system"]
+    return TEMPLATE_REGISTRY.split(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
+
+
+def template_prompt(template: str, tokenizer: Any, row: dict[str, Any]) -> str:
+    """The prompt text of ``row`` up to where the response starts (generation, DPO, GRPO)."""
+    from provenir.data.templates import TEMPLATE_REGISTRY
+
+    record = {"prompt": row["prompt"], **({"system": row["system"]} if row.get("system") else {})}
+    return TEMPLATE_REGISTRY.format(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
 
 
 def common_args(config: RunConfig, run_dir: Path, device: str) -> dict[str, Any]:
@@ -212,10 +220,10 @@ class TRLBackend:
         from trl import SFTConfig, SFTTrainer
 
         # prompt/completion rows: TRL masks the prompt tokens (label -100), so loss is on the response only.
-        rows = [
-            {"prompt": render_prompt(config.data.template, tokenizer, r), "completion": r["response"]}
-            for r in dataset.train
-        ]
+        rows = []
+        for r in dataset.train:
+            prompt, completion = template_pair(config.data.template, tokenizer, r, r["response"])
+            rows.append({"prompt": prompt, "completion": completion})
         args = SFTConfig(
             **common_args(config, run_dir, device),
             max_length=config.max_length,
