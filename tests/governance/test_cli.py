@@ -56,7 +56,9 @@ def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
     return code, out.out, out.err
 
 
-def test_tampered_or_torn_log_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tampered_or_torn_log_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("provenir.cli.train_commands")  # the full CLI is assembled from every module
     audit = AuditLogger(tmp_path)
     for i in range(3):
@@ -77,7 +79,10 @@ def test_tampered_or_torn_log_exits_2_with_one_line(tmp_path: Path, capsys: pyte
 
 def test_scan_and_mask(app: typer.Typer, tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
-    rows = [{"prompt": "mail a@b.com", "response": "key AKIAIOSFODNN7EXAMPLE", "n": 1}, {"prompt": "hi", "n": 2}]
+    rows = [
+        {"prompt": "mail a@b.com", "response": "key AKIAIOSFODNN7EXAMPLE", "n": 1},
+        {"prompt": "hi", "n": 2},
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     runner = CliRunner()
     masked = tmp_path / "masked.jsonl"
@@ -101,7 +106,8 @@ def test_scan_and_mask(app: typer.Typer, tmp_path: Path) -> None:
 def test_model_card_command(app: typer.Typer, tmp_path: Path) -> None:
     cfg = RunConfig(name="card-run", backend="stub")
     m = RunManifest(
-        name="card-run", backend="stub", algorithm="sft", config_hash=cfg.config_hash(), dataset_hash="b" * 64,
+        name="card-run", backend="stub", algorithm="sft", config_hash=cfg.config_hash(),
+        dataset_hash="b" * 64,
         seed=1, config=cfg.model_dump(mode="json"), status="completed",
     ).seal()  # fmt: skip
     artifacts = tmp_path / "artifacts"

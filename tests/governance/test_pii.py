@@ -112,7 +112,9 @@ def test_overlapping_findings_are_merged_without_corrupting_text() -> None:
 
 def test_mask_files_and_bad_inputs(tmp_path: Path) -> None:
     src = tmp_path / "d.jsonl"
-    src.write_text(json.dumps({"q": "my ip is 10.0.0.1", "a": 1}) + "\n\n" + json.dumps({"q": "none", "a": 2}) + "\n")
+    src.write_text(
+        json.dumps({"q": "my ip is 10.0.0.1", "a": 1}) + "\n\n" + json.dumps({"q": "none", "a": 2}) + "\n"
+    )
     out = tmp_path / "m.csv"
     PIIMasker().mask_file(src, str(out))
     assert out.read_text().splitlines() == ["q,a", "my ip is <IP_ADDRESS_1>,1", "none,2"]

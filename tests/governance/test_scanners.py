@@ -12,12 +12,17 @@ from provenir.governance.scanners import SecretScanner, apply_scan_policy, scan_
 
 SECRET_LINES = [
     ("AWS Access Key", "deploy with AKIAIOSFODNN7EXAMPLE please", "AKIAIOSFODNN7EXAMPLE"),
-    ("GitHub Token", "token ghp_abcdefghijklmnopqrstuvwxyzABCDEF0123 leaked", "ghp_abcdefghijklmnopqrstuvwxyzABCDEF0123"),
+    (
+        "GitHub Token",
+        "token ghp_abcdefghijklmnopqrstuvwxyzABCDEF0123 leaked",
+        "ghp_abcdefghijklmnopqrstuvwxyzABCDEF0123",
+    ),
     ("Slack Token", "xoxb-123456789012-1234567890123-abcdefghijABCDEFGHIJklmn", None),
     ("Stripe Access Key", "key: sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
     (
         "JSON Web Token",
-        "auth eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        "auth eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
         None,
     ),
     ("Secret Keyword", 'password = "hunter2horse"', "hunter2horse"),
@@ -70,7 +75,10 @@ def test_prefilter_gives_exactly_the_results_of_running_every_plugin(scanner: Se
 
 
 def test_private_key_block_is_one_span(scanner: SecretScanner) -> None:
-    text = "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi\n-----END RSA PRIVATE KEY-----\ny"
+    text = (
+        "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi\n"
+        "-----END RSA PRIVATE KEY-----\ny"
+    )
     (f,) = scanner.scan_text(text)
     assert text[f.start : f.end].endswith("-----END RSA PRIVATE KEY-----") and text[f.end :] == "\ny"
 
@@ -80,13 +88,22 @@ def test_allowlist_pragma_is_honoured(scanner: SecretScanner) -> None:
 
 
 def test_combined_scan_summary_is_json_and_never_holds_the_values() -> None:
-    rows = [{"prompt": "mail a@b.com", "response": "use AKIAIOSFODNN7EXAMPLE"}, {"prompt": "fine", "response": "ok"}]
+    rows = [
+        {"prompt": "mail a@b.com", "response": "use AKIAIOSFODNN7EXAMPLE"},
+        {"prompt": "fine", "response": "ok"},
+    ]
     summary = scan_dataset(rows)
     data = summary.to_dict()
     text = json.dumps(data)
     assert data["has_pii"] and data["has_secrets"] and data["rows_scanned"] == 2
     assert data["secrets"]["counts"] == {"AWS Access Key": 1}
-    assert data["secrets"]["findings"][0] == {"type": "AWS Access Key", "row": 0, "field": "response", "start": 4, "end": 24}
+    assert data["secrets"]["findings"][0] == {
+        "type": "AWS Access Key",
+        "row": 0,
+        "field": "response",
+        "start": 4,
+        "end": 24,
+    }
     assert "AKIAIOSFODNN7EXAMPLE" not in text and "a@b.com" not in text
 
 
@@ -95,8 +112,26 @@ def test_scan_policy_report_mask_refuse() -> None:
     same, summary = apply_scan_policy(rows, "report")
     assert same is rows and summary.action == "report"
     masked, summary = apply_scan_policy(rows, "mask")
-    assert masked == [{"prompt": "mail <EMAIL_1>", "response": "use <SECRET_1>"}] and summary.to_dict()["action"] == "masked"
+    assert (
+        masked == [{"prompt": "mail <EMAIL_1>", "response": "use <SECRET_1>"}]
+        and summary.to_dict()["action"] == "masked"
+    )
     with pytest.raises(DataError, match="EMAIL=1, AWS Access Key=1"):
         apply_scan_policy(rows, "refuse")
     clean, summary = apply_scan_policy([{"prompt": "hello"}], "refuse")
     assert summary.action == "none_found"
+
+
+def test_governance_imports_stay_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, provenir.governance.audit, provenir.governance.pii, provenir.governance.scanners, "
+        "provenir.governance.model_card, provenir.cli.governance_commands; "
+        "heavy = [m for m in ('detect_secrets', 'phonenumbers', 'huggingface_hub', 'datasets') "
+        "if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -20,7 +20,8 @@ AuditDir = Annotated[Path, typer.Option("--dir", help="Audit folder (default: ar
 def register(app: typer.Typer) -> None:
     """Attach ``audit``, ``scan`` and ``model-card`` to ``app``."""
     audit_app = typer.Typer(
-        help="List the audit log (newest first); `verify` checks its hash chain, `repair` fixes a torn last line.",
+        help="List the audit log (newest first); `verify` checks its hash chain, "
+        "`repair` fixes a torn last line.",
         no_args_is_help=False,
     )
 
@@ -34,7 +35,9 @@ def register(app: typer.Typer) -> None:
         since: Annotated[str | None, typer.Option(help="From this ISO-8601 time (inclusive).")] = None,
         until: Annotated[str | None, typer.Option(help="Before this ISO-8601 time.")] = None,
         limit: Annotated[int, typer.Option(help="Records per page (1-10000).")] = 50,
-        cursor: Annotated[int | None, typer.Option(help="Continue from a previous page's next cursor.")] = None,
+        cursor: Annotated[
+            int | None, typer.Option(help="Continue from a previous page's next cursor.")
+        ] = None,
         oldest_first: Annotated[bool, typer.Option("--oldest-first", help="Oldest records first.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the page as JSON.")] = False,
     ) -> None:
@@ -58,7 +61,9 @@ def register(app: typer.Typer) -> None:
             return
         for r in page.records:
             fields = json.dumps(r.fields, sort_keys=True, ensure_ascii=False)
-            typer.echo(f"{r.seq:>7}  {r.timestamp}  {r.event:<24} {r.actor:<16} {r.run_id or '-':<36}  {fields}")
+            typer.echo(
+                f"{r.seq:>7}  {r.timestamp}  {r.event:<24} {r.actor:<16} {r.run_id or '-':<36}  {fields}"
+            )
         shown = f"{len(page.records)} record(s) of {page.total}"
         more = f"; next page: --cursor {page.next_cursor}" if page.next_cursor is not None else ""
         typer.echo(f"-- {shown}{more}", err=True)
@@ -67,7 +72,8 @@ def register(app: typer.Typer) -> None:
     def audit_verify(
         directory: AuditDir = DEFAULT_AUDIT_DIR,
         head: Annotated[
-            str | None, typer.Option(help="Anchored head SEQ:HASH recorded elsewhere; detects cut-off records.")
+            str | None,
+            typer.Option(help="Anchored head SEQ:HASH recorded elsewhere; detects cut-off records."),
         ] = None,
     ) -> None:
         """Check the whole hash chain; exit 2 with the problems if it is broken or torn."""
@@ -78,7 +84,9 @@ def register(app: typer.Typer) -> None:
         if head is not None:
             seq, _, digest = head.partition(":")
             if not seq.isdigit() or len(digest) != 64:
-                raise GovernanceError(f"invalid --head {head!r}: expected SEQ:SHA256 as printed by `audit verify`")
+                raise GovernanceError(
+                    f"invalid --head {head!r}: expected SEQ:SHA256 as printed by `audit verify`"
+                )
             expected = (int(seq), digest)
         logger = AuditLogger(directory)
         result = logger.check(expected_head=expected)
@@ -96,7 +104,9 @@ def register(app: typer.Typer) -> None:
         messages = {
             "none": "nothing to repair: the last line is complete",
             "completed_newline": "the last record was intact but lacked its newline: completed",
-            "truncated": f"removed a torn last line ({result.removed_bytes} bytes, saved to {result.saved_to})",
+            "truncated": (
+                f"removed a torn last line ({result.removed_bytes} bytes, saved to {result.saved_to})"
+            ),
         }
         typer.echo(messages[result.action])
 
@@ -158,10 +168,14 @@ def register(app: typer.Typer) -> None:
         ] = None,
         eval_file: Annotated[
             Path | None,
-            typer.Option("--eval", help="eval.json to report (default: the run's eval.json, else the manifest's eval)."),
+            typer.Option(
+                "--eval", help="eval.json to report (default: the run's eval.json, else the manifest's eval)."
+            ),
         ] = None,
         license: Annotated[str | None, typer.Option(help="License id for the card metadata.")] = None,
-        no_audit: Annotated[bool, typer.Option("--no-audit", help="Do not record the event in <output_dir>/audit.")] = False,
+        no_audit: Annotated[
+            bool, typer.Option("--no-audit", help="Do not record the event in <output_dir>/audit.")
+        ] = False,
     ) -> None:
         """Generate a Hugging Face model card from a run manifest."""
         from provenir.core.errors import GovernanceError
@@ -190,6 +204,9 @@ def register(app: typer.Typer) -> None:
             from provenir.governance.audit import AuditLogger
 
             AuditLogger(output_dir / "audit").log(
-                "model_card_generated", run_id=loaded.run_id, path=str(written), manifest_hash=loaded.manifest_hash
+                "model_card_generated",
+                run_id=loaded.run_id,
+                path=str(written),
+                manifest_hash=loaded.manifest_hash,
             )
         typer.echo(f"model card written to {written}")

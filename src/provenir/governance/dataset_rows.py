@@ -32,9 +32,13 @@ def iter_rows(dataset: Any) -> Iterator[tuple[int, Mapping[str, Any]]]:
         yield from enumerate(_read_file(Path(dataset)))
         return
     if isinstance(dataset, Mapping):
-        raise DataError("dataset must be a list of rows (dicts), a datasets.Dataset or a file path, not one dict")
+        raise DataError(
+            "dataset must be a list of rows (dicts), a datasets.Dataset or a file path, not one dict"
+        )
     if not isinstance(dataset, Iterable) or isinstance(dataset, str | bytes):
-        raise DataError(f"cannot scan a {type(dataset).__name__}: pass a list of dicts, a datasets.Dataset or a path")
+        raise DataError(
+            f"cannot scan a {type(dataset).__name__}: pass a list of dicts, a datasets.Dataset or a path"
+        )
     for i, row in enumerate(dataset):
         if not isinstance(row, Mapping):
             raise DataError(f"row {i} is a {type(row).__name__}, expected a dict of column -> value")
@@ -67,7 +71,9 @@ def _read_file(path: Path) -> Iterator[dict[str, Any]]:
             with path.open(encoding="utf-8", newline="") as fh:
                 yield from csv.DictReader(fh)
         else:
-            raise DataError(f"{path}: unsupported dataset format {suffix or '(none)'}; use .jsonl, .json or .csv")
+            raise DataError(
+                f"{path}: unsupported dataset format {suffix or '(none)'}; use .jsonl, .json or .csv"
+            )
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:

@@ -53,7 +53,11 @@ def _metrics_from(eval_result: Any) -> dict[str, dict[str, float | int | None]]:
         )
     out: dict[str, dict[str, float | int | None]] = {}
     for name, m in data["metrics"].items():
-        if not isinstance(m, dict) or not isinstance(m.get("mean"), int | float) or isinstance(m.get("mean"), bool):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("mean"), int | float)
+            or isinstance(m.get("mean"), bool)
+        ):
             raise GovernanceError(f"eval metric {name!r}: expected a dict with a numeric 'mean'")
         out[str(name)] = {k: m.get(k) for k in ("mean", "ci_lower", "ci_upper", "n")}
     return out
@@ -67,7 +71,8 @@ def safe_card_path(directory: str | os.PathLike[str], filename: str = DEFAULT_CA
     """
     if not isinstance(filename, str) or not _SAFE_NAME.match(filename) or ".." in filename:
         raise GovernanceError(
-            f"invalid model card file name {filename!r}: use a plain name like MODEL_CARD.md (letters, digits, . _ -)"
+            f"invalid model card file name {filename!r}: "
+            "use a plain name like MODEL_CARD.md (letters, digits, . _ -)"
         )
     root = Path(directory).resolve()
     target = (root / filename).resolve()
@@ -119,12 +124,16 @@ class ModelCardGenerator:
         self.license = license
         self.extra_tags = list(extra_tags or [])
 
-    def generate(self, manifest: RunManifest | str | os.PathLike[str], eval_result: Any = None) -> GeneratedModelCard:
+    def generate(
+        self, manifest: RunManifest | str | os.PathLike[str], eval_result: Any = None
+    ) -> GeneratedModelCard:
         """Card for ``manifest`` (a :class:`RunManifest` or a path to one) and ``eval_result``."""
         try:
             from huggingface_hub import EvalResult, ModelCard, ModelCardData
         except ImportError:
-            raise GovernanceError("model cards need huggingface_hub (pip install 'provenir[governance]')") from None
+            raise GovernanceError(
+                "model cards need huggingface_hub (pip install 'provenir[governance]')"
+            ) from None
         raw = None
         if not isinstance(manifest, RunManifest):
             manifest, raw = RunManifest.load_with_text(manifest)
@@ -145,14 +154,22 @@ class ModelCardGenerator:
         peft = config.get("peft") if isinstance(config.get("peft"), dict) else {}
         uses_adapter = bool(peft.get("enabled", False))
         model_name = _one_line(manifest.name, 96)
-        tags = ["provenir", manifest.algorithm, manifest.backend, *(["lora", "peft"] if uses_adapter else []), *self.extra_tags]
+        tags = [
+            "provenir",
+            manifest.algorithm,
+            manifest.backend,
+            *(["lora", "peft"] if uses_adapter else []),
+            *self.extra_tags,
+        ]
         license_ = self.license or str(manifest.extra.get("license") or "other")
 
         eval_results = [
             EvalResult(
                 task_type="text-generation",
                 dataset_type=hub_dataset or "provenir-eval",
-                dataset_name=_one_line(manifest.eval_dataset_hash or data_path or "held-out evaluation set", 96),
+                dataset_name=_one_line(
+                    manifest.eval_dataset_hash or data_path or "held-out evaluation set", 96
+                ),
                 metric_type=name,
                 metric_value=float(m["mean"] or 0.0),
                 metric_name=_metric_label(name, m),
@@ -172,7 +189,9 @@ class ModelCardGenerator:
         )
         body = self._body(manifest, metrics, verification, data_path, base_model)
         text = f"---\n{card_data.to_yaml()}\n---\n\n{body}"
-        return GeneratedModelCard(text=text, card=ModelCard(text, ignore_metadata_errors=True), run_id=manifest.run_id)
+        return GeneratedModelCard(
+            text=text, card=ModelCard(text, ignore_metadata_errors=True), run_id=manifest.run_id
+        )
 
     def _body(
         self,
@@ -185,7 +204,8 @@ class ModelCardGenerator:
         c = manifest.config or {}
         lines = [f"# {_one_line(manifest.name, 96)}", ""]
         lines += [
-            f"Fine-tuned from `{_one_line(base_model or 'unknown')}` with {_one_line(manifest.algorithm).upper()} "
+            f"Fine-tuned from `{_one_line(base_model or 'unknown')}` "
+            f"with {_one_line(manifest.algorithm).upper()} "
             f"on the `{_one_line(manifest.backend)}` backend with Provenir. "
             f"Run `{manifest.run_id}`, status **{manifest.status}**.",
             "",
@@ -197,20 +217,34 @@ class ModelCardGenerator:
             for name, m in sorted(metrics.items()):
                 ci = (
                     f"[{m['ci_lower']:.4f}, {m['ci_upper']:.4f}]"
-                    if isinstance(m.get("ci_lower"), int | float) and isinstance(m.get("ci_upper"), int | float)
+                    if isinstance(m.get("ci_lower"), int | float)
+                    and isinstance(m.get("ci_upper"), int | float)
                     else "n/a"
                 )
-                lines.append(f"| {_one_line(name)} | {m['mean']:.4f} | {ci} | {m.get('n') if m.get('n') is not None else 'n/a'} |")
+                lines.append(
+                    f"| {_one_line(name)} | {m['mean']:.4f} | {ci} | "
+                    f"{m.get('n') if m.get('n') is not None else 'n/a'} |"
+                )
         else:
             lines.append("No evaluation results were recorded for this run.")
         lines += ["", "## Training configuration", "", "| Setting | Value |", "|---|---|"]
         peft = c.get("peft") if isinstance(c.get("peft"), dict) else {}
-        for key in ("algorithm", "backend", "seed", "max_steps", "batch_size", "learning_rate", "max_length", "precision"):
+        for key in (
+            "algorithm",
+            "backend",
+            "seed",
+            "max_steps",
+            "batch_size",
+            "learning_rate",
+            "max_length",
+            "precision",
+        ):
             if key in c:
                 lines.append(f"| {key} | {_one_line(c[key])} |")
         if peft:
             lines.append(
-                f"| peft | {'LoRA' if peft.get('enabled') else 'full fine-tune'} rank={_one_line(peft.get('rank'))} "
+                f"| peft | {'LoRA' if peft.get('enabled') else 'full fine-tune'} "
+                f"rank={_one_line(peft.get('rank'))} "
                 f"alpha={_one_line(peft.get('alpha'))} 4bit={_one_line(peft.get('load_in_4bit'))} "
                 f"rslora={_one_line(peft.get('use_rslora'))} |"
             )
@@ -232,16 +266,25 @@ class ModelCardGenerator:
             "",
             f"- Manifest hash: `{manifest.manifest_hash or 'not sealed'}` "
             f"({'verified' if verification.hash_ok else 'DOES NOT MATCH the content'})",
-            f"- Signature: {sig}" + (f" (key fingerprint `{verification.signer_fingerprint}`)" if verification.signer_fingerprint else ""),
-            f"- Git commit: `{_one_line(manifest.git_sha or 'unknown')}`" + (" (uncommitted changes)" if manifest.git_dirty else ""),
-            f"- Started: {_one_line(manifest.timestamp)}; finished: {_one_line(manifest.finished_at or 'n/a')}",
+            f"- Signature: {sig}"
+            + (
+                f" (key fingerprint `{verification.signer_fingerprint}`)"
+                if verification.signer_fingerprint
+                else ""
+            ),
+            f"- Git commit: `{_one_line(manifest.git_sha or 'unknown')}`"
+            + (" (uncommitted changes)" if manifest.git_dirty else ""),
+            f"- Started: {_one_line(manifest.timestamp)}; "
+            f"finished: {_one_line(manifest.finished_at or 'n/a')}",
         ]
         if manifest.provenance:
             lines.append(f"- Parent runs: {', '.join(_one_line(p, 40) for p in manifest.provenance)}")
         if manifest.adapter_hash:
             lines.append(f"- Weights SHA-256: `{manifest.adapter_hash}`")
         lines.append(f"- Reproduce: `provenir reproduce artifacts/manifests/{manifest.run_id}.json`")
-        lines += ["", "## Limitations", ""] + [f"- {item}" for item in self._limitations(manifest, metrics, verification)]
+        lines += ["", "## Limitations", ""] + [
+            f"- {item}" for item in self._limitations(manifest, metrics, verification)
+        ]
         return "\n".join(lines) + "\n"
 
     @staticmethod
@@ -256,12 +299,17 @@ class ModelCardGenerator:
             out.append(f"- PII scan: {', '.join(f'{k}={v}' for k, v in found.items()) or 'nothing found'}")
         if sec:
             found = {k: v for k, v in (sec.get("counts") or {}).items() if v}
-            out.append(f"- Secret scan: {', '.join(f'{_one_line(k)}={v}' for k, v in found.items()) or 'nothing found'}")
+            out.append(
+                "- Secret scan: "
+                + (", ".join(f"{_one_line(k)}={v}" for k, v in found.items()) or "nothing found")
+            )
         out.append(f"- Action taken on findings: {_one_line(scans.get('action', 'report'))}")
         return out
 
     @staticmethod
-    def _limitations(manifest: RunManifest, metrics: dict[str, dict[str, Any]], verification: Any) -> list[str]:
+    def _limitations(
+        manifest: RunManifest, metrics: dict[str, dict[str, Any]], verification: Any
+    ) -> list[str]:
         items = [
             "Evaluated only on the metrics above; behaviour outside that data distribution is unknown.",
             "Inherits the limitations, biases and license terms of the base model and the training data.",
@@ -272,7 +320,9 @@ class ModelCardGenerator:
             items.append("No evaluation was recorded: quality is unmeasured.")
         small = [n for n, m in metrics.items() if isinstance(m.get("n"), int) and m["n"] < 100]
         if small:
-            items.append(f"Small evaluation sets (n < 100) for {', '.join(sorted(small))}: intervals are wide.")
+            items.append(
+                f"Small evaluation sets (n < 100) for {', '.join(sorted(small))}: intervals are wide."
+            )
         if verification.signature != "valid":
             items.append("The manifest is not signed by a trusted key: authorship is not established.")
         if not verification.ok:

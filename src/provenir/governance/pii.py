@@ -55,7 +55,13 @@ class PIIFinding:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (no matched text)."""
-        return {"type": self.entity_type, "row": self.row, "field": self.field, "start": self.start, "end": self.end}
+        return {
+            "type": self.entity_type,
+            "row": self.row,
+            "field": self.field,
+            "start": self.start,
+            "end": self.end,
+        }
 
 
 @dataclass
@@ -108,8 +114,12 @@ _IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2})(\d{2})((?: ?[A-Z0-9]){11,30})")
 _SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w|\.\d|-\w)")
-_VERSION_CONTEXT = re.compile(r"(?i)(?:\bv|\bver\.?|\bversion|\brelease|\bbuild|\brev(?:ision)?|\bpython)\s*$")
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
+_VERSION_CONTEXT = re.compile(
+    r"(?i)(?:\bv|\bver\.?|\bversion|\brelease|\bbuild|\brev(?:ision)?|\bpython)\s*$"
+)
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
+)
 _PHONE_CANDIDATE = re.compile(r"(?<![\w.+-])(?:\+|\(|\b)\d[\d \t().\-/]{5,20}\d(?![\w])")
 _PHONE_MIN_DIGITS = 7
 
@@ -258,9 +268,13 @@ class PIIScanner:
         types = tuple(entity_types) if entity_types is not None else ENTITY_TYPES
         unknown = [t for t in types if t not in ENTITY_TYPES]
         if unknown:
-            raise GovernanceError(f"unknown PII entity types {unknown}: choose from {', '.join(ENTITY_TYPES)}")
+            raise GovernanceError(
+                f"unknown PII entity types {unknown}: choose from {', '.join(ENTITY_TYPES)}"
+            )
         if not (isinstance(default_region, str) and len(default_region) == 2 and default_region.isalpha()):
-            raise GovernanceError(f"invalid default_region {default_region!r}: expected a 2-letter country code")
+            raise GovernanceError(
+                f"invalid default_region {default_region!r}: expected a 2-letter country code"
+            )
         self.entity_types = types
         self.default_region = default_region.upper()
         self._phone: _PhoneDetector | None = None
@@ -381,5 +395,7 @@ class PIIMasker:
         from provenir.core.errors import DataError
 
         if is_path_like(source) and Path(source).resolve() == Path(destination).resolve():
-            raise DataError(f"{destination}: refusing to overwrite the dataset being masked; choose another path")
+            raise DataError(
+                f"{destination}: refusing to overwrite the dataset being masked; choose another path"
+            )
         return str(write_rows(destination, (self.mask_row(row) for _, row in iter_rows(source))))

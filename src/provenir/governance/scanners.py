@@ -63,7 +63,13 @@ class SecretFinding:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (never the secret itself)."""
-        return {"type": self.secret_type, "row": self.row, "field": self.field, "start": self.start, "end": self.end}
+        return {
+            "type": self.secret_type,
+            "row": self.row,
+            "field": self.field,
+            "start": self.start,
+            "end": self.end,
+        }
 
 
 @dataclass
@@ -115,7 +121,9 @@ class SecretScanner:
         excluded = set(exclude)
         unknown = excluded - set(mapping)
         if unknown:
-            raise GovernanceError(f"unknown secret types {sorted(unknown)}: choose from {', '.join(sorted(mapping))}")
+            raise GovernanceError(
+                f"unknown secret types {sorted(unknown)}: choose from {', '.join(sorted(mapping))}"
+            )
         self.plugins = [cls() for name, cls in sorted(mapping.items()) if name not in excluded]
         from detect_secrets.plugins.base import RegexBasedDetector
 
@@ -245,7 +253,9 @@ class ScanSummary:
         }
 
 
-def scan_dataset(dataset: Any, *, pii: bool = True, secrets: bool = True, default_region: str = "US") -> ScanSummary:
+def scan_dataset(
+    dataset: Any, *, pii: bool = True, secrets: bool = True, default_region: str = "US"
+) -> ScanSummary:
     """Scan ``dataset`` for PII and secrets in a single pass over its rows."""
     from provenir.governance.pii import PIIFinding, PIIReport, PIIScanner
 
@@ -275,7 +285,9 @@ def scan_dataset(dataset: Any, *, pii: bool = True, secrets: bool = True, defaul
 ScanPolicy = Literal["report", "mask", "refuse"]
 
 
-def apply_scan_policy(dataset: Any, policy: ScanPolicy = "report", **scan_kwargs: Any) -> tuple[Any, ScanSummary]:
+def apply_scan_policy(
+    dataset: Any, policy: ScanPolicy = "report", **scan_kwargs: Any
+) -> tuple[Any, ScanSummary]:
     """Scan before training and act: ``report`` (data unchanged), ``mask`` (PII and secrets
     replaced by placeholders), or ``refuse`` (:class:`DataError` if anything was found).
 
@@ -289,9 +301,14 @@ def apply_scan_policy(dataset: Any, policy: ScanPolicy = "report", **scan_kwargs
         summary.action = "none_found"
         return dataset, summary
     if policy == "refuse":
-        counts = {**(summary.pii.counts if summary.pii else {}), **(summary.secrets.counts if summary.secrets else {})}
+        counts = {
+            **(summary.pii.counts if summary.pii else {}),
+            **(summary.secrets.counts if summary.secrets else {}),
+        }
         found = ", ".join(f"{k}={v}" for k, v in counts.items() if v)
-        raise DataError(f"training data contains PII or secrets ({found}); mask it (provenir scan --mask) or fix it")
+        raise DataError(
+            f"training data contains PII or secrets ({found}); mask it (provenir scan --mask) or fix it"
+        )
     if policy == "mask":
         summary.action = "masked"
         return masker_for(secrets=summary.secrets is not None).mask(dataset), summary
