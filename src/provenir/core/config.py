@@ -148,6 +148,7 @@ class RunConfig(_Section):
     save_steps: int | None = Field(None, gt=0, description="Write a resumable checkpoint every N steps.")
     beta: float = Field(0.1, gt=0, description="DPO / GRPO KL coefficient.")
     num_generations: int = Field(4, gt=1, description="GRPO: completions sampled per prompt.")
+    max_completion_length: int = Field(32, gt=0, description="GRPO: maximum tokens generated per completion.")
     rewards: list[str] = Field(default_factory=lambda: ["exact_match"], description="GRPO: registered reward names.")
 
     peft: PEFTConfig = Field(default_factory=PEFTConfig)

@@ -146,7 +146,6 @@ def common_args(config: RunConfig, run_dir: Path, device: str) -> dict[str, Any]
         "report_to": "none",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
-        "remove_unused_columns": True,
     }
 
 
@@ -155,6 +154,7 @@ class TRLBackend:
     """SFT / DPO / GRPO through TRL trainers, with LoRA, QLoRA and rsLoRA through PEFT."""
 
     def __init__(self, callbacks: list[Any] | None = None, progress: bool = True) -> None:
+        """``callbacks``: extra ``transformers.TrainerCallback`` objects (evaluation, tracking)."""
         self.callbacks = list(callbacks or [])
         self.progress = progress
 
@@ -168,7 +168,7 @@ class TRLBackend:
         model_path = resolve_model_path(config.model_name_or_path)
         tokenizer = load_tokenizer(model_path)
         model = load_model(config, model_path, device)
-        builders = {"sft": self._sft_trainer}
+        builders = {"sft": self._sft_trainer, "dpo": self._dpo_trainer, "grpo": self._grpo_trainer}
         if config.algorithm not in builders:
             raise BackendError(f"algorithm {config.algorithm!r} is not supported by the trl backend")
         trainer = builders[config.algorithm](config, dataset, run_dir, device, tokenizer, model)
@@ -232,6 +232,59 @@ class TRLBackend:
         )
         return SFTTrainer(
             model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+        )
+
+    def _dpo_trainer(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, device: str, tokenizer: Any, model: Any
+    ) -> Any:
+        from datasets import Dataset
+        from trl import DPOConfig, DPOTrainer
+
+        rows = []
+        for r in dataset.train:
+            prompt, chosen = template_pair(config.data.template, tokenizer, r, r["chosen"])
+            _, rejected = template_pair(config.data.template, tokenizer, r, r["rejected"])
+            rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+        args = DPOConfig(**common_args(config, run_dir, device), max_length=config.max_length, beta=config.beta)
+        # With a PEFT adapter and no ref_model, TRL uses the base model (adapter disabled) as reference.
+        return DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+        )
+
+    def _grpo_trainer(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, device: str, tokenizer: Any, model: Any
+    ) -> Any:
+        from datasets import Dataset
+        from trl import GRPOConfig, GRPOTrainer
+
+        from provenir.rewards.primitives import as_grpo_reward_func
+
+        reward_funcs = [as_grpo_reward_func(name, name=name) for name in config.rewards]
+        rows = []
+        for r in dataset.train:
+            row = {"prompt": template_prompt(config.data.template, tokenizer, r)}
+            if "reference" in r:
+                row["reference"] = r["reference"]
+            rows.append(row)
+        args = GRPOConfig(
+            **common_args(config, run_dir, device),
+            beta=config.beta,
+            num_generations=config.num_generations,
+            max_completion_length=config.max_completion_length,
+            # Rewards read the `reference` column, so TRL must not drop it.
+            remove_unused_columns=False,
+        )
+        return GRPOTrainer(
+            model=model,
+            reward_funcs=reward_funcs,
             args=args,
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
