@@ -1,0 +1,293 @@
+"""The read-only endpoints. Each one validates its input, calls one library function and shapes
+the answer; the logic lives in :mod:`provenir.core`, :mod:`provenir.governance` and friends.
+
+Run ids are checked against the UUID pattern before any path is built from them (and
+:func:`provenir.core.manifest.manifest_path` checks again), so no request can name a file
+outside the artifacts folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from provenir import __version__
+from provenir.api.errors import ApiError
+from provenir.api.models import (
+    RUN_ID_PATTERN,
+    AuditPageResponse,
+    AuditRecordModel,
+    AuditVerifyResponse,
+    ErrorResponse,
+    Health,
+    ManifestVerifyResponse,
+    RunDetail,
+    RunPageResponse,
+    RunStatus,
+    RunSummary,
+    TemplateInfo,
+    TemplatesResponse,
+)
+from provenir.api.run_index import RunIndex
+from provenir.api.settings import ApiSettings
+from provenir.core.errors import EvaluationError, ManifestTamperedError
+from provenir.core.manifest import RunManifest, manifest_path, run_dir
+
+RunId = Annotated[
+    str,
+    Path(
+        pattern=RUN_ID_PATTERN,
+        description="Run id: a lowercase UUID.",
+        examples=["123e4567-e89b-42d3-a456-426614174000"],
+    ),
+]
+
+_NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such run."}}
+_INVALID = {422: {"model": ErrorResponse, "description": "A parameter is malformed."}}
+_BAD = {400: {"model": ErrorResponse, "description": "A parameter cannot be used (e.g. a bad cursor)."}}
+_TAMPERED = {409: {"model": ErrorResponse, "description": "The stored manifest is not readable JSON."}}
+
+public = APIRouter()
+protected = APIRouter()
+
+
+def _settings(request: Request) -> ApiSettings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def _index(request: Request) -> RunIndex:
+    return request.app.state.run_index  # type: ignore[no-any-return]
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/Infinity (a diverged loss can be NaN): report them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _load_manifest(settings: ApiSettings, run_id: str) -> tuple[RunManifest, str]:
+    path = manifest_path(settings.output_dir, run_id)
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"no run {run_id}")
+    manifest, raw = RunManifest.load_with_text(path)  # ManifestTamperedError -> 409
+    if manifest.run_id != run_id:
+        raise ApiError(409, "tampered", f"manifests/{run_id}.json holds run {manifest.run_id}")
+    return manifest, raw
+
+
+@public.get("/health", response_model=Health, tags=["meta"])
+def health() -> Health:
+    """Liveness check; needs no token and reveals no data."""
+    return Health(version=__version__)
+
+
+@protected.get("/runs", response_model=RunPageResponse, responses={**_BAD, **_INVALID}, tags=["runs"])
+def list_runs(
+    request: Request,
+    status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
+    name: Annotated[str | None, Query(max_length=256, description="Only runs with this exact name.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Runs per page.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page.")
+    ] = None,
+) -> RunPageResponse:
+    """Runs newest first, from the SQLite run index (kept in step with the manifests folder)."""
+    page = _index(request).list(status=status, name=name, limit=limit, cursor=cursor)
+    return RunPageResponse(
+        runs=[RunSummary(**row) for row in page.rows], next_cursor=page.next_cursor, total=page.total, limit=limit
+    )
+
+
+@protected.get(
+    "/runs/{run_id}", response_model=RunDetail, responses={**_NOT_FOUND, **_TAMPERED, **_INVALID}, tags=["runs"]
+)
+def get_run(request: Request, run_id: RunId) -> RunDetail:
+    """One run: summary, training metrics, outputs and its evaluation (eval.json if present)."""
+    from provenir.eval.harness import EVAL_FILENAME, EvalResult
+
+    settings = _settings(request)
+    manifest, _ = _load_manifest(settings, run_id)
+    eval_summary: dict[str, Any] | None = None
+    eval_source: Literal["eval.json", "manifest"] | None = None
+    eval_error = None
+    eval_path = run_dir(settings.output_dir, run_id) / EVAL_FILENAME
+    if eval_path.is_file():
+        try:
+            eval_summary, eval_source = EvalResult.load(eval_path).summary(), "eval.json"
+        except EvaluationError as exc:
+            eval_error = str(exc).replace(str(eval_path), EVAL_FILENAME)
+    if eval_summary is None and manifest.eval is not None:
+        eval_summary, eval_source = manifest.eval, "manifest"
+    return RunDetail(
+        run_id=manifest.run_id,
+        name=manifest.name,
+        algorithm=manifest.algorithm,
+        backend=manifest.backend,
+        status=manifest.status,
+        timestamp=manifest.timestamp,
+        finished_at=manifest.finished_at,
+        adapter_hash=manifest.adapter_hash,
+        provenance=manifest.provenance,
+        relation=manifest.relation,
+        config_hash=manifest.config_hash,
+        dataset_hash=manifest.dataset_hash,
+        eval_dataset_hash=manifest.eval_dataset_hash,
+        git_sha=manifest.git_sha,
+        seed=manifest.seed,
+        manifest_hash=manifest.manifest_hash,
+        signed=manifest.signature is not None,
+        error=manifest.error,
+        metrics=_finite(manifest.metrics),
+        outputs=manifest.outputs,
+        eval=_finite(eval_summary),
+        eval_source=eval_source,
+        eval_error=eval_error,
+    )
+
+
+@protected.get(
+    "/manifests/{run_id}",
+    response_model=RunManifest,
+    response_class=Response,
+    responses={
+        200: {"content": {"application/json": {}}, "description": "The manifest file, byte for byte."},
+        **_NOT_FOUND,
+        **_TAMPERED,
+        **_INVALID,
+    },
+    tags=["manifests"],
+)
+def get_manifest(request: Request, run_id: RunId) -> Response:
+    """The manifest exactly as stored (same bytes, so its hash can be checked client-side).
+
+    It is served even if it was edited (use ``/verify`` to judge it), but not if it is not JSON.
+    """
+    path = manifest_path(_settings(request).output_dir, run_id)
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise ApiError(404, "not_found", f"no run {run_id}") from None
+    try:
+        json.loads(raw)
+    except ValueError:
+        raise ApiError(409, "tampered", f"manifests/{run_id}.json is not valid JSON") from None
+    return Response(content=raw, media_type="application/json")
+
+
+@protected.get(
+    "/manifests/{run_id}/verify",
+    response_model=ManifestVerifyResponse,
+    responses={**_NOT_FOUND, **_INVALID},
+    tags=["manifests"],
+)
+def verify_manifest(request: Request, run_id: RunId) -> ManifestVerifyResponse:
+    """Check the stored manifest: content hash, exact file bytes, signature, and every output
+    file it lists (under ``runs/<run_id>/``). ``ok`` is false, with the problems, on any change."""
+    settings = _settings(request)
+    path = manifest_path(settings.output_dir, run_id)
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"no run {run_id}")
+    try:
+        manifest, raw = RunManifest.load_with_text(path)
+    except ManifestTamperedError as exc:
+        problem = " ".join(str(exc).replace(str(path), f"manifests/{run_id}.json").split())
+        return ManifestVerifyResponse(
+            run_id=run_id, ok=False, hash_ok=False, canonical_ok=False, signature="unknown", problems=[problem]
+        )
+    result = manifest.check(
+        raw=raw,
+        trusted_public_key=settings.trusted_public_key,
+        run_directory=run_dir(settings.output_dir, run_id),
+    )
+    problems = list(result.problems)
+    if manifest.run_id != run_id:
+        # The hash covers run_id, so a sealed manifest copied under another name still
+        # checks out by itself: only the file name shows the substitution.
+        problems.append(f"the file is named for run {run_id} but holds run {manifest.run_id}")
+    return ManifestVerifyResponse(
+        run_id=run_id,
+        ok=not problems,
+        hash_ok=result.hash_ok,
+        canonical_ok=result.canonical_ok,
+        signature=result.signature,
+        signer_fingerprint=result.signer_fingerprint,
+        outputs_ok=result.outputs_ok,
+        problems=problems,
+    )
+
+
+@protected.get("/audit", response_model=AuditPageResponse, responses={**_BAD, **_INVALID}, tags=["audit"])
+def list_audit(
+    request: Request,
+    run_id: Annotated[str | None, Query(max_length=128, description="Only events of this run.")] = None,
+    event: Annotated[str | None, Query(max_length=128, description="Only this event name.")] = None,
+    actor: Annotated[str | None, Query(max_length=256, description="Only this actor.")] = None,
+    since: Annotated[datetime | None, Query(description="From this time (inclusive, ISO-8601).")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time (exclusive, ISO-8601).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Records per page.")] = 50,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=2**62, description="next_cursor of the previous page.")
+    ] = None,
+    order: Annotated[Literal["desc", "asc"], Query(description="desc: newest first.")] = "desc",
+) -> AuditPageResponse:
+    """Audit events, filtered and paginated through the log's sidecar index (a page never reads
+    the whole log)."""
+    from provenir.governance.audit import AuditReader
+
+    try:
+        page = AuditReader(_settings(request).resolved_audit_dir).query(
+            run_id=run_id or None,
+            event=event or None,
+            actor=actor or None,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            order=order,
+        )
+    except OverflowError:
+        raise ApiError(400, "bad_request", "since/until is outside the representable time range") from None
+    return AuditPageResponse(
+        records=[AuditRecordModel(**r.to_dict()) for r in page.records],
+        next_cursor=page.next_cursor,
+        total=page.total,
+    )
+
+
+@protected.get("/audit/verify", response_model=AuditVerifyResponse, responses=_INVALID, tags=["audit"])
+def verify_audit(
+    request: Request,
+    head: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[1-9][0-9]{0,17}:[0-9a-f]{64}$",
+            description="Anchored head SEQ:HASH recorded elsewhere; detects records cut off the end.",
+        ),
+    ] = None,
+) -> AuditVerifyResponse:
+    """Walk the whole hash chain (streamed; seconds for a million records)."""
+    from provenir.governance.audit import AuditLogger
+
+    expected = None
+    if head is not None:
+        seq, digest = head.split(":")
+        expected = (int(seq), digest)
+    result = AuditLogger(_settings(request).resolved_audit_dir).check(expected_head=expected)
+    return AuditVerifyResponse(**result.to_dict())
+
+
+@protected.get("/templates", response_model=TemplatesResponse, tags=["templates"])
+def list_templates() -> TemplatesResponse:
+    """Registered prompt templates (the six built-ins plus any a plugin registered)."""
+    from provenir.data.templates import TEMPLATE_REGISTRY
+
+    return TemplatesResponse(templates=[TemplateInfo(name=n) for n in TEMPLATE_REGISTRY.list_names()])
