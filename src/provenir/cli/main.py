@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "provenir.cli.eval_commands",
     "provenir.cli.data_commands",
     "provenir.cli.governance_commands",
+    "provenir.cli.api_commands",
 )
 
 EXIT_USAGE = 2

@@ -1,0 +1,46 @@
+"""``provenir serve``: the read-only REST API under uvicorn (loopback by default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``serve`` to ``app``."""
+
+    @app.command("serve")
+    def serve(
+        host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = (
+            "127.0.0.1"
+        ),
+        port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+        output_dir: Annotated[
+            Path | None, typer.Option(help="Artifacts root to serve (default: artifacts).")
+        ] = None,
+        config: Annotated[
+            Path | None, typer.Option(help="YAML file of API settings (token, cors_origins, audit_dir...).")
+        ] = None,
+        allow_unauthenticated: Annotated[
+            bool,
+            typer.Option(
+                "--allow-unauthenticated", help="Serve a non-loopback address without a token."
+            ),
+        ] = False,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    ) -> None:
+        """Serve runs, manifests, evaluations and the audit log over HTTP (read-only).
+
+        The token comes from $PROVENIR_API_TOKEN or `token:` in --config; with one set, every
+        endpoint but /health needs `Authorization: Bearer <token>`.
+        """
+        from provenir.api.server import check_exposure, serve as run_server
+        from provenir.api.settings import load_settings
+
+        settings = load_settings(config, output_dir=output_dir)
+        check_exposure(settings, host, allow_unauthenticated=allow_unauthenticated)
+        auth = "token required" if settings.auth_enabled else "no token (open to this machine)"
+        typer.echo(f"serving {settings.output_dir} on http://{host}:{port} ({auth})", err=True)
+        run_server(settings, host, port, log_level=log_level)
