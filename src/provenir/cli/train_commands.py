@@ -33,12 +33,17 @@ def register(app: typer.Typer) -> None:
     def train(
         config: Annotated[Path | None, typer.Argument(help="Run config YAML (defaults: built-in model + sample data).")] = None,
         set_: SetOption = None,
+        resume: Annotated[
+            bool, typer.Option("--resume", help="Continue the newest unfinished run of this config from its last checkpoint.")
+        ] = False,
+        resume_run: Annotated[str | None, typer.Option(help="Continue this unfinished run id.")] = None,
     ) -> None:
         """Train a run and write its adapter and sealed manifest."""
+        from provenir.train.runner import RunOptions
         from provenir.train.runner import train as run_training
 
         cfg = load_config(config, set_)
-        manifest = run_training(cfg)
+        manifest = run_training(cfg, RunOptions(resume=resume_run or resume))
         print_run_summary(manifest, cfg.output_dir)
 
     @app.command()
@@ -108,6 +113,8 @@ def print_run_summary(manifest: "RunManifest", output_dir: str) -> None:  # noqa
 
     rdir = run_dir(output_dir, manifest.run_id)
     console.print(f"[bold]run[/] {manifest.run_id} ({manifest.name}) [green]{manifest.status}[/]")
+    if manifest.resumed_from:
+        console.print(f"  resumed from {manifest.resumed_from}")
     for key in ("final_loss", "train_loss", "global_step"):
         if key in manifest.metrics:
             console.print(f"  {key:<12} {manifest.metrics[key]:.6g}")

@@ -17,9 +17,9 @@ from provenir.core.abstractions import TrainData, TrainingBackend, TrainResult
 from provenir.core.atomic import atomic_write_text
 from provenir.core.config import RunConfig
 from provenir.core.environment import capture_environment, git_state
-from provenir.core.errors import BackendError, ProvenirError
+from provenir.core.errors import BackendError, ProvenirError, ReproducibilityError
 from provenir.core.hashing import sha256_file
-from provenir.core.manifest import RunManifest, manifest_path, new_run_id, run_dir, utc_now
+from provenir.core.manifest import RunManifest, manifest_path, manifests_dir, new_run_id, run_dir, utc_now
 from provenir.plugins.registry import PluginRegistry
 
 #: Weight files, in order of preference, whose hash is the run's ``adapter_hash``.
@@ -28,11 +28,16 @@ WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "adapter_model
 
 @dataclass
 class RunOptions:
-    """Options of one invocation that are not part of the (hashed) config."""
+    """Options of one invocation that are not part of the (hashed) config.
+
+    ``resume``: ``True`` continues the newest unfinished run with the same config hash from its
+    last checkpoint (``save_steps`` must have been set); a run id continues that run.
+    """
 
     provenance: list[str] | None = None
     relation: str | None = None
     run_id: str | None = None
+    resume: bool | str = False
     backend: Any | None = None  # an already-built backend instance (tests, RLAIF callbacks)
 
 
@@ -40,8 +45,9 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     """Train one run and return its sealed, saved manifest."""
     opts = options or RunOptions()
     data = _load_data(config)
-    backend = opts.backend if opts.backend is not None else PluginRegistry.create("backend", config.backend)
-    run_id = opts.run_id or new_run_id()
+    backend = opts.backend if opts.backend is not None else select_backend(config)
+    previous = find_resumable(config, opts.resume, data.dataset_hash) if opts.resume else None
+    run_id = previous.run_id if previous else (opts.run_id or new_run_id())
     rdir = run_dir(config.output_dir, run_id)
     rdir.mkdir(parents=True, exist_ok=True)
     config.to_yaml(rdir / "config.yaml")
@@ -57,12 +63,14 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         git_sha=git_sha,
         git_dirty=dirty,
         seed=config.seed,
-        provenance=list(opts.provenance or []),
-        relation=opts.relation,
+        provenance=list(opts.provenance or (previous.provenance if previous else [])),
+        relation=opts.relation or (previous.relation if previous else None),
         config=config.model_dump(mode="json"),
         data_path=config.data.path,
         environment=capture_environment(),
     )
+    if previous is not None:
+        manifest.timestamp = previous.timestamp  # the run started then; this is its continuation
     path = manifest_path(config.output_dir, run_id)
     manifest.seal(config.manifest.signing_key_path).save(path)
     try:
@@ -80,6 +88,46 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     manifest.finished_at = utc_now()
     manifest.seal(config.manifest.signing_key_path).save(path)
     return manifest
+
+
+def select_backend(config: RunConfig) -> Any:
+    """The configured backend, behind the torchrun launcher when more than one process trains."""
+    if config.distributed.strategy != "none" or config.distributed.num_nodes > 1:
+        from provenir.train.distributed import DistributedLauncher, plan_launch
+
+        if plan_launch(config).world_size > 1:
+            PluginRegistry.get("backend", config.backend)  # unknown names fail here, not on every rank
+            return DistributedLauncher()
+    return PluginRegistry.create("backend", config.backend)
+
+
+def find_resumable(config: RunConfig, resume: bool | str, data_hash: str | None) -> RunManifest:
+    """The unfinished run to continue; refuses if its config or dataset differ from now."""
+    folder = manifests_dir(config.output_dir)
+    if isinstance(resume, str):
+        candidates = [RunManifest.load(manifest_path(config.output_dir, resume))]
+    else:
+        candidates = []
+        for p in folder.glob("*.json") if folder.is_dir() else []:
+            try:
+                m = RunManifest.load(p)
+            except ProvenirError:
+                continue
+            if m.status != "completed" and m.config_hash == config.config_hash():
+                candidates.append(m)
+        if not candidates:
+            raise ReproducibilityError(
+                f"nothing to resume: no unfinished run with config hash {config.config_hash()[:16]}… in {folder}"
+            )
+    previous = max(candidates, key=lambda m: m.timestamp)
+    previous.verify()
+    if previous.status == "completed":
+        raise ReproducibilityError(f"run {previous.run_id} already completed; nothing to resume")
+    if previous.config_hash != config.config_hash():
+        raise ReproducibilityError(f"run {previous.run_id} was started with a different config; cannot resume it")
+    if previous.dataset_hash != data_hash:
+        raise ReproducibilityError(f"run {previous.run_id}: the dataset changed since it started; cannot resume it")
+    return previous
 
 
 def call_fit(backend: TrainingBackend, config: RunConfig, data: TrainData, rdir: Path) -> TrainResult:

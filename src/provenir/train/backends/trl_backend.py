@@ -7,6 +7,7 @@ inside :meth:`TRLBackend.fit`, so registering the backend costs nothing.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,25 @@ def template_prompt(template: str, tokenizer: Any, row: dict[str, Any]) -> str:
     return TEMPLATE_REGISTRY.format(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
 
 
+def last_checkpoint(run_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` of this run: a run folder with checkpoints is resumed, not restarted."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder))
+
+
 def common_args(config: RunConfig, run_dir: Path, device: str) -> dict[str, Any]:
     """TrainingArguments shared by every TRL trainer, derived from the RunConfig alone."""
+    distributed: dict[str, Any] = {}
+    if "LOCAL_RANK" in os.environ and config.distributed.strategy != "none":
+        from provenir.train.distributed import trainer_distributed_args
+
+        distributed = trainer_distributed_args(config, run_dir)
     return {
+        **distributed,
         "output_dir": str(run_dir / "checkpoints"),
         "max_steps": config.max_steps,
         "per_device_train_batch_size": config.batch_size,
@@ -172,6 +189,8 @@ class TRLBackend:
         if config.algorithm not in builders:
             raise BackendError(f"algorithm {config.algorithm!r} is not supported by the trl backend")
         trainer = builders[config.algorithm](config, dataset, run_dir, device, tokenizer, model)
+        if config.distributed.strategy == "fsdp" and "LOCAL_RANK" in os.environ and not trainer.is_fsdp_enabled:
+            raise BackendError("distributed.strategy: fsdp requested but Trainer did not enable FSDP (no GPU?)")
         callbacks = list(self.callbacks)
         if self.progress:
             from transformers import PrinterCallback
@@ -187,13 +206,15 @@ class TRLBackend:
     def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
         """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs."""
         trainer, tokenizer, device = self.build_trainer(config, dataset, run_dir)
+        checkpoint = last_checkpoint(run_dir)
         started, cpu_started = time.perf_counter(), time.process_time()
-        output = trainer.train()
+        output = trainer.train(resume_from_checkpoint=checkpoint)
         runtime, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 
         out = run_dir / ("adapter" if config.peft.enabled else "model")
-        trainer.model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        if trainer.is_world_process_zero():
+            trainer.model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
         metrics = {
             "train_loss": float(output.training_loss),
@@ -208,7 +229,10 @@ class TRLBackend:
             metrics=metrics,
             log_history=list(trainer.state.log_history),
             device=device,
+            resumed_from=Path(checkpoint).name if checkpoint else None,
             train_runtime_s=runtime,
+            # What torch.distributed actually ran with, not what was asked for.
+            extra={"world_size": trainer.args.world_size},
         )
 
     # -- one builder per algorithm ----------------------------------------------------------

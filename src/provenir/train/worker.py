@@ -1,0 +1,40 @@
+"""Entry point of one rank under ``torchrun`` (started by :class:`~provenir.train.distributed.DistributedLauncher`).
+
+Every rank trains; rank 0 saves the adapter and writes ``worker_result.json`` for the launcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from provenir.core.atomic import atomic_write_json
+from provenir.core.config import RunConfig
+from provenir.data.loading import load_train_data
+from provenir.plugins.registry import PluginRegistry
+from provenir.train.distributed import RESULT_FILE
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train this rank's share; rank 0 reports the result."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--run-dir", required=True, type=Path)
+    args = parser.parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    config = RunConfig.from_yaml(args.config)
+    backend = PluginRegistry.create("backend", config.backend)
+    if hasattr(backend, "progress"):
+        backend.progress = rank == 0
+    result = backend.fit(config, load_train_data(config), args.run_dir)
+    if rank == 0:
+        payload = dataclasses.asdict(result)
+        payload["adapter_dir"] = str(result.adapter_dir) if result.adapter_dir else None
+        atomic_write_json(args.run_dir / RESULT_FILE, json.loads(json.dumps(payload, default=str)))
+
+
+if __name__ == "__main__":
+    main()
