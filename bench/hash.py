@@ -42,7 +42,9 @@ def main() -> None:
             h_ours = sha256_file(path)
             ours.append(time.perf_counter() - t)
             t = time.perf_counter()
-            h_ref = subprocess.run(["sha256sum", str(path)], capture_output=True, text=True, check=True).stdout.split()[0]
+            h_ref = subprocess.run(
+                ["sha256sum", str(path)], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
             ref.append(time.perf_counter() - t)
             assert h_ours == h_ref, "hash mismatch"
         m_ours, m_ref = statistics.median(ours), statistics.median(ref)

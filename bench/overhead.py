@@ -57,10 +57,20 @@ def raw_trl(config: RunConfig, model_dir: Path, out: Path) -> tuple[float, float
         gradient_checkpointing=config.gradient_checkpointing,
         max_length=config.max_length,
     )
-    peft = LoraConfig(r=config.peft.rank, lora_alpha=config.peft.alpha, lora_dropout=config.peft.dropout,
-                      target_modules=config.peft.target_modules, task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=peft)
+    peft = LoraConfig(
+        r=config.peft.rank,
+        lora_alpha=config.peft.alpha,
+        lora_dropout=config.peft.dropout,
+        target_modules=config.peft.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft,
+    )
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
@@ -85,10 +95,15 @@ def main() -> None:
     args = parser.parse_args()
     model_dir = ensure_tiny_model()
     with tempfile.TemporaryDirectory() as tmp:
-        config = RunConfig.from_dict({
-            "output_dir": str(Path(tmp) / "artifacts"), "max_steps": args.steps, "batch_size": 8,
-            "learning_rate": 1e-3, "peft": {"rank": 8, "alpha": 16},
-        })
+        config = RunConfig.from_dict(
+            {
+                "output_dir": str(Path(tmp) / "artifacts"),
+                "max_steps": args.steps,
+                "batch_size": 8,
+                "learning_rate": 1e-3,
+                "peft": {"rank": 8, "alpha": 16},
+            }
+        )
         raw_trl(config, model_dir, Path(tmp) / "warm")  # warm-up: imports, allocator, page cache
         raw: list[tuple[float, float, float]] = []
         ours: list[tuple[float, float, float]] = []
@@ -99,12 +114,18 @@ def main() -> None:
     raw_loop, raw_cpu, raw_total = (list(x) for x in zip(*raw, strict=True))
     our_loop, our_cpu, our_total = (list(x) for x in zip(*ours, strict=True))
     print(f"{args.steps} SFT steps, batch 8, tiny Llama, CPU; {args.repeats} alternating repeats (medians)")
-    print(f"train loop   raw TRL {med(raw_loop):.3f} s   provenir {med(our_loop):.3f} s   "
-          f"ratio {med(our_loop) / med(raw_loop):.3f} (goal <= 1.03)")
-    print(f"loop CPU     raw TRL {med(raw_cpu):.3f} s   provenir {med(our_cpu):.3f} s   "
-          f"ratio {med(our_cpu) / med(raw_cpu):.3f} (CPU time: less sensitive to other load)")
-    print(f"end to end   raw TRL {med(raw_total):.3f} s   provenir {med(our_total):.3f} s   "
-          f"ratio {med(our_total) / med(raw_total):.3f}")
+    print(
+        f"train loop   raw TRL {med(raw_loop):.3f} s   provenir {med(our_loop):.3f} s   "
+        f"ratio {med(our_loop) / med(raw_loop):.3f} (goal <= 1.03)"
+    )
+    print(
+        f"loop CPU     raw TRL {med(raw_cpu):.3f} s   provenir {med(our_cpu):.3f} s   "
+        f"ratio {med(our_cpu) / med(raw_cpu):.3f} (CPU time: less sensitive to other load)"
+    )
+    print(
+        f"end to end   raw TRL {med(raw_total):.3f} s   provenir {med(our_total):.3f} s   "
+        f"ratio {med(our_total) / med(raw_total):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,11 @@ import pytest
 
 def provenir(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "provenir.cli.main", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "provenir.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -68,7 +72,9 @@ def test_train_verify_reproduce_with_stub(tmp_path: Path) -> None:
     # Edit one output file: verify now fails with one line and exit 2.
     [adapter] = (tmp_path / "artifacts" / "runs" / manifest.stem / "adapter").glob("*.bin")
     adapter.write_bytes(adapter.read_bytes()[:-1] + b"\x00")
-    assert_one_line_error(provenir("manifest", "verify", str(manifest), cwd=tmp_path), "changed (hash differs)")
+    assert_one_line_error(
+        provenir("manifest", "verify", str(manifest), cwd=tmp_path), "changed (hash differs)"
+    )
 
 
 def test_config_schema_and_show(tmp_path: Path) -> None:

@@ -40,7 +40,9 @@ def test_seed_yaml_loads_as_written(tmp_path: Path) -> None:
 
 
 def test_seed_python_construction() -> None:
-    config = RunConfig(name="my-run", model_name_or_path="meta-llama/Llama-3.2-1B", peft=PEFTConfig(rank=16, alpha=32))
+    config = RunConfig(
+        name="my-run", model_name_or_path="meta-llama/Llama-3.2-1B", peft=PEFTConfig(rank=16, alpha=32)
+    )
     assert config.peft.rank == 16
 
 

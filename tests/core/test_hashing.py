@@ -44,7 +44,9 @@ def test_folder_hash_detects_add_edit_rename(tmp_path: Path) -> None:
 
 def test_rows_hash_depends_on_content_and_order() -> None:
     rows = [{"prompt": "a", "response": "b"}, {"prompt": "c", "response": "d"}]
-    assert sha256_rows(rows) == sha256_rows([{"response": "b", "prompt": "a"}, {"prompt": "c", "response": "d"}])
+    assert sha256_rows(rows) == sha256_rows(
+        [{"response": "b", "prompt": "a"}, {"prompt": "c", "response": "d"}]
+    )
     assert sha256_rows(rows) != sha256_rows(list(reversed(rows)))
 
 

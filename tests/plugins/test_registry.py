@@ -10,8 +10,7 @@ from provenir.plugins.registry import PluginRegistry, infer_kind
 def test_seed_snippet_registers_a_backend() -> None:
     @PluginRegistry.register("my-backend")
     class MyBackend(TrainingBackend):
-        def fit(self, config, dataset):
-            ...
+        def fit(self, config, dataset): ...
 
     try:
         assert PluginRegistry.get("backend", "my-backend") is MyBackend
@@ -54,7 +53,9 @@ def test_entry_point_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
 
     import provenir.plugins.registry as registry
 
-    ep = EntryPoint(name="ep-backend", value="provenir.train.backends.stub:StubBackend", group="provenir.plugins")
+    ep = EntryPoint(
+        name="ep-backend", value="provenir.train.backends.stub:StubBackend", group="provenir.plugins"
+    )
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == "provenir.plugins" else [])
     PluginRegistry._load_entry_points()
     # StubBackend was already registered as "stub", so discovery does not add a second name.

@@ -43,7 +43,9 @@ def assert_adapter_trained(manifest: RunManifest, out: Path) -> None:
     assert math.isfinite(manifest.metrics["train_loss"])
     weights = load_file(run_dir(out, manifest.run_id) / "adapter" / "adapter_model.safetensors")
     lora_b = [v for k, v in weights.items() if "lora_B" in k]
-    assert lora_b and all(float(v.float().abs().sum()) > 0 for v in lora_b), "LoRA B is still zero: nothing trained"
+    assert lora_b and all(float(v.float().abs().sum()) > 0 for v in lora_b), (
+        "LoRA B is still zero: nothing trained"
+    )
 
 
 def test_dpo(tmp_path: Path, tiny_model_path: Path) -> None:
@@ -72,10 +74,18 @@ def test_rslora_scaling_reaches_peft(tmp_path: Path, tiny_model_path: Path) -> N
     cfg = config(tmp_path, peft={"use_rslora": True, "rank": 4, "alpha": 8})
     trainer, _, _ = TRLBackend(progress=False).build_trainer(cfg, load_train_data(cfg), tmp_path / "probe")
     scalings = [m.scaling["default"] for m in trainer.model.modules() if isinstance(m, LoraLayer)]
-    assert scalings and all(s == pytest.approx(8 / math.sqrt(4)) for s in scalings)  # alpha/sqrt(r), not alpha/r
+    assert scalings and all(
+        s == pytest.approx(8 / math.sqrt(4)) for s in scalings
+    )  # alpha/sqrt(r), not alpha/r
     plain = config(tmp_path, peft={"rank": 4, "alpha": 8})
-    trainer, _, _ = TRLBackend(progress=False).build_trainer(plain, load_train_data(plain), tmp_path / "probe2")
-    assert all(m.scaling["default"] == pytest.approx(2.0) for m in trainer.model.modules() if isinstance(m, LoraLayer))
+    trainer, _, _ = TRLBackend(progress=False).build_trainer(
+        plain, load_train_data(plain), tmp_path / "probe2"
+    )
+    assert all(
+        m.scaling["default"] == pytest.approx(2.0)
+        for m in trainer.model.modules()
+        if isinstance(m, LoraLayer)
+    )
     assert_adapter_trained(train(cfg), tmp_path)
 
 

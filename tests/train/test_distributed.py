@@ -8,7 +8,12 @@ import pytest
 
 from provenir.core.config import RunConfig
 from provenir.core.errors import ConfigError
-from provenir.train.distributed import deepspeed_config, plan_launch, torchrun_command, validate_deepspeed_config
+from provenir.train.distributed import (
+    deepspeed_config,
+    plan_launch,
+    torchrun_command,
+    validate_deepspeed_config,
+)
 from provenir.train.runner import train
 
 
@@ -32,15 +37,23 @@ def test_plans_and_commands(tmp_path: Path) -> None:
     plan = plan_launch(cpu, gpus=0)
     assert (plan.world_size, plan.device, plan.dist_backend) == (2, "cpu", "gloo")
     cmd = torchrun_command(cpu, plan, tmp_path / "c.yaml", tmp_path)
-    assert "--nproc-per-node=2" in cmd and "--standalone" in cmd and cmd[-4:-2] == ["--config", str(tmp_path / "c.yaml")]
+    assert (
+        "--nproc-per-node=2" in cmd
+        and "--standalone" in cmd
+        and cmd[-4:-2] == ["--config", str(tmp_path / "c.yaml")]
+    )
     gpu = plan_launch(cfg(num_gpus=8, num_nodes=2, node_rank=1, master_addr="10.0.0.1"), gpus=8)
     assert (gpu.world_size, gpu.dist_backend) == (16, "nccl")
-    multi = torchrun_command(cfg(num_gpus=8, num_nodes=2, node_rank=1, master_addr="10.0.0.1"), gpu, tmp_path, tmp_path)
+    multi = torchrun_command(
+        cfg(num_gpus=8, num_nodes=2, node_rank=1, master_addr="10.0.0.1"), gpu, tmp_path, tmp_path
+    )
     assert {"--nnodes=2", "--node-rank=1", "--master-addr=10.0.0.1", "--master-port=29500"} <= set(multi)
 
 
 def test_deepspeed_config_is_generated_and_validated() -> None:
-    ds = deepspeed_config(RunConfig.from_dict({"distributed": {"strategy": "deepspeed", "deepspeed_stage": 3}}))
+    ds = deepspeed_config(
+        RunConfig.from_dict({"distributed": {"strategy": "deepspeed", "deepspeed_stage": 3}})
+    )
     validate_deepspeed_config(ds)
     assert ds["zero_optimization"]["stage"] == 3 and ds["train_micro_batch_size_per_gpu"] == "auto"
     with pytest.raises(ConfigError, match="stage"):
@@ -51,15 +64,17 @@ def test_deepspeed_config_is_generated_and_validated() -> None:
 
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu_is_real_and_repeatable(tmp_path: Path, tiny_model_path: Path) -> None:
-    config = RunConfig.from_dict({
-        "output_dir": str(tmp_path / "artifacts"),
-        "device": "cpu",
-        "max_steps": 2,
-        "batch_size": 4,
-        "gradient_checkpointing": False,
-        "data": {"max_samples": 16},
-        "distributed": {"strategy": "ddp", "num_processes": 2},
-    })
+    config = RunConfig.from_dict(
+        {
+            "output_dir": str(tmp_path / "artifacts"),
+            "device": "cpu",
+            "max_steps": 2,
+            "batch_size": 4,
+            "gradient_checkpointing": False,
+            "data": {"max_samples": 16},
+            "distributed": {"strategy": "ddp", "num_processes": 2},
+        }
+    )
     first, second = train(config), train(config)
     assert first.status == second.status == "completed"
     assert first.extra["world_size"] == 2  # what torch.distributed reported on rank 0, not the request

@@ -65,7 +65,12 @@ def test_reproduce_refuses_changed_config_resolution(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_reproduce_real_trl_run_is_bitwise_identical(tmp_path: Path, tiny_model_path: Path) -> None:
     config = RunConfig.from_dict(
-        {"output_dir": str(tmp_path / "artifacts"), "max_steps": 3, "batch_size": 4, "data": {"max_samples": 12}}
+        {
+            "output_dir": str(tmp_path / "artifacts"),
+            "max_steps": 3,
+            "batch_size": 4,
+            "data": {"max_samples": 12},
+        }
     )
     original = train(config)
     result = reproduce(manifest_path(config.output_dir, original.run_id))

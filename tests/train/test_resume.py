@@ -35,15 +35,17 @@ train(config, RunOptions(backend=TRLBackend(callbacks=[KillAfterCheckpoint()], p
 
 
 def resume_config(output_dir: Path) -> RunConfig:
-    return RunConfig.from_dict({
-        "output_dir": str(output_dir),
-        "max_steps": 6,
-        "save_steps": 2,
-        "batch_size": 4,
-        "gradient_checkpointing": False,
-        "learning_rate": 1e-3,
-        "data": {"max_samples": 16},
-    })
+    return RunConfig.from_dict(
+        {
+            "output_dir": str(output_dir),
+            "max_steps": 6,
+            "save_steps": 2,
+            "batch_size": 4,
+            "gradient_checkpointing": False,
+            "learning_rate": 1e-3,
+            "data": {"max_samples": 16},
+        }
+    )
 
 
 def test_killed_run_resumes_to_the_uninterrupted_adapter(tmp_path: Path, tiny_model_path: Path) -> None:
@@ -52,7 +54,9 @@ def test_killed_run_resumes_to_the_uninterrupted_adapter(tmp_path: Path, tiny_mo
     config = resume_config(tmp_path / "crashy")
     config_file = tmp_path / "run.yaml"
     config.to_yaml(config_file)
-    proc = subprocess.run([sys.executable, "-c", CRASHING_RUN, str(config_file)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, str(config_file)], capture_output=True, text=True
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     [crashed_path] = (tmp_path / "crashy" / "manifests").glob("*.json")
     crashed = RunManifest.load(crashed_path)
@@ -64,7 +68,8 @@ def test_killed_run_resumes_to_the_uninterrupted_adapter(tmp_path: Path, tiny_mo
     assert resumed.status == "completed" and resumed.metrics["global_step"] == 6
     assert resumed.timestamp == crashed.timestamp
     assert resumed.adapter_hash == uninterrupted.adapter_hash
-    log = [json.loads(line) for line in open(tmp_path / "crashy" / "runs" / resumed.run_id / "train_log.jsonl")]
+    log_file = tmp_path / "crashy" / "runs" / resumed.run_id / "train_log.jsonl"
+    log = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert max(e.get("step", 0) for e in log) == 6
 
     with pytest.raises(ReproducibilityError, match="nothing to resume"):

@@ -29,7 +29,9 @@ def sft_config(output_dir: Path, **overrides: object) -> RunConfig:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> tuple[RunManifest, RunManifest, Path]:
+def two_runs(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path
+) -> tuple[RunManifest, RunManifest, Path]:
     out = tmp_path_factory.mktemp("sft") / "artifacts"
     config = sft_config(out)
     return train(config), train(config), out
@@ -67,7 +69,9 @@ def test_manifest_is_complete_and_verifies(two_runs: tuple[RunManifest, RunManif
     assert loaded.config["peft"]["rank"] == 4
 
 
-def test_different_seed_gives_different_adapter(two_runs: tuple[RunManifest, RunManifest, Path], tmp_path: Path) -> None:
+def test_different_seed_gives_different_adapter(
+    two_runs: tuple[RunManifest, RunManifest, Path], tmp_path: Path
+) -> None:
     first, _, _ = two_runs
     other = train(sft_config(tmp_path / "a", seed=7, max_steps=2))
     assert other.adapter_hash != first.adapter_hash

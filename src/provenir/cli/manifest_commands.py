@@ -20,8 +20,12 @@ def register(app: typer.Typer) -> None:
     @manifest_app.command("verify")
     def verify(
         manifest: Annotated[Path, typer.Argument(help="Manifest JSON file.")],
-        check_outputs: Annotated[bool, typer.Option(help="Also re-hash the run's adapter and log files.")] = True,
-        public_key: Annotated[str | None, typer.Option(help="Trusted Ed25519 public key (base64) to require.")] = None,
+        check_outputs: Annotated[
+            bool, typer.Option(help="Also re-hash the run's adapter and log files.")
+        ] = True,
+        public_key: Annotated[
+            str | None, typer.Option(help="Trusted Ed25519 public key (base64) to require.")
+        ] = None,
     ) -> None:
         """Check hash, file form, signature and (by default) output files; exit 2 if anything is off."""
         from provenir.core.errors import ManifestTamperedError
@@ -44,7 +48,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps(RunManifest.load(manifest).model_dump(mode="json"), indent=2, sort_keys=True))
 
     @manifest_app.command("keygen")
-    def keygen(path: Annotated[Path, typer.Argument(help="Where to write the Ed25519 private key (PEM).")]) -> None:
+    def keygen(
+        path: Annotated[Path, typer.Argument(help="Where to write the Ed25519 private key (PEM).")],
+    ) -> None:
         """Create a signing key; point manifest.signing_key_path or $PROVENIR_SIGNING_KEY at it."""
         from provenir.core.errors import ConfigError
         from provenir.core.manifest import generate_signing_key

@@ -17,7 +17,7 @@ SetOption = Annotated[
 ]
 
 
-def load_config(config: Path | None, overrides: list[str] | None) -> "RunConfig":  # noqa: F821
+def load_config(config: Path | None, overrides: list[str] | None) -> RunConfig:  # noqa: F821
     """defaults < file < --set."""
     from provenir.core.config import RunConfig
 
@@ -31,10 +31,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def train(
-        config: Annotated[Path | None, typer.Argument(help="Run config YAML (defaults: built-in model + sample data).")] = None,
+        config: Annotated[
+            Path | None, typer.Argument(help="Run config YAML (defaults: built-in model + sample data).")
+        ] = None,
         set_: SetOption = None,
         resume: Annotated[
-            bool, typer.Option("--resume", help="Continue the newest unfinished run of this config from its last checkpoint.")
+            bool,
+            typer.Option(
+                "--resume", help="Continue the newest unfinished run of this config from its last checkpoint."
+            ),
         ] = False,
         resume_run: Annotated[str | None, typer.Option(help="Continue this unfinished run id.")] = None,
     ) -> None:
@@ -49,7 +54,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def reproduce(
         manifest: Annotated[Path, typer.Argument(help="Path to artifacts/manifests/<run_id>.json.")],
-        output_dir: Annotated[str | None, typer.Option(help="Where the replay writes (default: beside the original).")] = None,
+        output_dir: Annotated[
+            str | None, typer.Option(help="Where the replay writes (default: beside the original).")
+        ] = None,
     ) -> None:
         """Verify a manifest and its inputs, replay the run, report whether the weights are identical."""
         from provenir.train.reproduce import reproduce as run_reproduce
@@ -86,7 +93,14 @@ def register(app: typer.Typer) -> None:
             return
         table = Table("run_id", "name", "algorithm", "status", "started", "adapter_hash")
         for r in rows:
-            table.add_row(r["run_id"], r["name"], r["algorithm"], r["status"], r["timestamp"][:19], (r["adapter_hash"] or "")[:16])
+            table.add_row(
+                r["run_id"],
+                r["name"],
+                r["algorithm"],
+                r["status"],
+                r["timestamp"][:19],
+                (r["adapter_hash"] or "")[:16],
+            )
         console.print(table)
 
     config_app = typer.Typer(help="Inspect the configuration format.", no_args_is_help=True)
@@ -107,7 +121,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"# config_hash: {cfg.config_hash()}")
 
 
-def print_run_summary(manifest: "RunManifest", output_dir: str) -> None:  # noqa: F821
+def print_run_summary(manifest: RunManifest, output_dir: str) -> None:  # noqa: F821
     """Where a finished run's adapter, manifest and logs are."""
     from provenir.core.manifest import manifest_path, run_dir
 
@@ -118,7 +132,9 @@ def print_run_summary(manifest: "RunManifest", output_dir: str) -> None:  # noqa
     for key in ("final_loss", "train_loss", "global_step"):
         if key in manifest.metrics:
             console.print(f"  {key:<12} {manifest.metrics[key]:.6g}")
-    adapter = next((rdir / p.split("/")[0] for p in manifest.outputs if p.startswith(("adapter/", "model/"))), None)
+    adapter = next(
+        (rdir / p.split("/")[0] for p in manifest.outputs if p.startswith(("adapter/", "model/"))), None
+    )
     console.print(f"  adapter      {adapter}")
     console.print(f"  manifest     {manifest_path(output_dir, manifest.run_id)}")
     console.print(f"  log          {rdir / 'train_log.jsonl'}")

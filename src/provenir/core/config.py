@@ -42,7 +42,9 @@ class PEFTConfig(_Section):
 
     enabled: bool = Field(True, description="Train a LoRA adapter; false trains every weight.")
     rank: int = Field(16, gt=0, description="LoRA rank r.")
-    alpha: float = Field(32, gt=0, description="LoRA alpha; the update is scaled by alpha/r (alpha/sqrt(r) with rsLoRA).")
+    alpha: float = Field(
+        32, gt=0, description="LoRA alpha; the update is scaled by alpha/r (alpha/sqrt(r) with rsLoRA)."
+    )
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "v_proj"],
@@ -50,7 +52,9 @@ class PEFTConfig(_Section):
         description="Names of the modules that receive adapters ('all-linear' is accepted by peft).",
     )
     bias: Literal["none", "all", "lora_only"] = Field("none", description="Which biases are trained.")
-    load_in_4bit: bool = Field(False, description="QLoRA: load the base model in 4-bit NF4 with double quantisation.")
+    load_in_4bit: bool = Field(
+        False, description="QLoRA: load the base model in 4-bit NF4 with double quantisation."
+    )
     load_in_8bit: bool = Field(False, description="Load the base model in 8-bit (LLM.int8).")
     use_rslora: bool = Field(False, description="rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.")
 
@@ -66,7 +70,9 @@ class PEFTConfig(_Section):
 class DistributedConfig(_Section):
     """How many processes train, and how they talk to each other."""
 
-    strategy: Literal["fsdp", "deepspeed", "ddp", "none"] = Field("none", description="Data-parallel strategy.")
+    strategy: Literal["fsdp", "deepspeed", "ddp", "none"] = Field(
+        "none", description="Data-parallel strategy."
+    )
     num_gpus: int = Field(1, gt=0, description="GPUs (one process each) per node.")
     num_processes: int | None = Field(
         None, gt=0, description="Processes per node; defaults to num_gpus. With device: cpu they use gloo."
@@ -81,10 +87,18 @@ class DistributedConfig(_Section):
 class DataConfig(_Section):
     """Where the training data is and which columns hold what."""
 
-    path: str = Field(SAMPLE_SFT_DATA, description="JSONL/JSON/CSV/Parquet file, folder, hub id, or 'builtin:<name>'.")
-    eval_path: str | None = Field(None, description="Held-out evaluation data; defaults to a split of `path`.")
-    eval_split: float = Field(0.0, ge=0, lt=1, description="Fraction of `path` held out for evaluation when eval_path is unset.")
-    template: str = Field("alpaca", description="Prompt template name (see `provenir templates list`) or 'tokenizer'.")
+    path: str = Field(
+        SAMPLE_SFT_DATA, description="JSONL/JSON/CSV/Parquet file, folder, hub id, or 'builtin:<name>'."
+    )
+    eval_path: str | None = Field(
+        None, description="Held-out evaluation data; defaults to a split of `path`."
+    )
+    eval_split: float = Field(
+        0.0, ge=0, lt=1, description="Fraction of `path` held out for evaluation when eval_path is unset."
+    )
+    template: str = Field(
+        "alpaca", description="Prompt template name (see `provenir templates list`) or 'tokenizer'."
+    )
     prompt_field: str = Field("prompt", description="Column holding the prompt / instruction.")
     response_field: str = Field("response", description="Column holding the reference response (SFT).")
     system_field: str | None = Field(None, description="Column holding a per-row system prompt.")
@@ -97,25 +111,41 @@ class DataConfig(_Section):
         "off, warn (log and go on) or refuse (stop with an error). Needs eval data (eval_path or eval_split).",
     )
     contamination_ngram: int = Field(
-        13, ge=1, description="Words per n-gram for the contamination check (13 as in GPT-3's decontamination)."
+        13,
+        ge=1,
+        description="Words per n-gram for the contamination check (13 as in GPT-3's decontamination).",
+    )
+    scan: Literal["off", "report", "mask", "refuse"] = Field(
+        "off",
+        description="PII and secret scan of the training rows before training: record findings in the manifest "
+        "(report), replace them with typed placeholders (mask), or stop (refuse).",
     )
 
 
 class EvalConfig(_Section):
     """Evaluation during and after training."""
 
-    metrics: list[str] = Field(default_factory=lambda: ["exact_match", "token_f1"], description="Metric names.")
-    eval_every_n_steps: int | None = Field(None, gt=0, description="Evaluate every N steps; None evaluates only at the end.")
+    metrics: list[str] = Field(
+        default_factory=lambda: ["exact_match", "token_f1"], description="Metric names."
+    )
+    eval_every_n_steps: int | None = Field(
+        None, gt=0, description="Evaluate every N steps; None evaluates only at the end."
+    )
     max_new_tokens: int = Field(32, gt=0, description="Tokens generated per eval prompt.")
-    early_stopping_patience: int | None = Field(None, gt=0, description="Stop after N evaluations without improvement.")
-    regression_tolerance: float = Field(0.02, ge=0, description="Allowed drop before the regression gate trips.")
+    early_stopping_patience: int | None = Field(
+        None, gt=0, description="Stop after N evaluations without improvement."
+    )
+    regression_tolerance: float = Field(
+        0.02, ge=0, description="Allowed drop before the regression gate trips."
+    )
 
 
 class ManifestConfig(_Section):
     """How the run manifest is sealed."""
 
     signing_key_path: str | None = Field(
-        None, description="Ed25519 private key (PEM) used to sign the manifest; env PROVENIR_SIGNING_KEY also works."
+        None,
+        description="Ed25519 private key (PEM) used to sign the manifest; env PROVENIR_SIGNING_KEY also works.",
     )
 
 
@@ -125,11 +155,19 @@ _NOT_HASHED = ("output_dir",)
 class RunConfig(_Section):
     """Every aspect of a training job. See the module docstring for the precedence rules."""
 
-    name: str = Field("provenir-run", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Run name.")
-    backend: str = Field("trl", min_length=1, description="Training backend: trl | stub | a registered plugin.")
+    name: str = Field(
+        "provenir-run", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Run name."
+    )
+    backend: str = Field(
+        "trl", min_length=1, description="Training backend: trl | stub | a registered plugin."
+    )
     algorithm: Literal["sft", "dpo", "grpo"] = Field("sft", description="Post-training algorithm.")
-    seed: int = Field(42, ge=0, description="Seed for every RNG (python, numpy, torch, data order, LoRA init).")
-    model_name_or_path: str = Field(TINY_MODEL_ID, min_length=1, description="Local path, hub id, or the built-in tiny model.")
+    seed: int = Field(
+        42, ge=0, description="Seed for every RNG (python, numpy, torch, data order, LoRA init)."
+    )
+    model_name_or_path: str = Field(
+        TINY_MODEL_ID, min_length=1, description="Local path, hub id, or the built-in tiny model."
+    )
     output_dir: str = Field("artifacts", min_length=1, description="Root folder for runs and manifests.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Training precision.")
@@ -142,14 +180,20 @@ class RunConfig(_Section):
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
-    max_length: int = Field(512, gt=0, description="Maximum tokens per training example (longer ones are truncated).")
-    gradient_checkpointing: bool = Field(True, description="Recompute activations in backward: less memory, ~20% slower.")
+    max_length: int = Field(
+        512, gt=0, description="Maximum tokens per training example (longer ones are truncated)."
+    )
+    gradient_checkpointing: bool = Field(
+        True, description="Recompute activations in backward: less memory, ~20% slower."
+    )
     logging_steps: int = Field(1, gt=0, description="Log loss every N steps.")
     save_steps: int | None = Field(None, gt=0, description="Write a resumable checkpoint every N steps.")
     beta: float = Field(0.1, gt=0, description="DPO / GRPO KL coefficient.")
     num_generations: int = Field(4, gt=1, description="GRPO: completions sampled per prompt.")
     max_completion_length: int = Field(32, gt=0, description="GRPO: maximum tokens generated per completion.")
-    rewards: list[str] = Field(default_factory=lambda: ["exact_match"], description="GRPO: registered reward names.")
+    rewards: list[str] = Field(
+        default_factory=lambda: ["exact_match"], description="GRPO: registered reward names."
+    )
 
     peft: PEFTConfig = Field(default_factory=PEFTConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)

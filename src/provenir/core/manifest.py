@@ -38,7 +38,9 @@ def new_run_id() -> str:
 def validate_run_id(run_id: str) -> str:
     """Return ``run_id`` if it is a canonical lowercase UUID, else raise (blocks path traversal)."""
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise ManifestError(f"invalid run id {run_id!r}: expected a UUID like 123e4567-e89b-42d3-a456-426614174000")
+        raise ManifestError(
+            f"invalid run id {run_id!r}: expected a UUID like 123e4567-e89b-42d3-a456-426614174000"
+        )
     return run_id
 
 
@@ -114,11 +116,15 @@ class RunManifest(BaseModel):
     timestamp: str = Field(default_factory=utc_now, description="ISO-8601 start time (UTC).")
     finished_at: str | None = None
     provenance: list[str] = Field(default_factory=list, description="Parent run ids, oldest first.")
-    relation: str | None = Field(None, description="How this run relates to its parent: reproduce, rlaif, resume.")
+    relation: str | None = Field(
+        None, description="How this run relates to its parent: reproduce, rlaif, resume."
+    )
     config: dict[str, Any]
     data_path: str | None = None
     environment: dict[str, Any] = Field(default_factory=dict)
-    outputs: dict[str, str] = Field(default_factory=dict, description="Path (relative to run dir) -> SHA-256.")
+    outputs: dict[str, str] = Field(
+        default_factory=dict, description="Path (relative to run dir) -> SHA-256."
+    )
     adapter_hash: str | None = Field(None, description="SHA-256 of the adapter (or model) weights file.")
     metrics: dict[str, float] = Field(default_factory=dict)
     eval: dict[str, Any] | None = None
@@ -164,7 +170,9 @@ class RunManifest(BaseModel):
             problems.append("manifest_hash does not match the content: a field was changed")
         canonical_ok = raw is None or raw == self.to_json()
         if not canonical_ok:
-            problems.append("file bytes differ from Provenir's serialisation of the same content: the file was edited")
+            problems.append(
+                "file bytes differ from Provenir's serialisation of the same content: the file was edited"
+            )
         sig_state, fingerprint = _check_signature(self, trusted_public_key)
         if sig_state == "invalid":
             problems.append("signature does not verify")
@@ -217,13 +225,17 @@ class RunManifest(BaseModel):
             raw = p.read_text(encoding="utf-8")
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestTamperedError(f"{p}: not valid manifest JSON ({exc}); the file is corrupt or was edited") from None
+            raise ManifestTamperedError(
+                f"{p}: not valid manifest JSON ({exc}); the file is corrupt or was edited"
+            ) from None
         try:
             return cls.model_validate(data), raw
         except ValidationError as exc:
             from provenir.core.config import format_validation_error
 
-            raise ManifestTamperedError(f"{p}: not a valid manifest ({format_validation_error(exc)})") from None
+            raise ManifestTamperedError(
+                f"{p}: not a valid manifest ({format_validation_error(exc)})"
+            ) from None
 
 
 # -- signing ------------------------------------------------------------------------------------
@@ -250,7 +262,9 @@ def _sign(manifest_hash: str, key_path: Path) -> Signature:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     except ImportError:
-        raise ConfigError("manifest signing needs the 'cryptography' package (pip install 'provenir[signing]')") from None
+        raise ConfigError(
+            "manifest signing needs the 'cryptography' package (pip install 'provenir[signing]')"
+        ) from None
     if not key_path.is_file():
         raise ConfigError(f"signing key not found: {key_path}")
     try:

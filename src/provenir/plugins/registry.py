@@ -143,7 +143,9 @@ class PluginRegistry:
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken third-party plugin must not break Provenir
-                raise PluginError(f"plugin entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+                raise PluginError(
+                    f"plugin entry point {ep.name!r} ({ep.value}) failed to load: {exc}"
+                ) from exc
             # Loading may already have registered it through the decorator.
             if not any(obj is v for table in cls._entries.values() for v in table.values()):
                 cls.add(ep.name, obj)

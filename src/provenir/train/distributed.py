@@ -162,5 +162,9 @@ class DistributedLauncher:
             device=data["device"],
             resumed_from=data.get("resumed_from"),
             train_runtime_s=data.get("train_runtime_s"),
-            extra={"world_size": plan.world_size, "strategy": config.distributed.strategy, **data.get("extra", {})},
+            extra={
+                "world_size": plan.world_size,
+                "strategy": config.distributed.strategy,
+                **data.get("extra", {}),
+            },
         )

@@ -37,7 +37,9 @@ class RichProgressCallback(TrainerCallback):
         if self._progress is not None:
             self._progress.update(self._task, completed=state.global_step)
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         if self._progress is not None and logs and "loss" in logs:
             self._progress.update(self._task, loss=f"loss {logs['loss']:.4f}")
 

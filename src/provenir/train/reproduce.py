@@ -67,11 +67,22 @@ def reproduce(manifest_file: str | os.PathLike[str], *, output_dir: str | None =
     else:
         # Replays land beside the original: <output_dir>/manifests/<id>.json -> <output_dir>.
         config = config.model_copy(update={"output_dir": str(Path(manifest_file).resolve().parent.parent)})
-    replay = train(config, RunOptions(provenance=[*original.provenance, original.run_id], relation="reproduce"))
+    replay = train(
+        config, RunOptions(provenance=[*original.provenance, original.run_id], relation="reproduce")
+    )
     identical = original.adapter_hash is not None and original.adapter_hash == replay.adapter_hash
     deltas = {
         k: (original.metrics[k], replay.metrics[k])
         for k in sorted(set(original.metrics) & set(replay.metrics))
         if k not in ("train_runtime_s", "train_cpu_s") and original.metrics[k] != replay.metrics[k]
     }
+    from provenir.governance.audit import AuditLogger
+
+    AuditLogger(Path(config.output_dir) / "audit").log(
+        "reproduce_completed",
+        run_id=replay.run_id,
+        original_run_id=original.run_id,
+        identical=identical,
+        adapter_hash=replay.adapter_hash,
+    )
     return Reproduction(original, replay, identical, deltas)

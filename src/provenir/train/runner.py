@@ -20,6 +20,7 @@ from provenir.core.environment import capture_environment, git_state
 from provenir.core.errors import BackendError, ProvenirError, ReproducibilityError
 from provenir.core.hashing import sha256_file
 from provenir.core.manifest import RunManifest, manifest_path, manifests_dir, new_run_id, run_dir, utc_now
+from provenir.governance.audit import AuditLogger
 from provenir.plugins.registry import PluginRegistry
 
 #: Weight files, in order of preference, whose hash is the run's ``adapter_hash``.
@@ -45,6 +46,8 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     """Train one run and return its sealed, saved manifest."""
     opts = options or RunOptions()
     data = _load_data(config)
+    scans = _scan(config, data)
+    audit = AuditLogger(Path(config.output_dir) / "audit")
     backend = opts.backend if opts.backend is not None else select_backend(config)
     previous = find_resumable(config, opts.resume, data.dataset_hash) if opts.resume else None
     run_id = previous.run_id if previous else (opts.run_id or new_run_id())
@@ -68,11 +71,22 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         config=config.model_dump(mode="json"),
         data_path=config.data.path,
         environment=capture_environment(),
+        scans=scans,
     )
     if previous is not None:
         manifest.timestamp = previous.timestamp  # the run started then; this is its continuation
     path = manifest_path(config.output_dir, run_id)
     manifest.seal(config.manifest.signing_key_path).save(path)
+    audit.log(
+        "training_resumed" if previous else "training_started",
+        run_id=run_id,
+        name=config.name,
+        backend=config.backend,
+        algorithm=config.algorithm,
+        config_hash=manifest.config_hash,
+        dataset_hash=manifest.dataset_hash,
+        scan_action=(scans or {}).get("action"),
+    )
     try:
         result = call_fit(backend, config, data, rdir)
     except BaseException as exc:
@@ -80,6 +94,9 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         manifest.error = f"{type(exc).__name__}: {exc}"[:2000]
         manifest.finished_at = utc_now()
         manifest.seal(config.manifest.signing_key_path).save(path)
+        audit.log(
+            "training_failed", run_id=run_id, error=manifest.error, manifest_hash=manifest.manifest_hash
+        )
         if isinstance(exc, ProvenirError | KeyboardInterrupt):
             raise
         raise BackendError(f"run {run_id} failed: {type(exc).__name__}: {exc}") from exc
@@ -87,7 +104,25 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     manifest.status = "completed"
     manifest.finished_at = utc_now()
     manifest.seal(config.manifest.signing_key_path).save(path)
+    audit.log(
+        "training_completed",
+        run_id=run_id,
+        adapter_hash=manifest.adapter_hash,
+        manifest_hash=manifest.manifest_hash,
+        final_loss=manifest.metrics.get("final_loss"),
+        resumed_from=manifest.resumed_from,
+    )
     return manifest
+
+
+def _scan(config: RunConfig, data: TrainData) -> dict[str, Any] | None:
+    """Scan (and mask, or refuse) the training rows when ``data.scan`` asks for it."""
+    if config.data.scan == "off":
+        return None
+    from provenir.governance.scanners import apply_scan_policy
+
+    data.train, summary = apply_scan_policy(data.train, config.data.scan)
+    return summary.to_dict()
 
 
 def select_backend(config: RunConfig) -> Any:
@@ -124,9 +159,13 @@ def find_resumable(config: RunConfig, resume: bool | str, data_hash: str | None)
     if previous.status == "completed":
         raise ReproducibilityError(f"run {previous.run_id} already completed; nothing to resume")
     if previous.config_hash != config.config_hash():
-        raise ReproducibilityError(f"run {previous.run_id} was started with a different config; cannot resume it")
+        raise ReproducibilityError(
+            f"run {previous.run_id} was started with a different config; cannot resume it"
+        )
     if previous.dataset_hash != data_hash:
-        raise ReproducibilityError(f"run {previous.run_id}: the dataset changed since it started; cannot resume it")
+        raise ReproducibilityError(
+            f"run {previous.run_id}: the dataset changed since it started; cannot resume it"
+        )
     return previous
 
 
@@ -140,7 +179,9 @@ def call_fit(backend: TrainingBackend, config: RunConfig, data: TrainData, rdir:
     else:
         result = fit(config, data)
     if not isinstance(result, TrainResult):
-        raise BackendError(f"backend {config.backend!r} returned {type(result).__name__}, expected TrainResult")
+        raise BackendError(
+            f"backend {config.backend!r} returned {type(result).__name__}, expected TrainResult"
+        )
     return result
 
 

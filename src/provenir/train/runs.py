@@ -34,7 +34,19 @@ def list_runs(output_dir: str | os.PathLike[str] = "artifacts") -> list[dict[str
         try:
             rows.append(summarize(RunManifest.load(path)))
         except ManifestError as exc:
-            rows.append({"run_id": path.stem, "name": "?", "algorithm": "?", "backend": "?", "status": "unreadable",
-                         "timestamp": "", "adapter_hash": None, "provenance": [], "relation": None, "error": str(exc)})
+            rows.append(
+                {
+                    "run_id": path.stem,
+                    "name": "?",
+                    "algorithm": "?",
+                    "backend": "?",
+                    "status": "unreadable",
+                    "timestamp": "",
+                    "adapter_hash": None,
+                    "provenance": [],
+                    "relation": None,
+                    "error": str(exc),
+                }
+            )
     rows.sort(key=lambda r: r["timestamp"], reverse=True)
     return rows

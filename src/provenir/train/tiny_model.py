@@ -154,7 +154,11 @@ def build_tiny_model(out_dir: Path, pretrain_steps: int | None = None) -> None:
     # A stream of "<s> text </s>" packed into fixed-length windows, drawn in a seeded order.
     ids: list[int] = []
     for text in texts:
-        ids += [tokenizer.bos_token_id, *tokenizer.encode(text, add_special_tokens=False), tokenizer.eos_token_id]
+        ids += [
+            tokenizer.bos_token_id,
+            *tokenizer.encode(text, add_special_tokens=False),
+            tokenizer.eos_token_id,
+        ]
     seq = RECIPE["pretrain_seq_len"]
     stream = torch.tensor(ids, dtype=torch.long)
     generator = torch.Generator().manual_seed(RECIPE["seed"])
@@ -177,5 +181,7 @@ def build_tiny_model(out_dir: Path, pretrain_steps: int | None = None) -> None:
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     (out_dir / "provenir_recipe.json").write_text(
-        json.dumps({"recipe": RECIPE, "final_pretrain_loss": loss.item(), "recipe_hash": recipe_hash()}, indent=2)
+        json.dumps(
+            {"recipe": RECIPE, "final_pretrain_loss": loss.item(), "recipe_hash": recipe_hash()}, indent=2
+        )
     )

@@ -74,7 +74,9 @@ def load_model(config: RunConfig, model_path: str, device: str) -> Any:
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     except (OSError, ValueError) as exc:
-        raise BackendError(f"cannot load model {config.model_name_or_path!r}: {str(exc).splitlines()[0]}") from None
+        raise BackendError(
+            f"cannot load model {config.model_name_or_path!r}: {str(exc).splitlines()[0]}"
+        ) from None
     if quant is not None:
         from peft import prepare_model_for_kbit_training
 
@@ -189,8 +191,14 @@ class TRLBackend:
         if config.algorithm not in builders:
             raise BackendError(f"algorithm {config.algorithm!r} is not supported by the trl backend")
         trainer = builders[config.algorithm](config, dataset, run_dir, device, tokenizer, model)
-        if config.distributed.strategy == "fsdp" and "LOCAL_RANK" in os.environ and not trainer.is_fsdp_enabled:
-            raise BackendError("distributed.strategy: fsdp requested but Trainer did not enable FSDP (no GPU?)")
+        if (
+            config.distributed.strategy == "fsdp"
+            and "LOCAL_RANK" in os.environ
+            and not trainer.is_fsdp_enabled
+        ):
+            raise BackendError(
+                "distributed.strategy: fsdp requested but Trainer did not enable FSDP (no GPU?)"
+            )
         callbacks = list(self.callbacks)
         if self.progress:
             from transformers import PrinterCallback
@@ -273,7 +281,9 @@ class TRLBackend:
             prompt, chosen = template_pair(config.data.template, tokenizer, r, r["chosen"])
             _, rejected = template_pair(config.data.template, tokenizer, r, r["rejected"])
             rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
-        args = DPOConfig(**common_args(config, run_dir, device), max_length=config.max_length, beta=config.beta)
+        args = DPOConfig(
+            **common_args(config, run_dir, device), max_length=config.max_length, beta=config.beta
+        )
         # With a PEFT adapter and no ref_model, TRL uses the base model (adapter disabled) as reference.
         return DPOTrainer(
             model=model,

@@ -1,0 +1,63 @@
+"""The run driver scans data when configured and leaves an audit trail of what it did."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from provenir.core.config import RunConfig
+from provenir.core.errors import DataError
+from provenir.core.manifest import manifest_path
+from provenir.governance.audit import AuditLogger, AuditReader
+from provenir.train.reproduce import reproduce
+from provenir.train.runner import train
+
+ROWS = [
+    {"prompt": "Who do I email?", "response": "Write to jane.doe@example.com for help."},
+    {"prompt": "What is 2 plus 2?", "response": "4"},
+]
+
+
+def config_for(tmp_path: Path, scan: str) -> RunConfig:
+    data = tmp_path / "pii.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return RunConfig.from_dict(
+        {
+            "backend": "stub",
+            "output_dir": str(tmp_path / "artifacts"),
+            "data": {"path": str(data), "scan": scan},
+        }
+    )
+
+
+def test_scan_refuse_stops_before_training(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="EMAIL"):
+        train(config_for(tmp_path, "refuse"))
+    assert not (tmp_path / "artifacts" / "manifests").exists()
+
+
+def test_scan_mask_records_summary_without_the_value(tmp_path: Path) -> None:
+    manifest = train(config_for(tmp_path, "mask"))
+    assert manifest.scans is not None and manifest.scans["action"] == "masked"
+    text = manifest.to_json()
+    assert "EMAIL" in text and "jane.doe@example.com" not in text
+
+
+def test_training_and_reproduce_are_audited(tmp_path: Path) -> None:
+    config = config_for(tmp_path, "off")
+    manifest = train(config)
+    reproduce(manifest_path(config.output_dir, manifest.run_id))
+    audit_dir = Path(config.output_dir) / "audit"
+    AuditLogger(audit_dir).verify()
+    events = [r["event"] for r in AuditReader(audit_dir).query(limit=50, order="asc").to_dict()["records"]]
+    assert events == [
+        "training_started",
+        "training_completed",
+        "training_started",
+        "training_completed",
+        "reproduce_completed",
+    ]
+    page = AuditReader(audit_dir).query(run_id=manifest.run_id, limit=10).to_dict()
+    assert {r["event"] for r in page["records"]} == {"training_started", "training_completed"}
