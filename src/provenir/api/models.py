@@ -76,7 +76,9 @@ class RunDetail(_Model):
     manifest_hash: str | None = None
     signed: bool
     error: str | None = Field(None, description="The run's own error message (failed runs).")
-    metrics: dict[str, float] = Field(default_factory=dict, description="Training metrics.")
+    metrics: dict[str, float | None] = Field(
+        default_factory=dict, description="Training metrics (a non-finite value, e.g. NaN, is null)."
+    )
     outputs: dict[str, str] = Field(default_factory=dict, description="Output file -> SHA-256.")
     eval: dict[str, Any] | None = Field(
         None, description="Evaluation summary (metrics with confidence intervals), per-item data left out."
