@@ -50,7 +50,8 @@ def register(app: typer.Typer) -> None:
         """
         from provenir.core.errors import EvaluationError
         from provenir.eval.harness import MultiMetricEvaluator
-        from provenir.eval.run_evaluation import evaluate_predictions_file, evaluate_run
+        from provenir.eval.run_evaluation import evaluate_predictions_file
+        from provenir.train.evaluation import evaluate_run
 
         names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
         if predictions is not None:
@@ -77,6 +78,9 @@ def register(app: typer.Typer) -> None:
         if baseline is not None:
             from provenir.eval.harness import EvalResult
             from provenir.eval.regression import RegressionGate
+            from provenir.train.evaluation import audited_gate
 
             gate = RegressionGate(tolerance, mode="relative" if relative else "absolute")
-            typer.echo(gate.check(result, EvalResult.load(baseline)).message())
+            audit_dir = manifest.resolve().parent.parent / "audit" if manifest is not None else None
+            run_id = result.extra.get("run_id")
+            typer.echo(audited_gate(gate, result, EvalResult.load(baseline), audit_dir, run_id=run_id).message())

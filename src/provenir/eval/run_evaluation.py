@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from provenir.core.errors import EvaluationError, ManifestTamperedError
 from provenir.core.hashing import sha256_file
-from provenir.core.manifest import RunManifest, run_dir
-from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
+from provenir.core.manifest import RunManifest
+from provenir.eval.harness import EvalResult, MultiMetricEvaluator
 
-__all__ = ["attach_to_manifest", "evaluate_predictions_file", "evaluate_run", "read_predictions"]
+__all__ = ["attach_to_manifest", "evaluate_predictions_file", "read_predictions"]
 
 #: Keys a JSONL predictions line may hold its text under, in order of precedence.
 PREDICTION_KEYS: tuple[str, ...] = ("prediction", "output", "completion")
@@ -116,85 +115,3 @@ def attach_to_manifest(
     manifest.seal(signing_key=key)
     manifest.save(manifest_path)
     return manifest
-
-
-def evaluate_run(
-    manifest_path: str | os.PathLike[str],
-    *,
-    data_path: str | None = None,
-    metrics: Sequence[str] | None = None,
-    max_new_tokens: int | None = None,
-    batch_size: int = 8,
-    device: str | None = None,
-    attach: bool = True,
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-) -> tuple[EvalResult, Path]:
-    """Generate with a trained run's model (base + adapter) on its eval data and score it.
-
-    Data: ``data_path`` if given (rows as stored), else the run's own evaluation rows
-    (``data.eval_path`` or the ``data.eval_split`` hold-out, rebuilt exactly as in training).
-    Metrics default to the run's ``eval.metrics``; prompts are rendered with its template.
-    Writes ``eval.json`` into the run folder and, with ``attach``, the summary into the
-    manifest. Returns the result and the ``eval.json`` path.
-    """
-    from provenir.core.config import RunConfig
-    from provenir.data.loading import load_train_data, read_rows
-    from provenir.train.backends.trl_backend import load_model, load_tokenizer, render_prompt, resolve_device
-    from provenir.train.eval_callback import generate_predictions
-    from provenir.train.tiny_model import resolve_model_path
-
-    mpath = Path(manifest_path)
-    manifest, raw = RunManifest.load_with_text(mpath)
-    output_dir = mpath.resolve().parent.parent
-    rdir = run_dir(output_dir, manifest.run_id)
-    # Evaluate only what the manifest vouches for: the adapter must be the one it hashed.
-    manifest.verify(raw=raw, run_directory=rdir)
-    config = RunConfig.from_dict(manifest.config)
-    if device is not None:
-        config = config.model_copy(update={"device": device})
-
-    if data_path is not None:
-        rows = read_rows(data_path)
-    else:
-        rows = load_train_data(config).eval or []
-        if not rows:
-            raise EvaluationError(
-                f"run {manifest.run_id} has no evaluation data (no data.eval_path or data.eval_split); "
-                "pass a dataset"
-            )
-    if any("prompt" not in r for r in rows):
-        raise EvaluationError("every evaluation row needs a 'prompt' to generate from")
-
-    weights = rdir / ("adapter" if config.peft.enabled else "model")
-    if not weights.is_dir():
-        raise EvaluationError(f"run {manifest.run_id} has no {weights.name} folder at {weights}")
-    dev = resolve_device(config)
-    tokenizer = load_tokenizer(str(weights))
-    if config.peft.enabled:
-        from peft import PeftModel
-
-        base = load_model(config, resolve_model_path(config.model_name_or_path), dev)
-        model = PeftModel.from_pretrained(base, str(weights))
-    else:
-        model = load_model(config, str(weights), dev)
-    model.to(dev)
-    prompts = [render_prompt(config.data.template, tokenizer, dict(r)) for r in rows]
-    predictions = generate_predictions(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
-        batch_size=batch_size,
-    )
-    evaluator = MultiMetricEvaluator(
-        list(metrics or config.eval.metrics), n_bootstrap=n_bootstrap, seed=seed, keep_predictions=True
-    )
-    result = evaluator.evaluate(rows, predictions)
-    result.extra.update(
-        run_id=manifest.run_id, data=data_path or "run eval split", template=config.data.template
-    )
-    eval_path = result.save(rdir / EVAL_FILENAME)
-    if attach:
-        attach_to_manifest(mpath, result, eval_path)
-    return result, eval_path

@@ -38,6 +38,7 @@ from transformers import TrainerCallback
 from provenir.core.errors import EvaluationError
 from provenir.eval.harness import EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import RegressionGate
+from provenir.train.generation import generate_predictions
 
 __all__ = ["EvalCallback", "EvalCallbackConfig", "EvalRecord", "generate_predictions"]
 
@@ -92,50 +93,6 @@ class EvalRecord:
     improved: bool
     regressed: bool
     predictions: list[str] = field(repr=False, default_factory=list)
-
-
-def generate_predictions(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    *,
-    max_new_tokens: int = 32,
-    batch_size: int = 8,
-) -> list[str]:
-    """Greedy completions of ``prompts``, batched with left padding; only the new text, stripped.
-
-    Left padding keeps every prompt's last token adjacent to the first generated one, which a
-    decoder-only model needs for batched generation. The model's train/eval mode and the
-    tokenizer's padding side are restored afterwards, so this is safe mid-training.
-    """
-    import torch
-
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    was_training = model.training
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    model.eval()
-    device = next(model.parameters()).device
-    out: list[str] = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(prompts), batch_size):
-                batch = list(prompts[start : start + batch_size])
-                enc = tokenizer(batch, return_tensors="pt", padding=True).to(device)
-                generated = model.generate(
-                    **enc,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-                new_tokens = generated[:, enc["input_ids"].shape[1] :]
-                out.extend(t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
-    finally:
-        tokenizer.padding_side = old_side
-        if was_training:
-            model.train()
-    return out
 
 
 class EvalCallback(TrainerCallback):
@@ -202,9 +159,9 @@ class EvalCallback(TrainerCallback):
         if self.prompt_formatter is not None:
             return self.prompt_formatter(row)
         if self.config.template is not None:
-            from provenir.train.backends.trl_backend import render_prompt
+            from provenir.train.backends.trl_backend import template_prompt
 
-            return render_prompt(self.config.template, tokenizer, dict(row))
+            return template_prompt(self.config.template, tokenizer, dict(row))
         return str(row["prompt"])
 
     def evaluate_model(self, model: Any, tokenizer: Any) -> tuple[EvalResult, list[str]]:

@@ -1,0 +1,124 @@
+"""Evaluating a trained run: load base model + adapter, generate on eval data, score, attach.
+
+This lives in ``train`` because it needs the model loaders; the scoring itself is
+:mod:`provenir.eval` (metrics, intervals) which never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from provenir.core.config import RunConfig
+from provenir.core.errors import EvaluationError, RegressionError
+from provenir.core.manifest import RunManifest, run_dir
+from provenir.data.loading import load_train_data, read_rows
+from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
+from provenir.eval.regression import GateDecision, RegressionGate
+from provenir.eval.run_evaluation import attach_to_manifest
+from provenir.train.backends.trl_backend import template_prompt
+from provenir.train.generation import generate_predictions, load_policy
+
+
+def evaluate_run(
+    manifest_path: str | os.PathLike[str],
+    *,
+    data_path: str | None = None,
+    metrics: Sequence[str] | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int = 8,
+    device: str | None = None,
+    attach: bool = True,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> tuple[EvalResult, Path]:
+    """Generate with a trained run's model (base + adapter) on its eval data and score it.
+
+    Data: ``data_path`` if given (rows as stored), else the run's own evaluation rows
+    (``data.eval_path`` or the ``data.eval_split`` hold-out, rebuilt exactly as in training).
+    Metrics default to the run's ``eval.metrics``; prompts are rendered with its template.
+    Writes ``eval.json`` into the run folder and, with ``attach``, the summary into the
+    manifest. Returns the result and the ``eval.json`` path.
+    """
+    mpath = Path(manifest_path)
+    manifest, raw = RunManifest.load_with_text(mpath)
+    output_dir = mpath.resolve().parent.parent
+    rdir = run_dir(output_dir, manifest.run_id)
+    # Evaluate only what the manifest vouches for: the adapter must be the one it hashed.
+    manifest.verify(raw=raw, run_directory=rdir)
+    config = RunConfig.from_dict(manifest.config)
+    if device is not None:
+        config = config.model_copy(update={"device": device})
+
+    if data_path is not None:
+        rows = read_rows(data_path)
+    else:
+        rows = load_train_data(config).eval or []
+        if not rows:
+            raise EvaluationError(
+                f"run {manifest.run_id} has no evaluation data (no data.eval_path or data.eval_split); "
+                "pass a dataset"
+            )
+    if any("prompt" not in r for r in rows):
+        raise EvaluationError("every evaluation row needs a 'prompt' to generate from")
+
+    weights = rdir / ("adapter" if config.peft.enabled else "model")
+    if not weights.is_dir():
+        raise EvaluationError(f"run {manifest.run_id} has no {weights.name} folder at {weights}")
+    model, tokenizer, _ = load_policy(config, weights)
+    prompts = [template_prompt(config.data.template, tokenizer, dict(r)) for r in rows]
+    predictions = generate_predictions(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
+        batch_size=batch_size,
+    )
+    evaluator = MultiMetricEvaluator(
+        list(metrics or config.eval.metrics), n_bootstrap=n_bootstrap, seed=seed, keep_predictions=True
+    )
+    result = evaluator.evaluate(rows, predictions)
+    result.extra.update(
+        run_id=manifest.run_id, data=data_path or "run eval split", template=config.data.template
+    )
+    eval_path = result.save(rdir / EVAL_FILENAME)
+    if attach:
+        attach_to_manifest(mpath, result, eval_path)
+    from provenir.governance.audit import AuditLogger
+
+    AuditLogger(output_dir / "audit").log(
+        "evaluation_completed",
+        run_id=manifest.run_id,
+        rows=len(rows),
+        means={name: m.mean for name, m in result.metrics.items()},
+    )
+    return result, eval_path
+
+
+def audited_gate(
+    gate: RegressionGate,
+    new: EvalResult,
+    baseline: EvalResult,
+    audit_dir: str | os.PathLike[str] | None,
+    *,
+    run_id: str | None = None,
+) -> GateDecision:
+    """Run the regression gate, record the decision in the audit log, raise if it tripped."""
+    decision = gate.compare(new, baseline)
+    if audit_dir is not None:
+        from provenir.governance.audit import AuditLogger
+
+        AuditLogger(audit_dir).log(
+            "gate_decision",
+            run_id=run_id,
+            passed=decision.passed,
+            tripped=decision.tripped,
+            tolerance=decision.tolerance,
+            mode=decision.mode,
+        )
+    if not decision.passed:
+        error = RegressionError(decision.message())
+        error.decision = decision  # type: ignore[attr-defined]
+        raise error
+    return decision
