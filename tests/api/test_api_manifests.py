@@ -55,7 +55,9 @@ def test_verify_reports_each_kind_of_tampering(artifacts: Path, serve, client) -
     # Same content, different bytes (re-indented): caught by the exact-bytes check.
     path.write_text(json.dumps(json.loads(original), indent=4, sort_keys=True) + "\n")
     reformatted = _verify(client, url, rid)
-    assert reformatted["ok"] is False and reformatted["hash_ok"] is True and reformatted["canonical_ok"] is False
+    assert (
+        reformatted["ok"] is False and reformatted["hash_ok"] is True and reformatted["canonical_ok"] is False
+    )
 
     # Not JSON at all: verify says so, and the raw endpoint refuses to call it JSON.
     path.write_text(original[:-20])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -35,7 +35,7 @@ def bearer_auth(token: SecretStr) -> Callable[..., Coroutine[Any, Any, None]]:
     """A FastAPI dependency that rejects requests without the right bearer token (401)."""
 
     async def require_token(
-        credentials: HTTPAuthorizationCredentials | None = Depends(BEARER_SCHEME),
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER_SCHEME)],
     ) -> None:
         if credentials is None:
             raise ApiError(

@@ -54,7 +54,9 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status_code: int, error: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The one error body shape."""
     return JSONResponse({"error": error, "detail": detail}, status_code=status_code, headers=headers)
 

@@ -97,18 +97,28 @@ def list_runs(
     name: Annotated[str | None, Query(max_length=256, description="Only runs with this exact name.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Runs per page.")] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=512, description="next_cursor of the previous page.")
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9_-]{1,512}$",
+            description="next_cursor of the previous page (opaque; one never issued gets 400).",
+        ),
     ] = None,
 ) -> RunPageResponse:
     """Runs newest first, from the SQLite run index (kept in step with the manifests folder)."""
     page = _index(request).list(status=status, name=name, limit=limit, cursor=cursor)
     return RunPageResponse(
-        runs=[RunSummary(**row) for row in page.rows], next_cursor=page.next_cursor, total=page.total, limit=limit
+        runs=[RunSummary(**row) for row in page.rows],
+        next_cursor=page.next_cursor,
+        total=page.total,
+        limit=limit,
     )
 
 
 @protected.get(
-    "/runs/{run_id}", response_model=RunDetail, responses={**_NOT_FOUND, **_TAMPERED, **_INVALID}, tags=["runs"]
+    "/runs/{run_id}",
+    response_model=RunDetail,
+    responses={**_NOT_FOUND, **_TAMPERED, **_INVALID},
+    tags=["runs"],
 )
 def get_run(request: Request, run_id: RunId) -> RunDetail:
     """One run: summary, training metrics, outputs and its evaluation (eval.json if present)."""
@@ -156,10 +166,10 @@ def get_run(request: Request, run_id: RunId) -> RunDetail:
 
 @protected.get(
     "/manifests/{run_id}",
+    # Documents the manifest's schema; the handler returns the file's bytes untouched.
     response_model=RunManifest,
-    response_class=Response,
     responses={
-        200: {"content": {"application/json": {}}, "description": "The manifest file, byte for byte."},
+        200: {"description": "The manifest file, byte for byte."},
         **_NOT_FOUND,
         **_TAMPERED,
         **_INVALID,
@@ -201,7 +211,12 @@ def verify_manifest(request: Request, run_id: RunId) -> ManifestVerifyResponse:
     except ManifestTamperedError as exc:
         problem = " ".join(str(exc).replace(str(path), f"manifests/{run_id}.json").split())
         return ManifestVerifyResponse(
-            run_id=run_id, ok=False, hash_ok=False, canonical_ok=False, signature="unknown", problems=[problem]
+            run_id=run_id,
+            ok=False,
+            hash_ok=False,
+            canonical_ok=False,
+            signature="unknown",
+            problems=[problem],
         )
     result = manifest.check(
         raw=raw,

@@ -228,7 +228,9 @@ class RunIndex:
         placeholders = ", ".join("?" * len(_COLUMNS))
         with self._locked() as conn, conn:
             conn.executemany("DELETE FROM runs WHERE run_id = ?", [(rid,) for rid in stale])
-            conn.executemany(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})", rows)
+            conn.executemany(
+                f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})", rows
+            )
         return len(stale) + len(rows)
 
     @staticmethod
@@ -309,7 +311,9 @@ class RunIndex:
             fetched = conn.execute(sql, [*params, limit + 1]).fetchall()
             total = conn.execute(count_sql, filter_params).fetchone()[0]
         rows = [self._as_dict(r) for r in fetched[:limit]]
-        next_cursor = encode_cursor(rows[-1]["timestamp"], rows[-1]["run_id"]) if len(fetched) > limit else None
+        next_cursor = (
+            encode_cursor(rows[-1]["timestamp"], rows[-1]["run_id"]) if len(fetched) > limit else None
+        )
         return RunPage(rows, next_cursor, total)
 
     @staticmethod

@@ -39,7 +39,9 @@ def check_exposure(settings: ApiSettings, host: str, *, allow_unauthenticated: b
         )
 
 
-def serve(settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info") -> None:
+def serve(
+    settings: ApiSettings, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info"
+) -> None:
     """Serve the API in the foreground until interrupted."""
     import uvicorn
 
@@ -60,7 +62,9 @@ class BackgroundServer:
         self.host, self.port = self._sock.getsockname()[:2]
         config = uvicorn.Config(app, log_level=log_level, server_header=False, lifespan="on")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -25,9 +25,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         allow_unauthenticated: Annotated[
             bool,
-            typer.Option(
-                "--allow-unauthenticated", help="Serve a non-loopback address without a token."
-            ),
+            typer.Option("--allow-unauthenticated", help="Serve a non-loopback address without a token."),
         ] = False,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     ) -> None:
@@ -36,7 +34,8 @@ def register(app: typer.Typer) -> None:
         The token comes from $PROVENIR_API_TOKEN or `token:` in --config; with one set, every
         endpoint but /health needs `Authorization: Bearer <token>`.
         """
-        from provenir.api.server import check_exposure, serve as run_server
+        from provenir.api.server import check_exposure
+        from provenir.api.server import serve as run_server
         from provenir.api.settings import load_settings
 
         settings = load_settings(config, output_dir=output_dir)
