@@ -168,6 +168,9 @@ class RunConfig(_Section):
     model_name_or_path: str = Field(
         TINY_MODEL_ID, min_length=1, description="Local path, hub id, or the built-in tiny model."
     )
+    init_adapter: str | None = Field(
+        None, description="Continue training this PEFT adapter folder instead of a fresh LoRA (RLAIF iterations)."
+    )
     output_dir: str = Field("artifacts", min_length=1, description="Root folder for runs and manifests.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Training precision.")
@@ -334,7 +337,7 @@ def format_validation_error(exc: ValidationError) -> str:
                 msg = err["msg"]
         else:
             msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] not in ("extra_forbidden", "missing") and "input" in err:
+        if err["type"] not in ("extra_forbidden", "missing") and err["loc"] and "input" in err:
             shown = repr(err["input"])
             if len(shown) <= 40:
                 msg += f" (got {shown})"

@@ -54,6 +54,12 @@ def check_inputs(manifest: RunManifest) -> RunConfig:
                 f"eval dataset changed: {config.data.eval_path} hashes to {current_eval[:16]}…, "
                 f"the manifest recorded {manifest.eval_dataset_hash[:16]}…"
             )
+    if config.init_adapter:
+        from provenir.core.hashing import sha256_path
+
+        recorded = manifest.extra.get("init_adapter_hash")
+        if sha256_path(config.init_adapter) != recorded:
+            raise ReproducibilityError(f"initial adapter changed: {config.init_adapter} no longer hashes as recorded")
     return config
 
 

@@ -18,7 +18,7 @@ from provenir.core.atomic import atomic_write_text
 from provenir.core.config import RunConfig
 from provenir.core.environment import capture_environment, git_state
 from provenir.core.errors import BackendError, ProvenirError, ReproducibilityError
-from provenir.core.hashing import sha256_file
+from provenir.core.hashing import sha256_file, sha256_path
 from provenir.core.manifest import RunManifest, manifest_path, manifests_dir, new_run_id, run_dir, utc_now
 from provenir.governance.audit import AuditLogger
 from provenir.plugins.registry import PluginRegistry
@@ -73,6 +73,8 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         environment=capture_environment(),
         scans=scans,
     )
+    if config.init_adapter:
+        manifest.extra["init_adapter_hash"] = sha256_path(config.init_adapter)
     if previous is not None:
         manifest.timestamp = previous.timestamp  # the run started then; this is its continuation
     path = manifest_path(config.output_dir, run_id)

@@ -85,8 +85,8 @@ def load_model(config: RunConfig, model_path: str, device: str) -> Any:
 
 
 def lora_config(config: RunConfig) -> Any | None:
-    """``peft.LoraConfig`` from the run's PEFT section (``None`` for full fine-tuning)."""
-    if not config.peft.enabled:
+    """``peft.LoraConfig`` from the run's PEFT section (``None`` for full fine-tuning or a continued adapter)."""
+    if not config.peft.enabled or config.init_adapter:
         return None
     from peft import LoraConfig
 
@@ -187,6 +187,11 @@ class TRLBackend:
         model_path = resolve_model_path(config.model_name_or_path)
         tokenizer = load_tokenizer(model_path)
         model = load_model(config, model_path, device)
+        if config.init_adapter:
+            from peft import PeftModel
+
+            # Continue the given adapter; the trainer then gets no new peft_config.
+            model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
         builders = {"sft": self._sft_trainer, "dpo": self._dpo_trainer, "grpo": self._grpo_trainer}
         if config.algorithm not in builders:
             raise BackendError(f"algorithm {config.algorithm!r} is not supported by the trl backend")
