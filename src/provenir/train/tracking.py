@@ -47,6 +47,14 @@ from provenir.core.manifest import RunManifest
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from transformers import TrainerCallback
 
+    class TrackingCallback(TrainerCallback):
+        """Typing view of the class :func:`__getattr__` builds on first use (see the bottom)."""
+
+        tracker: Tracker
+
+        def __init__(self, tracker: Tracker) -> None: ...
+
+
 __all__ = [
     "MlflowTracker",
     "TensorBoardTracker",
@@ -99,7 +107,7 @@ def manifest_record(manifest: RunManifest) -> dict[str, str]:
         "dataset_hash": manifest.dataset_hash,
         "adapter_hash": manifest.adapter_hash,
         "status": manifest.status,
-        "error_type": manifest.error,
+        "error_type": manifest.error.split(":", 1)[0] if manifest.error else None,
     }
     return {k: v for k, v in record.items() if v}
 
@@ -174,6 +182,12 @@ class WandbTracker(_Lifecycle):
 
     ``WANDB_MODE`` is honoured when set (``online`` is an explicit opt-in to uploading);
     otherwise the mode is forced to ``offline`` and ``wandb sync`` can upload the run later.
+
+    wandb 0.31 offline writes only the ``run-<id>.wandb`` transaction log (no wandb-summary.json or
+    config.yaml), and ``run.finish()`` can return before the wandb-core service has flushed it.
+    The file is complete after ``wandb.teardown()`` or at interpreter exit (wandb's atexit hook).
+    ``finish`` does not tear the service down itself: that would also end any other wandb run the
+    calling program has open; a program that must read the file at once should call it.
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
@@ -310,7 +324,9 @@ class MlflowTracker(_Lifecycle):
         metrics = [Metric(k, v, now, self._last_step) for k, v in final_metrics(manifest).items()]
         tags = [RunTag(f"provenir.{k}", v) for k, v in manifest_record(manifest).items()]
         self.client.log_batch(self.mlflow_run_id, metrics=metrics, tags=tags)
-        self.client.set_terminated(self.mlflow_run_id, "FINISHED" if manifest.status == "completed" else "FAILED")
+        self.client.set_terminated(
+            self.mlflow_run_id, "FINISHED" if manifest.status == "completed" else "FAILED"
+        )
 
 
 # -- TensorBoard ----------------------------------------------------------------------------------
@@ -333,7 +349,7 @@ class TensorBoardTracker(_Lifecycle):
 
     def start(self, config: RunConfig, run_id: str) -> None:
         """Open the event file and write the config (YAML) and run identity as text at step 0."""
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter  # type: ignore[import-untyped]
 
         self._opening()
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -358,7 +374,7 @@ class TensorBoardTracker(_Lifecycle):
             self._writer.close()  # flushes the queue to disk
 
     def _scalars(self, metrics: Mapping[str, float], step: int) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.compat.proto.summary_pb2 import Summary  # type: ignore[import-untyped]
 
         # simple_value scalars, as torch's SummaryWriter writes them: every reader understands them.
         values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in metrics.items()]
@@ -366,12 +382,12 @@ class TensorBoardTracker(_Lifecycle):
             self._write(Summary(value=values), step)
 
     def _text(self, tag: str, markdown: str, step: int) -> None:
-        from tensorboard.plugins.text.summary_v2 import text_pb
+        from tensorboard.plugins.text.summary_v2 import text_pb  # type: ignore[import-untyped]
 
         self._write(text_pb(tag, markdown), step)
 
     def _write(self, summary: Any, step: int) -> None:
-        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.event_pb2 import Event  # type: ignore[import-untyped]
 
         self._writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
 
