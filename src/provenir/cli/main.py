@@ -16,6 +16,7 @@ import typer
 from provenir.core.errors import ProvenirError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "provenir.cli.rlaif_commands",
     "provenir.cli.train_commands",
     "provenir.cli.manifest_commands",
     "provenir.cli.eval_commands",

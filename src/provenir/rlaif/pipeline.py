@@ -1,0 +1,469 @@
+"""The RLAIF loop: generate -> judge -> pairs -> DPO -> evaluate -> gate -> next iteration.
+
+Each iteration is a child run with its own manifest (``relation: rlaif``) whose ``provenance``
+lists the earlier iterations' run ids. Candidates, judgments and pairs are JSONL files under
+``<output_dir>/rlaif/<name>/iter-<k>/``, hashed and referenced from the iteration's manifest.
+``state.json`` records every completed stage with its output hash, so an interrupted pipeline
+continues from the last completed stage (a stage whose output no longer hashes the same runs
+again). If the regression gate trips, the loop stops and the previous best adapter stays the
+result.
+
+The DPO reference model is the base model (TRL disables the adapter for reference log-probs),
+so every iteration is regularised towards the original model, not the previous iteration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from provenir.core.atomic import atomic_write_json, atomic_write_text
+from provenir.core.config import RunConfig
+from provenir.core.errors import ConfigError, DataError
+from provenir.core.hashing import sha256_file, sha256_json
+from provenir.core.manifest import RunManifest, manifest_path, run_dir
+from provenir.data.loading import read_rows, split_rows
+from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
+from provenir.eval.regression import RegressionGate
+from provenir.governance.audit import AuditLogger
+from provenir.rlaif.config import RLAIFConfig
+from provenir.rlaif.judging import build_judge
+
+STAGES = ("generate", "judge", "pairs", "train", "eval", "gate")
+
+
+@dataclass
+class IterationSummary:
+    """One row of the pipeline's summary table."""
+
+    iteration: int
+    run_id: str | None = None
+    prompts: int = 0
+    candidates: int = 0
+    judged: int = 0
+    pairs: int = 0
+    agreement_rate: float | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    gate_passed: bool | None = None
+    gate_message: str = ""
+
+
+@dataclass
+class RLAIFResult:
+    """What the pipeline produced: per-iteration summaries and the adapter to keep."""
+
+    iterations: list[IterationSummary]
+    best_run_id: str | None
+    best_adapter: str | None
+    baseline: dict[str, dict[str, float]]
+    stopped_because: str
+    folder: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what ``summary.json`` holds)."""
+        return {
+            "iterations": [asdict(i) for i in self.iterations],
+            "best_run_id": self.best_run_id,
+            "best_adapter": self.best_adapter,
+            "baseline": self.baseline,
+            "stopped_because": self.stopped_because,
+        }
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> str:
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows))
+    return sha256_file(path)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class RLAIFPipeline:
+    """Run (or continue) the loop described by an :class:`RLAIFConfig`.
+
+    ``judge`` overrides the configured one (any :class:`~provenir.eval.judge.LLMJudge`).
+    """
+
+    def __init__(self, config: RLAIFConfig, judge: Any | None = None, progress: bool = True) -> None:
+        self.config = config
+        self.folder = Path(config.output_dir) / "rlaif" / config.name
+        self.audit = AuditLogger(Path(config.output_dir) / "audit")
+        self.progress = progress
+        self._judge_override = judge
+        self.train_rows, self.eval_rows = self._load_prompts()
+        self.references = {r["prompt"]: r["reference"] for r in self.train_rows if r.get("reference")}
+        self.state = self._load_state()
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _load_prompts(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        cfg = self.config
+        rows = self._prompt_rows(cfg.prompts_path)
+        if cfg.eval_path:
+            held = self._prompt_rows(cfg.eval_path)
+        else:
+            rows, held = split_rows(rows, cfg.eval_split, cfg.seed)
+        if not all(r.get("reference") for r in held):
+            raise DataError("every held-out eval row needs a reference (column 'reference' or 'response')")
+        overlap = {r["prompt"] for r in rows} & {r["prompt"] for r in held}
+        if overlap:
+            raise DataError(
+                f"{len(overlap)} eval prompt(s) also appear in the generation prompts; eval must be held out"
+            )
+        return rows, held
+
+    @staticmethod
+    def _prompt_rows(path: str) -> list[dict[str, Any]]:
+        out = []
+        for i, row in enumerate(read_rows(path), start=1):
+            prompt = row.get("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise DataError(f"{path}: row {i}: needs a non-empty 'prompt'")
+            reference = row.get("reference", row.get("response"))
+            out.append({"prompt": prompt, **({"reference": reference} if isinstance(reference, str) else {})})
+        return out
+
+    def _load_state(self) -> dict[str, Any]:
+        identity = sha256_json(
+            {
+                "config": self.config.model_dump(mode="json", exclude={"output_dir"}),
+                "prompts": self.train_rows,
+                "eval": self.eval_rows,
+            }
+        )
+        path = self.folder / "state.json"
+        if path.is_file():
+            state = json.loads(path.read_text())
+            if state.get("identity") != identity:
+                raise ConfigError(
+                    f"{self.folder} holds a pipeline with another config or data; choose a new name or delete it"
+                )
+            return state
+        return {"identity": identity, "iterations": {}, "baseline": None, "best": None, "stopped": None}
+
+    def _save_state(self) -> None:
+        atomic_write_json(self.folder / "state.json", self.state)
+
+    def _done(self, k: int, stage: str) -> dict[str, Any] | None:
+        """The recorded output of a completed stage, if its file still hashes the same."""
+        rec = self.state["iterations"].get(str(k), {}).get(stage)
+        if rec is None:
+            return None
+        if "file" in rec and (not Path(rec["file"]).is_file() or sha256_file(rec["file"]) != rec["sha256"]):
+            return None
+        return rec
+
+    def _record(self, k: int, stage: str, rec: dict[str, Any]) -> dict[str, Any]:
+        self.state["iterations"].setdefault(str(k), {})[stage] = rec
+        self._save_state()
+        self.audit.log(
+            "rlaif_stage_completed",
+            pipeline=self.config.name,
+            iteration=k,
+            stage=stage,
+            run_id=rec.get("run_id"),
+            sha256=rec.get("sha256"),
+        )
+        return rec
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> RLAIFResult:
+        """Run the remaining stages of every iteration; returns (and saves) the summary."""
+        cfg = self.config
+        self.folder.mkdir(parents=True, exist_ok=True)
+        judge = self._judge_override or build_judge(cfg.judge, self.references, self.folder / "judge_cache")
+        if self.state["baseline"] is None:
+            result = self._evaluate(None, self.folder / "baseline_eval.json")
+            self.state["baseline"] = {
+                "file": str(self.folder / "baseline_eval.json"),
+                "sha256": sha256_file(self.folder / "baseline_eval.json"),
+            }
+            self.state["best"] = {"run_id": None, "adapter": None, "eval": self.state["baseline"]["file"]}
+            self._save_state()
+            self.audit.log(
+                "rlaif_baseline_evaluated",
+                pipeline=cfg.name,
+                means={n: m.mean for n, m in result.metrics.items()},
+            )
+        summaries: list[IterationSummary] = []
+        stopped = self.state.get("stopped") or ""
+        for k in range(1, cfg.n_iterations + 1):
+            if self.state.get("stopped") and str(k) not in self.state["iterations"]:
+                break
+            summary, stop = self._iteration(k, judge)
+            summaries.append(summary)
+            if stop:
+                stopped = stop
+                self.state["stopped"] = stop
+                self._save_state()
+                break
+        else:
+            stopped = stopped or f"completed {cfg.n_iterations} iteration(s)"
+        best = self.state["best"]
+        result = RLAIFResult(
+            iterations=summaries,
+            best_run_id=best["run_id"],
+            best_adapter=best["adapter"],
+            baseline=EvalResult.load(self.state["baseline"]["file"]).summary()["metrics"],
+            stopped_because=stopped,
+            folder=self.folder,
+        )
+        atomic_write_json(self.folder / "summary.json", result.to_dict())
+        self.audit.log(
+            "rlaif_completed", pipeline=cfg.name, best_run_id=best["run_id"], stopped_because=stopped
+        )
+        return result
+
+    def _iteration(self, k: int, judge: Any) -> tuple[IterationSummary, str | None]:
+        cfg = self.config
+        it_dir = self.folder / f"iter-{k}"
+        summary = IterationSummary(iteration=k, prompts=len(self.train_rows))
+        parent = self.state["best"]
+
+        gen = self._done(k, "generate") or self._record(
+            k, "generate", self._generate(k, it_dir, parent["adapter"])
+        )
+        candidates = _read_jsonl(Path(gen["file"]))
+        summary.candidates = sum(len(c["variants"]) for c in candidates)
+
+        jud = self._done(k, "judge") or self._record(k, "judge", self._judge(judge, candidates, it_dir))
+        judgments = _read_jsonl(Path(jud["file"]))
+        summary.judged = len(judgments)
+        summary.agreement_rate = jud.get("agreement_rate")
+
+        prs = self._done(k, "pairs") or self._record(
+            k, "pairs", self._pairs(judgments, it_dir, gen["sha256"], jud["sha256"])
+        )
+        summary.pairs = prs["count"]
+        if prs["count"] == 0:
+            return summary, f"iteration {k}: the judge produced no usable preference pairs"
+
+        trn = self._done(k, "train") or self._record(
+            k, "train", self._train(k, prs["file"], parent["adapter"])
+        )
+        summary.run_id = trn["run_id"]
+        adapter = str(run_dir(cfg.output_dir, trn["run_id"]) / "adapter")
+
+        ev = self._done(k, "eval") or self._record(k, "eval", self._eval_run(trn["run_id"], adapter))
+        new_eval = EvalResult.load(ev["file"])
+        summary.metrics = new_eval.summary()["metrics"]
+
+        gate = self._done(k, "gate") or self._record(
+            k, "gate", self._gate(new_eval, EvalResult.load(parent["eval"]))
+        )
+        summary.gate_passed = gate["passed"]
+        summary.gate_message = gate["message"]
+        self._annotate_manifest(trn["run_id"], k, gen, jud, prs, gate)
+        if not gate["passed"]:
+            return (
+                summary,
+                f"iteration {k}: regression gate tripped; kept {parent['run_id'] or 'the base model'}",
+            )
+        self.state["best"] = {"run_id": trn["run_id"], "adapter": adapter, "eval": ev["file"]}
+        self._save_state()
+        return summary, None
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    def _generate(self, k: int, it_dir: Path, adapter: str | None) -> dict[str, Any]:
+        from provenir.train.backends.trl_backend import template_prompt
+        from provenir.train.generation import generate, load_policy
+
+        g = self.config.generation
+        model, tokenizer, _ = load_policy(self.config.dpo, Path(adapter) if adapter else None)
+        prompts = [template_prompt(self.config.dpo.data.template, tokenizer, r) for r in self.train_rows]
+        outputs = generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=g.max_new_tokens,
+            batch_size=g.batch_size,
+            num_return_sequences=g.num_variants,
+            do_sample=True,
+            temperature=g.temperature,
+            top_p=g.top_p,
+            seed=self.config.seed + k,
+        )
+        rows = [{**r, "variants": v} for r, v in zip(self.train_rows, outputs, strict=True)]
+        path = it_dir / "candidates.jsonl"
+        return {"file": str(path), "sha256": _write_jsonl(path, rows), "policy_adapter": adapter}
+
+    def _judge(self, judge: Any, candidates: list[dict[str, Any]], it_dir: Path) -> dict[str, Any]:
+        from provenir.eval.judge import agreement_rate, score_pairwise_batch
+
+        items, index = [], []
+        for ci, c in enumerate(candidates):
+            variants = c["variants"]
+            if self.config.pairs.comparison == "all":
+                pairs = list(combinations(range(len(variants)), 2))
+            else:
+                pairs = [(i, i + 1) for i in range(len(variants) - 1)]
+            for i, j in pairs:
+                if variants[i].strip() == variants[j].strip():
+                    continue  # identical texts carry no preference; do not pay for a verdict
+                items.append((c["prompt"], variants[i], variants[j]))
+                index.append((ci, i, j))
+        prefs = score_pairwise_batch(
+            judge,
+            items,
+            max_concurrency=self.config.judge.max_concurrency,
+            progress=self.progress,
+            return_exceptions=True,
+        )
+        rows = []
+        for (ci, i, j), pref in zip(index, prefs, strict=True):
+            row: dict[str, Any] = {"candidate": ci, "a": i, "b": j}
+            if isinstance(pref, BaseException):
+                row["error"] = str(pref)
+            else:
+                row.update(
+                    preferred=pref.preferred,
+                    confidence=pref.confidence,
+                    agreed=pref.agreed,
+                    rationale=pref.rationale,
+                )
+            rows.append(row)
+        path = it_dir / "judgments.jsonl"
+        rate = agreement_rate(prefs)
+        return {
+            "file": str(path),
+            "sha256": _write_jsonl(path, rows),
+            "agreement_rate": rate,
+            "errors": sum("error" in r for r in rows),
+        }
+
+    def _pairs(
+        self, judgments: list[dict[str, Any]], it_dir: Path, cand_sha: str, jud_sha: str
+    ) -> dict[str, Any]:
+        rules = self.config.pairs
+        candidates = _read_jsonl(it_dir / "candidates.jsonl")
+        by_prompt: dict[int, list[tuple[float, dict[str, Any]]]] = {}
+        for ji, j in enumerate(judgments):
+            if "error" in j or j["preferred"] == "tie" or j["confidence"] < rules.min_confidence:
+                continue
+            if rules.drop_disagreements and j.get("agreed") is False:
+                continue
+            c = candidates[j["candidate"]]
+            win, lose = (j["a"], j["b"]) if j["preferred"] == "a" else (j["b"], j["a"])
+            row = {
+                "prompt": c["prompt"],
+                "chosen": c["variants"][win],
+                "rejected": c["variants"][lose],
+                "confidence": j["confidence"],
+                "judgment": ji,
+            }
+            by_prompt.setdefault(j["candidate"], []).append((j["confidence"], row))
+        rows = []
+        for ci in sorted(by_prompt):
+            seen: set[tuple[str, str]] = set()
+            for _, row in sorted(by_prompt[ci], key=lambda t: (-t[0], t[1]["judgment"])):
+                key = (row["chosen"], row["rejected"])
+                if key in seen:
+                    continue
+                seen.add(key)
+                rows.append(row)
+                if len(seen) == rules.max_pairs_per_prompt:
+                    break
+        path = it_dir / "pairs.jsonl"
+        return {
+            "file": str(path),
+            "sha256": _write_jsonl(path, rows),
+            "count": len(rows),
+            "candidates_sha256": cand_sha,
+            "judgments_sha256": jud_sha,
+        }
+
+    def _train(self, k: int, pairs_file: str, adapter: str | None) -> dict[str, Any]:
+        from provenir.train.runner import RunOptions, train
+
+        base = self.config.dpo
+        config = RunConfig.from_dict(
+            {
+                **base.model_dump(mode="json"),
+                "name": f"{self.config.name}-iter{k}",
+                "seed": self.config.seed,
+                "output_dir": self.config.output_dir,
+                "init_adapter": adapter,
+                "data": {
+                    **base.data.model_dump(mode="json"),
+                    "path": pairs_file,
+                    "eval_path": None,
+                    "eval_split": 0.0,
+                },
+            }
+        )
+        parents = [
+            self.state["iterations"][str(i)]["train"]["run_id"]
+            for i in range(1, k)
+            if "train" in self.state["iterations"].get(str(i), {})
+        ]
+        manifest = train(config, RunOptions(provenance=parents, relation="rlaif"))
+        return {"run_id": manifest.run_id, "adapter_hash": manifest.adapter_hash}
+
+    def _evaluate(self, adapter: str | None, out: Path) -> EvalResult:
+        from provenir.train.backends.trl_backend import template_prompt
+        from provenir.train.generation import generate_predictions, load_policy
+
+        model, tokenizer, _ = load_policy(self.config.dpo, Path(adapter) if adapter else None)
+        prompts = [template_prompt(self.config.dpo.data.template, tokenizer, r) for r in self.eval_rows]
+        predictions = generate_predictions(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=self.config.generation.max_new_tokens,
+            batch_size=self.config.generation.batch_size,
+        )
+        result = MultiMetricEvaluator(
+            self.config.eval_metrics, seed=self.config.seed, keep_predictions=True
+        ).evaluate(self.eval_rows, predictions)
+        result.save(out)
+        return result
+
+    def _eval_run(self, run_id: str, adapter: str) -> dict[str, Any]:
+        from provenir.eval.run_evaluation import attach_to_manifest
+
+        out = run_dir(self.config.output_dir, run_id) / EVAL_FILENAME
+        result = self._evaluate(adapter, out)
+        attach_to_manifest(manifest_path(self.config.output_dir, run_id), result, out)
+        return {"file": str(out), "sha256": sha256_file(out), "run_id": run_id}
+
+    def _gate(self, new: EvalResult, previous: EvalResult) -> dict[str, Any]:
+        g = self.config.gate
+        decision = RegressionGate(g.tolerance, mode=g.mode, metrics=g.metrics).compare(new, previous)
+        self.audit.log(
+            "gate_decision", pipeline=self.config.name, passed=decision.passed, tripped=decision.tripped
+        )
+        return {"passed": decision.passed, "message": decision.message(), "decision": decision.to_dict()}
+
+    def _annotate_manifest(
+        self,
+        run_id: str,
+        k: int,
+        gen: dict[str, Any],
+        jud: dict[str, Any],
+        prs: dict[str, Any],
+        gate: dict[str, Any],
+    ) -> None:
+        """Reference the iteration's data files (with hashes) and the gate decision; re-seal."""
+        path = manifest_path(self.config.output_dir, run_id)
+        manifest = RunManifest.load(path)
+        manifest.verify()
+        manifest.extra["rlaif"] = {
+            "pipeline": self.config.name,
+            "iteration": k,
+            "policy_adapter": gen.get("policy_adapter"),
+            "candidates": {"path": gen["file"], "sha256": gen["sha256"]},
+            "judgments": {
+                "path": jud["file"],
+                "sha256": jud["sha256"],
+                "agreement_rate": jud.get("agreement_rate"),
+            },
+            "pairs": {"path": prs["file"], "sha256": prs["sha256"], "count": prs["count"]},
+            "gate": {"passed": gate["passed"], "message": gate["message"]},
+        }
+        manifest.seal(self.config.dpo.manifest.signing_key_path).save(path)
