@@ -1,0 +1,77 @@
+"""``provenir report | lineage | compare``: read a run's artifacts and show them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console(soft_wrap=True)
+
+OutputDir = Annotated[Path, typer.Option(help="Artifacts root holding manifests/ and runs/.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the report, lineage and compare commands to ``app``."""
+
+    @app.command("report")
+    def report(
+        run: Annotated[str, typer.Argument(help="Run id (or a unique prefix) or manifest JSON file.")],
+        out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path("report.html"),
+        baseline: Annotated[
+            str | None, typer.Option(help="Baseline run id or manifest: add the regression-gate verdict.")
+        ] = None,
+        tolerance: Annotated[float, typer.Option(help="Regression gate tolerance (absolute).")] = 0.02,
+        public_key: Annotated[
+            str | None, typer.Option(help="Trusted Ed25519 public key (base64) the signature must match.")
+        ] = None,
+        output_dir: OutputDir = Path("artifacts"),
+    ) -> None:
+        """Write one self-contained HTML report (plots inline, no network) for a run."""
+        from provenir.reporting.report import write_report
+
+        path = write_report(
+            run,
+            out,
+            output_dir=output_dir,
+            baseline=baseline,
+            tolerance=tolerance,
+            trusted_public_key=public_key,
+        )
+        console.print(f"wrote {path}", markup=False)
+
+    @app.command("lineage")
+    def lineage(
+        run: Annotated[str, typer.Argument(help="Run id (or a unique prefix) or manifest JSON file.")],
+        output_dir: OutputDir = Path("artifacts"),
+    ) -> None:
+        """Print the provenance tree (parents and children) a run belongs to."""
+        from provenir.reporting.artifacts import resolve_manifest_file
+        from provenir.reporting.lineage import build_lineage
+
+        mfile = resolve_manifest_file(run, output_dir)
+        console.print(build_lineage(mfile.resolve().parent.parent, mfile.stem).rich_tree())
+
+    @app.command("compare")
+    def compare(
+        run_a: Annotated[str, typer.Argument(help="Baseline run id or manifest.")],
+        run_b: Annotated[str, typer.Argument(help="Candidate run id or manifest.")],
+        tolerance: Annotated[float, typer.Option(help="Regression gate tolerance (absolute).")] = 0.02,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+        output_dir: OutputDir = Path("artifacts"),
+    ) -> None:
+        """Config diff, input/output hashes and metric deltas (with paired significance) of B vs A."""
+        from provenir.eval.regression import RegressionGate
+        from provenir.reporting.artifacts import load_run
+        from provenir.reporting.compare import compare_runs
+
+        result = compare_runs(
+            load_run(run_a, output_dir), load_run(run_b, output_dir), gate=RegressionGate(tolerance)
+        )
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
+        else:
+            console.print(result.renderable())

@@ -1,0 +1,354 @@
+"""``provenir report``: one self-contained HTML file that shows a run the way people judge it.
+
+Summary and hashes, the manifest's verification status, loss and learning-rate curves,
+evaluation per checkpoint with confidence bands, the final metric table with intervals, the
+regression-gate verdict against a baseline, the lineage graph, the data summary (scans when
+present) and the environment::
+
+    from provenir.reporting.report import write_report
+
+    write_report("artifacts/manifests/<run_id>.json", "report.html", baseline="<baseline run id>")
+
+The file makes no network request: plots are SVG ``data:`` images, styles are inline, and a
+Content-Security-Policy forbids any other source. Every string from a manifest or config is
+HTML-escaped by the (autoescaping) template.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from provenir.core.atomic import atomic_write_text
+from provenir.core.errors import EvaluationError
+from provenir.eval.regression import GateDecision, RegressionGate
+from provenir.reporting.artifacts import RunArtifacts, load_run
+
+__all__ = ["build_report_html", "render_report", "write_report", "write_plot_images"]
+
+
+def data_uri(data: bytes, mime: str = "image/svg+xml") -> str:
+    """``data:<mime>;base64,...``: an image that travels inside the HTML (and, as an <img>, runs no script)."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _yes_no(value: bool | None) -> str:
+    return "not checked" if value is None else ("yes" if value else "NO")
+
+
+def _summary_rows(run: RunArtifacts) -> list[tuple[str, Any]]:
+    m, cfg = run.manifest, run.manifest.config
+    peft = cfg.get("peft") or {}
+    if peft.get("enabled", True):
+        quant = "4-bit NF4 (QLoRA)" if peft.get("load_in_4bit") else ("8-bit" if peft.get("load_in_8bit") else "none")
+        peft_text = (
+            f"LoRA r={peft.get('rank')} alpha={peft.get('alpha')} dropout={peft.get('dropout')} "
+            f"targets={', '.join(map(str, peft.get('target_modules') or []))}"
+            f"{' rsLoRA' if peft.get('use_rslora') else ''}; base quantisation {quant}"
+        )
+    else:
+        peft_text = "full fine-tuning (no adapter)"
+    git = m.git_sha or "not in a git repository"
+    if m.git_sha and m.git_dirty:
+        git += " (uncommitted changes)"
+    rows: list[tuple[str, Any]] = [
+        ("model", cfg.get("model_name_or_path", "?")),
+        ("algorithm", m.algorithm),
+        ("backend", m.backend),
+        ("PEFT", peft_text),
+        ("seed", m.seed),
+        (
+            "steps · batch · lr",
+            f"{cfg.get('max_steps')} steps · batch {cfg.get('batch_size')} × accum "
+            f"{cfg.get('gradient_accumulation_steps')} · lr {cfg.get('learning_rate')} "
+            f"({cfg.get('lr_scheduler_type')}) · {cfg.get('precision')}",
+        ),
+        ("device", m.environment.get("device", cfg.get("device", "?"))),
+        ("started", m.timestamp),
+        ("finished", m.finished_at or "—"),
+        ("git commit", git),
+    ]
+    if m.provenance:
+        rows.append(("parent run", f"{m.provenance[-1]} ({m.relation or 'derived'})"))
+    if m.resumed_from:
+        rows.append(("resumed from", m.resumed_from))
+    return rows
+
+
+def _final_section(run: RunArtifacts) -> dict[str, Any] | None:
+    from provenir.reporting.plots import figure_bytes, final_metrics_chart
+
+    result = run.eval_result
+    if result is None:
+        return None
+    rows = []
+    for name, mr in result.metrics.items():
+        corpus = "—"
+        if mr.corpus is not None:
+            corpus = f"{mr.corpus:.4f} [{_fmt(mr.corpus_ci_lower)}, {_fmt(mr.corpus_ci_upper)}]"
+        rows.append(
+            {
+                "name": name,
+                "mean": _fmt(mr.mean),
+                "ci": f"[{mr.ci_lower:.4f}, {mr.ci_upper:.4f}]",
+                "interval": mr.interval,
+                "n": mr.n,
+                "corpus": corpus,
+            }
+        )
+    fig = final_metrics_chart(result)
+    has_file = (run.run_dir / "eval.json").is_file()
+    return {
+        "pct": round(result.confidence * 100),
+        "rows": rows,
+        "chart": data_uri(figure_bytes(fig)) if fig is not None else None,
+        "source": "eval.json in the run folder" if has_file else "the evaluation summary in the manifest",
+    }
+
+
+_VERDICT_CSS = {
+    "regression": "bad",
+    "missing": "bad",
+    "drop_not_significant": "warn",
+    "improvement": "ok",
+    "gain_not_significant": "ok",
+    "within_tolerance": "ok",
+}
+
+
+def gate_against(run: RunArtifacts, baseline: RunArtifacts, gate: RegressionGate) -> GateDecision:
+    """The regression gate's decision for ``run`` against ``baseline`` (raises if either lacks an eval)."""
+    missing = [label for label, r in (("this run", run), ("the baseline", baseline)) if r.eval_result is None]
+    if missing:
+        raise EvaluationError(f"no evaluation for {' and '.join(missing)}: run `provenir eval` first")
+    assert run.eval_result is not None and baseline.eval_result is not None
+    return gate.compare(run.eval_result, baseline.eval_result)
+
+
+def _gate_section(run: RunArtifacts, baseline: RunArtifacts, gate: RegressionGate) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "baseline_id": baseline.manifest.run_id,
+        "baseline_name": baseline.manifest.name,
+        "decision": None,
+        "reason": None,
+        "rows": [],
+    }
+    try:
+        decision = gate_against(run, baseline, gate)
+    except EvaluationError as exc:
+        section["reason"] = str(exc)
+        return section
+    section["decision"] = decision
+    for c in decision.comparisons.values():
+        ci = "—"
+        if c.delta_ci_lower is not None and c.delta_ci_upper is not None:
+            ci = f"[{c.delta_ci_lower:+.4f}, {c.delta_ci_upper:+.4f}]"
+        section["rows"].append(
+            {
+                "name": c.name,
+                "baseline": _fmt(c.baseline),
+                "new": _fmt(c.new),
+                "delta": f"{c.delta:+.4f}" if c.delta is not None else "—",
+                "ci": ci,
+                "test": c.test or (c.note or "none"),
+                "p": f"{c.p_value:.3g}" if c.p_value is not None else "—",
+                "verdict": c.verdict + (" (trips the gate)" if c.tripped else ""),
+                "css": "bad" if c.tripped else _VERDICT_CSS.get(c.verdict, "warn"),
+            }
+        )
+    return section
+
+
+def _data_rows(run: RunArtifacts) -> tuple[list[tuple[str, Any]], list[tuple[str, str, int]]]:
+    m = run.manifest
+    data_cfg = m.config.get("data") or {}
+    scans = m.scans or {}
+    train_rows = m.metrics.get("train_rows", scans.get("rows_scanned"))
+    split = data_cfg.get("eval_split") or 0
+    eval_desc = data_cfg.get("eval_path") or (f"{split:g} of the training file held out" if split else "none")
+    rows: list[tuple[str, Any]] = [
+        ("data path", m.data_path or data_cfg.get("path", "?")),
+        ("dataset hash", m.dataset_hash or "—"),
+        ("training rows", int(train_rows) if train_rows is not None else "not recorded in the manifest"),
+        ("evaluation data", eval_desc),
+        ("eval dataset hash", m.eval_dataset_hash or "—"),
+        ("max samples", data_cfg.get("max_samples") or "all"),
+        ("template", data_cfg.get("template", "?")),
+    ]
+    if run.eval_result is not None:
+        rows.append(("evaluated items", run.eval_result.n))
+    mode = data_cfg.get("contamination_check", "off")
+    recorded = (m.extra or {}).get("contamination") or scans.get("contamination")
+    if isinstance(recorded, dict):
+        rows.append(
+            (
+                "contamination",
+                f"{recorded.get('contaminated')} of {recorded.get('eval_checked')} checkable eval rows share a "
+                f"{recorded.get('n')}-gram with the training data",
+            )
+        )
+    elif mode == "off":
+        rows.append(("contamination check", "off"))
+    elif mode == "refuse":
+        rows.append(("contamination check", "refuse: training only starts when no eval row overlaps the training data"))
+    else:
+        rows.append(("contamination check", f"{mode}: the result is not recorded in the manifest"))
+    scan_rows: list[tuple[str, str, int]] = []
+    if m.scans is None:
+        rows.append(("PII / secret scan", "not run (data.scan: off)"))
+    else:
+        rows.append(
+            (
+                "PII / secret scan",
+                f"action {scans.get('action')}; {scans.get('rows_scanned')} rows scanned; "
+                f"PII found: {'yes' if scans.get('has_pii') else 'no'}; secrets found: "
+                f"{'yes' if scans.get('has_secrets') else 'no'}",
+            )
+        )
+        for kind in ("pii", "secrets"):
+            for typ, count in sorted(((scans.get(kind) or {}).get("counts") or {}).items()):
+                scan_rows.append((kind, str(typ), int(count)))
+    return rows, scan_rows
+
+
+def _env_rows(run: RunArtifacts) -> list[tuple[str, Any]]:
+    env = run.manifest.environment or {}
+    rows: list[tuple[str, Any]] = [
+        (key, env[key]) for key in ("python", "implementation", "platform", "machine", "device") if key in env
+    ]
+    for name, ver in sorted((env.get("packages") or {}).items()):
+        rows.append((name, ver or "not installed"))
+    for key in sorted(set(env) - {"python", "implementation", "platform", "machine", "device", "packages", "executable"}):
+        rows.append((key, env[key]))
+    return rows
+
+
+def _training_plots(run: RunArtifacts) -> list[tuple[str, str]]:
+    from provenir.reporting.plots import figure_bytes, line_chart
+
+    log = run.train_log
+    specs = [
+        (["loss", "eval_loss"], "training loss", "loss"),
+        (["learning_rate"], "learning rate", "learning rate"),
+        (["grad_norm"], "gradient norm (before clipping)", "norm"),
+    ]
+    out = []
+    for keys, title, ylabel in specs:
+        fig = line_chart(log, keys, title=title, ylabel=ylabel)
+        if fig is not None:
+            out.append((title, data_uri(figure_bytes(fig))))
+    return out
+
+
+def build_report_html(
+    run: RunArtifacts,
+    *,
+    baseline: RunArtifacts | None = None,
+    gate: RegressionGate | None = None,
+    trusted_public_key: str | None = None,
+) -> str:
+    """Render the report of an already loaded run (see :func:`render_report` for the usual entry)."""
+    import jinja2
+
+    import provenir
+    from provenir.reporting.lineage import build_lineage, lineage_svg
+    from provenir.reporting.plots import eval_curves, figure_bytes
+    from provenir.reporting.report_template import REPORT_TEMPLATE
+
+    m = run.manifest
+    notes = list(run.notes)
+    lineage = build_lineage(run.output_dir, m.run_id) if (run.manifest_file.resolve().parent.name == "manifests") else None
+    show_lineage = lineage is not None and len(lineage.nodes) > 1
+    eval_fig = eval_curves(run.train_log)
+    data_rows, scan_rows = _data_rows(run)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = env.from_string(REPORT_TEMPLATE)
+    return template.render(
+        m=m,
+        v=run.verification,
+        trusted_key=trusted_public_key,
+        yes_no=_yes_no,
+        summary=_summary_rows(run),
+        hashes=[
+            ("manifest_hash", m.manifest_hash),
+            ("config_hash", m.config_hash),
+            ("dataset_hash", m.dataset_hash),
+            ("eval_dataset_hash", m.eval_dataset_hash),
+            ("adapter_hash", m.adapter_hash),
+        ],
+        outputs=sorted(m.outputs.items()),
+        training_plots=_training_plots(run),
+        train_metrics=[
+            (k, f"{v:.6g}") for k, v in sorted(m.metrics.items()) if k not in ("train_rows",)
+        ],
+        eval_curve=data_uri(figure_bytes(eval_fig)) if eval_fig is not None else None,
+        final=_final_section(run),
+        gate=_gate_section(run, baseline, gate or RegressionGate()) if baseline is not None else None,
+        lineage_svg=data_uri(lineage_svg(lineage).encode("utf-8")) if show_lineage and lineage else None,
+        lineage_rows=lineage.walk() if show_lineage and lineage else [],
+        data_rows=data_rows,
+        scan_rows=scan_rows,
+        env_rows=_env_rows(run),
+        config_text=yaml.safe_dump(m.config, sort_keys=False, allow_unicode=True),
+        notes=notes,
+        version=getattr(provenir, "__version__", ""),
+    )
+
+
+def render_report(
+    ref: str | os.PathLike[str],
+    *,
+    output_dir: str | os.PathLike[str] = "artifacts",
+    baseline: str | os.PathLike[str] | None = None,
+    tolerance: float = 0.02,
+    trusted_public_key: str | None = None,
+) -> str:
+    """The report HTML for a run id (looked up in ``output_dir``) or a manifest path.
+
+    ``baseline`` is another run id or manifest (resolved in the same artifacts folder as the
+    run); its evaluation is compared with this run's by :class:`RegressionGate` at ``tolerance``.
+    Raises :class:`~provenir.core.errors.ManifestError` for an unknown run.
+    """
+    run = load_run(ref, output_dir, trusted_public_key=trusted_public_key)
+    base = load_run(baseline, run.output_dir) if baseline is not None else None
+    return build_report_html(
+        run, baseline=base, gate=RegressionGate(tolerance), trusted_public_key=trusted_public_key
+    )
+
+
+def write_report(
+    ref: str | os.PathLike[str],
+    out: str | os.PathLike[str] = "report.html",
+    **kwargs: Any,
+) -> Path:
+    """Render (see :func:`render_report`) and write the report atomically; returns its path."""
+    return atomic_write_text(out, render_report(ref, **kwargs))
+
+
+def write_plot_images(
+    ref: str | os.PathLike[str], folder: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] = "artifacts"
+) -> list[Path]:
+    """Write the report's training and evaluation charts as PNG files (for READMEs and slides)."""
+    from provenir.core.atomic import atomic_write_bytes
+    from provenir.reporting.plots import eval_curves, figure_bytes, final_metrics_chart, line_chart
+
+    run = load_run(ref, output_dir)
+    figures = {
+        "loss.png": line_chart(run.train_log, ["loss", "eval_loss"], title="training loss", ylabel="loss"),
+        "learning_rate.png": line_chart(run.train_log, ["learning_rate"], title="learning rate", ylabel="lr"),
+        "eval_during_training.png": eval_curves(run.train_log),
+        "final_metrics.png": final_metrics_chart(run.eval_result) if run.eval_result is not None else None,
+    }
+    return [
+        atomic_write_bytes(Path(folder) / name, figure_bytes(fig, "png"))
+        for name, fig in figures.items()
+        if fig is not None
+    ]
