@@ -46,10 +46,16 @@ RunId = Annotated[
     ),
 ]
 
-_NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such run."}}
-_INVALID = {422: {"model": ErrorResponse, "description": "A parameter is malformed."}}
-_BAD = {400: {"model": ErrorResponse, "description": "A parameter cannot be used (e.g. a bad cursor)."}}
-_TAMPERED = {409: {"model": ErrorResponse, "description": "The stored manifest is not readable JSON."}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such run."}}
+_INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse, "description": "A parameter is malformed."}
+}
+_BAD: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "A parameter cannot be used (e.g. a bad cursor)."}
+}
+_TAMPERED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "The stored manifest is not readable JSON."}
+}
 
 public = APIRouter()
 protected = APIRouter()
