@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "provenir.cli.data_commands",
     "provenir.cli.governance_commands",
     "provenir.cli.api_commands",
+    "provenir.cli.flywheel_commands",
     "provenir.cli.report_commands",
 )
 

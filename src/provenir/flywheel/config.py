@@ -1,0 +1,172 @@
+"""FlywheelConfig: one typed config for mine failures -> generate variants -> filter -> augment.
+
+YAML layout (every section optional except ``mining.eval_data``; defaults run offline)::
+
+    name: flywheel-demo
+    output_dir: artifacts                    # the flywheel lives in <output_dir>/flywheel/<name>
+    seed: 0
+    mining:
+      eval_data: builtin:sft-sample          # the rows that were scored (prompt + reference/response)
+      eval_result: runs/<id>/eval.json       # either an eval.json with per-item scores ...
+      predictions: preds.jsonl               # ... or predictions, scored here with `metric`
+      metric: token_f1
+      threshold: 0.5                         # items scoring below this are failures
+    generation:
+      generators: [rules]                    # rules (templated paraphrases) and/or model
+      variants_per_failure: 4
+    filter:
+      judge: {name: reward, reward: token_f1}
+      min_judge_score: 2.0                   # on the 1-10 rubric scale
+      max_similarity: 0.8                    # n-gram Jaccard above this is a near-duplicate
+    augment:
+      train_path: builtin:sft-sample         # default: mining.eval_data
+
+Mining the final held-out test set and training on its variants leaks the test set into
+training; point ``mining.eval_data`` at a training or development split.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from provenir.core.config import TINY_MODEL_ID, _Section, apply_overrides, read_yaml_mapping
+from provenir.core.errors import ConfigError
+from provenir.core.hashing import sha256_json
+
+__all__ = [
+    "AugmentConfig",
+    "FilterConfig",
+    "FlywheelConfig",
+    "FlywheelJudgeConfig",
+    "GenerationConfig",
+    "MiningConfig",
+    "ModelGeneratorConfig",
+]
+
+
+class MiningConfig(_Section):
+    """Where the scored items come from and what counts as a failure."""
+
+    eval_data: str = Field(
+        ..., min_length=1, description="Dataset that was scored: file, folder or builtin:<name>, one row per item."
+    )
+    eval_result: str | None = Field(
+        None, description="eval.json with per-item scores for eval_data (from `provenir eval`)."
+    )
+    predictions: str | None = Field(
+        None, description="Predictions JSONL for eval_data, scored here with `metric` (instead of eval_result)."
+    )
+    metric: str = Field("token_f1", min_length=1, description="Metric whose per-item score decides failures.")
+    threshold: float = Field(0.5, description="Items scoring strictly below this are failures.")
+    max_failures: int | None = Field(None, gt=0, description="Keep only the N lowest-scoring failures.")
+    prompt_field: str = Field("prompt", min_length=1, description="Column of eval_data holding the prompt.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MiningConfig:
+        if (self.eval_result is None) == (self.predictions is None):
+            raise ValueError("set exactly one of eval_result (an eval.json) or predictions (a JSONL file)")
+        return self
+
+
+class ModelGeneratorConfig(_Section):
+    """The local policy that samples paraphrases (generator ``model``)."""
+
+    model_name_or_path: str = Field(TINY_MODEL_ID, min_length=1, description="Base model (local path or built-in).")
+    weights_dir: str | None = Field(None, description="A run's adapter/ or model/ folder on top of the base model.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to generate.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(32, gt=0, description="Tokens generated per paraphrase.")
+    batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
+
+
+class GenerationConfig(_Section):
+    """How variants of each failed prompt are produced."""
+
+    generators: list[Literal["rules", "model"]] = Field(
+        default_factory=lambda: ["rules"],
+        min_length=1,
+        description="rules: seeded templated paraphrases (question forms, synonyms, clause order); "
+        "model: paraphrases sampled from a local model. Each is asked for variants_per_failure.",
+    )
+    variants_per_failure: int = Field(4, gt=0, description="Variants requested from each generator per failure.")
+    model: ModelGeneratorConfig = Field(default_factory=ModelGeneratorConfig)
+
+
+class FlywheelJudgeConfig(_Section):
+    """The judge that scores each variant as a paraphrase of its original prompt."""
+
+    name: str = Field(
+        "reward", min_length=1,
+        description="reward (offline: a metric of the variant against the original prompt) | stub | anthropic | "
+        "openai | a registered judge.",
+    )
+    reward: str = Field("token_f1", min_length=1, description="With name: reward, the metric or reward used.")
+    model: str | None = Field(None, description="Model id for API judges.")
+    base_url: str | None = Field(None, description="API base URL for API judges.")
+    criteria: list[str] = Field(
+        default_factory=lambda: ["keeps the meaning and answer of the original"],
+        min_length=1, description="Rubric criteria; the variant's judge score is their mean (1-10).",
+    )
+
+
+class FilterConfig(_Section):
+    """The quality filter every variant must pass."""
+
+    judge: FlywheelJudgeConfig = Field(default_factory=FlywheelJudgeConfig)
+    min_judge_score: float = Field(2.0, ge=1, le=10, description="Drop variants whose judge score is below this.")
+    ngram: int = Field(3, gt=0, description="Words per n-gram for near-duplicate detection.")
+    max_similarity: float = Field(
+        0.8, gt=0, le=1,
+        description="Drop a variant whose n-gram Jaccard similarity to its original or to an accepted variant "
+        "is at least this (exact duplicates after normalisation are always dropped).",
+    )
+    scan_pii: bool = Field(True, description="Drop variants in which the PII scanner finds anything.")
+    scan_secrets: bool = Field(True, description="Drop variants in which the secret scanner finds anything.")
+    max_accepted_per_failure: int | None = Field(
+        None, gt=0, description="Keep at most N variants per failure (highest judge score first)."
+    )
+
+
+class AugmentConfig(_Section):
+    """The augmented training set: original training rows plus accepted variants."""
+
+    train_path: str | None = Field(None, description="Training rows to augment; default: mining.eval_data.")
+    prompt_field: str = Field("prompt", min_length=1, description="Prompt column written for variants.")
+    response_field: str = Field("response", min_length=1, description="Response column written for variants.")
+
+
+class FlywheelConfig(_Section):
+    """The whole flywheel. See the module docstring for the YAML layout."""
+
+    name: str = Field("flywheel", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Flywheel name (folder).")
+    output_dir: str = Field("artifacts", min_length=1, description="Artifacts root.")
+    seed: int = Field(0, ge=0, description="Seed of every generator (rules and sampling).")
+    mining: MiningConfig
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FlywheelConfig:
+        """Validate a mapping; errors name the field path (``mining.threshold: must be a number``)."""
+        from provenir.core.config import format_validation_error
+
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None) -> FlywheelConfig:
+        """Load YAML, apply ``--set key.path=value`` overrides, validate (default < file < override)."""
+        data = read_yaml_mapping(path)
+        return cls.from_dict(apply_overrides(data, overrides) if overrides else data)
+
+    def section_hash(self, *sections: str) -> str:
+        """SHA-256 of the named sections (plus the seed): what a stage's output depends on."""
+        dumped = self.model_dump(mode="json")
+        return sha256_json({"seed": self.seed, **{s: dumped[s] for s in sections}})

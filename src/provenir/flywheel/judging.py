@@ -1,0 +1,56 @@
+"""The judge that scores a variant as a faithful rewording of its original prompt.
+
+Each variant is scored with ``judge.score_rubric(judge_prompt(original), variant, criteria)``,
+so any :class:`~provenir.eval.judge.LLMJudge` works unchanged. The offline default is a
+:class:`~provenir.eval.judge.RewardJudge` whose reference for that judge prompt is the original
+prompt itself: a metric such as ``token_f1`` then measures how much of the original's content
+the variant kept (1 = nothing, 10 = everything), which drops variants that drifted away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from provenir.flywheel.config import FlywheelJudgeConfig
+from provenir.plugins.registry import PluginRegistry
+
+__all__ = ["MetricScorer", "build_judge", "judge_prompt"]
+
+#: What an API judge is shown as the "prompt" of the response it scores (the variant).
+JUDGE_PROMPT = (
+    "Rewrite the following request in different words. The rewrite must ask for exactly the same "
+    "thing, so that the same answer stays correct.\nOriginal: {original}"
+)
+
+
+def judge_prompt(original: str) -> str:
+    """The rubric prompt under which a variant of ``original`` is scored."""
+    return JUDGE_PROMPT.format(original=original)
+
+
+class MetricScorer:
+    """An evaluation metric as a reward: ``score(prediction, reference)`` is the metric's item score."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = PluginRegistry.create("metric", metric)
+
+    def score(self, prediction: str, reference: str | None = None) -> float:
+        """The metric of ``prediction`` against the single reference ``reference``."""
+        return float(self.metric.compute([prediction], [[reference or ""]]).scores[0])
+
+
+def build_judge(config: FlywheelJudgeConfig, originals: Iterable[str]) -> Any:
+    """The configured judge; for ``reward`` it knows the original behind each judge prompt."""
+    if config.name == "reward":
+        from provenir.eval.judge import RewardJudge
+
+        rewards = PluginRegistry.list_names("reward")
+        reward: Any = config.reward if config.reward in rewards else MetricScorer(config.reward)
+        return RewardJudge(reward, references={judge_prompt(o): o for o in originals})
+    kwargs: dict[str, Any] = {}
+    if config.model:
+        kwargs["model"] = config.model
+    if config.base_url:
+        kwargs["base_url"] = config.base_url
+    return PluginRegistry.create("judge", config.name, **kwargs)
