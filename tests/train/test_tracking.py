@@ -303,13 +303,24 @@ def test_tracker_call_order_is_checked_and_finish_is_idempotent(tmp_path: Path) 
     tracker = TensorBoardTracker(tmp_path / "tb")
     with pytest.raises(RuntimeError, match="outside start"):
         tracker.log_metrics({"loss": 1.0}, step=1)
-    with pytest.raises(RuntimeError, match="before start"):
-        tracker.finish(make_manifest(config, run_id, "failed"))
+    tracker.finish(make_manifest(config, run_id, "failed"))  # nothing was opened: nothing to close
+    assert not (tmp_path / "tb").exists()
     drive(tracker, config, run_id, make_manifest(config, run_id, "completed"))
     tracker.finish(make_manifest(config, run_id, "completed"))  # e.g. a `finally` after a normal finish
     assert len(load_events(tmp_path / "tb").Tensors("provenir/manifest")) == 1
     with pytest.raises(RuntimeError, match="twice"):
         tracker.start(config, run_id)
+
+
+def test_finish_after_a_failed_start_is_safe(tmp_path: Path) -> None:
+    config, run_id = make_config(tmp_path), new_run_id()
+    (tmp_path / "tb").write_text("a file where the log folder should go")
+    tracker = TensorBoardTracker(tmp_path / "tb")
+    with pytest.raises(FileExistsError):
+        tracker.start(config, run_id)
+    tracker.finish(make_manifest(config, run_id, "failed"))  # the runner's failure path
+    with pytest.raises(RuntimeError, match="outside start"):
+        tracker.log_metrics({"loss": 1.0}, step=1)
 
 
 # -- choosing a tracker ---------------------------------------------------------------------------
@@ -394,15 +405,11 @@ def test_callback_in_a_real_trl_run_forwards_every_logged_loss(tmp_path: Path, t
             "observability_backend": "tensorboard",
         }
     )
-    run_id = new_run_id()
-    rdir = run_dir(out, run_id)
-    tracker = build_tracker(config, rdir)
-    assert tracker is not None
-    # The wiring the runner will do: start before fit, the callback into the backend, finish after sealing.
-    tracker.start(config, run_id)
-    backend = TRLBackend(callbacks=[TrackingCallback(tracker)], progress=False)
-    manifest = train(config, RunOptions(run_id=run_id, backend=backend))
-    tracker.finish(manifest)
+    # The runner starts the tracker, streams through a TrackingCallback, and finishes after sealing.
+    backend = TRLBackend(progress=False)
+    manifest = train(config, RunOptions(backend=backend))
+    rdir = run_dir(out, manifest.run_id)
+    assert not any(isinstance(cb, TrackingCallback) for cb in backend.callbacks)  # not left behind
 
     logged = [json.loads(line) for line in (rdir / "train_log.jsonl").read_text().splitlines()]
     trainer_losses = [(e["step"], e["loss"]) for e in logged if "loss" in e]
@@ -416,3 +423,20 @@ def test_callback_in_a_real_trl_run_forwards_every_logged_loss(tmp_path: Path, t
     (final,) = events.Scalars("final/train_loss")
     assert final.value == pytest.approx(manifest.metrics["train_loss"], rel=1e-6)
     assert manifest.manifest_hash and manifest.manifest_hash in tensorboard_text(events, "provenir/manifest")
+
+
+def test_runner_sends_stub_run_to_tensorboard(tmp_path: Path) -> None:
+    """Through the run driver: a backend without callbacks has its log replayed, then finished."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from provenir.core.manifest import run_dir as run_folder
+    from provenir.train.runner import train
+
+    config = RunConfig.from_dict(
+        {"backend": "stub", "output_dir": str(tmp_path), "observability_backend": "tensorboard"}
+    )
+    manifest = train(config)
+    events = EventAccumulator(str(run_folder(tmp_path, manifest.run_id) / "tensorboard"))
+    events.Reload()
+    text = " ".join(str(events.Tensors(tag)) for tag in events.Tags().get("tensors", []))
+    assert manifest.manifest_hash in text

@@ -89,6 +89,7 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         dataset_hash=manifest.dataset_hash,
         scan_action=(scans or {}).get("action"),
     )
+    tracker, live_callback = _start_tracking(config, run_id, rdir, backend)
     try:
         result = call_fit(backend, config, data, rdir)
     except BaseException as exc:
@@ -99,13 +100,29 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         audit.log(
             "training_failed", run_id=run_id, error=manifest.error, manifest_hash=manifest.manifest_hash
         )
+        if tracker is not None:
+            tracker.finish(manifest)
         if isinstance(exc, ProvenirError | KeyboardInterrupt):
             raise
         raise BackendError(f"run {run_id} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if live_callback is not None:
+            backend.callbacks.remove(live_callback)  # a reused backend must not keep this run's tracker
     _record_result(manifest, result, rdir)
     manifest.status = "completed"
     manifest.finished_at = utc_now()
     manifest.seal(config.manifest.signing_key_path).save(path)
+    if tracker is not None:
+        if live_callback is None:
+            # The backend could not stream to the tracker (a plugin, or ranks under torchrun):
+            # replay its log so every backend's curves reach the tracker alike.
+            for entry in result.log_history:
+                numbers = {
+                    k: float(v) for k, v in entry.items() if isinstance(v, int | float) and k != "step"
+                }
+                if numbers:
+                    tracker.log_metrics(numbers, step=int(entry.get("step", 0)))
+        tracker.finish(manifest)
     audit.log(
         "training_completed",
         run_id=run_id,
@@ -115,6 +132,22 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         resumed_from=manifest.resumed_from,
     )
     return manifest
+
+
+def _start_tracking(config: RunConfig, run_id: str, rdir: Path, backend: Any) -> tuple[Any, Any]:
+    """``(tracker, callback)``: the started tracker, and the callback streaming to it live when the
+    backend takes Trainer callbacks (``None`` otherwise: its log is replayed after training)."""
+    from provenir.train.tracking import TrackingCallback, build_tracker
+
+    tracker = build_tracker(config, rdir)
+    if tracker is None:
+        return None, None
+    tracker.start(config, run_id)
+    if isinstance(getattr(backend, "callbacks", None), list):
+        callback = TrackingCallback(tracker)
+        backend.callbacks.append(callback)
+        return tracker, callback
+    return tracker, None
 
 
 def _scan(config: RunConfig, data: TrainData) -> dict[str, Any] | None:
