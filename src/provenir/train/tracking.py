@@ -147,7 +147,12 @@ def _require(module: str, backend: str, package: str) -> Any:
 
 
 class _Lifecycle:
-    """Call-order checks shared by the trackers: log only while open; finish once."""
+    """Call-order checks shared by the trackers: log only while open; finish once.
+
+    A tracker is open only once ``start`` has returned, so ``finish`` after a ``start`` that raised
+    (or with no ``start`` at all) has nothing to close and does nothing: the runner can call it on
+    every failure path.
+    """
 
     def __init__(self) -> None:
         self._open = False
@@ -157,6 +162,8 @@ class _Lifecycle:
     def _opening(self) -> None:
         if self._open or self._closed:
             raise RuntimeError(f"{type(self).__name__}.start() called twice; use one tracker per run")
+
+    def _opened(self) -> None:
         self._open = True
 
     def _logging(self, step: int) -> None:
@@ -165,11 +172,9 @@ class _Lifecycle:
         self._last_step = max(self._last_step, int(step))
 
     def _closing(self) -> bool:
-        """True when ``finish`` should act; a second finish (e.g. from a ``finally``) does nothing."""
-        if self._closed:
+        """True when ``finish`` should act: not before a successful start, and only the first time."""
+        if not self._open or self._closed:
             return False
-        if not self._open:
-            raise RuntimeError(f"{type(self).__name__}.finish() called before start()")
         self._open, self._closed = False, True
         return True
 
@@ -227,6 +232,7 @@ class WandbTracker(_Lifecycle):
             # A run of its own even when the calling program has another wandb run open.
             reinit="create_new",
         )
+        self._opened()
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """``run.log(metrics, step=step)``; steps must not go backwards (wandb drops such rows)."""
@@ -303,6 +309,7 @@ class MlflowTracker(_Lifecycle):
         items = [Param(k, v) for k, v in sorted(params.items())]
         for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
             self.client.log_batch(self.mlflow_run_id, params=items[i : i + 100])
+        self._opened()
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """One ``log_batch`` of ``metrics`` at ``step``."""
@@ -356,6 +363,7 @@ class TensorBoardTracker(_Lifecycle):
         self._writer = EventFileWriter(str(self.log_dir))
         self._text("provenir/config", "```yaml\n" + config.to_yaml() + "```", step=0)
         self._text("provenir/run", _markdown_table(run_record(config, run_id)), step=0)
+        self._opened()
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """One event holding a scalar per metric at ``step``."""
