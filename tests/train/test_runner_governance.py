@@ -61,3 +61,17 @@ def test_training_and_reproduce_are_audited(tmp_path: Path) -> None:
     ]
     page = AuditReader(audit_dir).query(run_id=manifest.run_id, limit=10).to_dict()
     assert {r["event"] for r in page["records"]} == {"training_started", "training_completed"}
+
+
+def test_non_finite_metrics_do_not_break_the_seal(tmp_path: Path) -> None:
+    from provenir.core.abstractions import TrainResult
+    from provenir.train.runner import RunOptions
+
+    class Diverging:
+        def fit(self, config: RunConfig, dataset: object) -> TrainResult:
+            return TrainResult(adapter_dir=None, metrics={"final_loss": float("nan"), "steps": 3.0})
+
+    manifest = train(config_for(tmp_path, "off"), RunOptions(backend=Diverging()))
+    assert manifest.verify().ok
+    assert manifest.metrics == {"steps": 3.0}
+    assert manifest.extra["non_finite_metrics"] == {"final_loss": "nan"}

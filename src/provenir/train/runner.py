@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,12 @@ def _record_result(manifest: RunManifest, result: TrainResult, rdir: Path) -> No
     manifest.adapter_hash = next(
         (h for name in WEIGHT_FILES for rel, h in sorted(outputs.items()) if rel.endswith("/" + name)), None
     )
-    manifest.metrics = {k: float(v) for k, v in result.metrics.items()}
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    # Canonical JSON has no NaN/inf; a diverged loss is recorded by name instead of breaking the seal.
+    manifest.metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    non_finite = {k: str(v) for k, v in metrics.items() if not math.isfinite(v)}
+    if non_finite:
+        manifest.extra["non_finite_metrics"] = non_finite
     manifest.environment["device"] = result.device
     manifest.resumed_from = result.resumed_from
     if result.train_runtime_s is not None:
