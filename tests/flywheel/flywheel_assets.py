@@ -36,9 +36,9 @@ def make_scored(tmp_path: Path) -> dict[str, Any]:
     """Dataset file, predictions file, a real EvalResult on them and its saved eval.json."""
     data = write_jsonl(tmp_path / "data.jsonl", ROWS)
     preds = write_jsonl(tmp_path / "preds.jsonl", [{"prediction": p} for p in PREDICTIONS])
-    result = MultiMetricEvaluator(["exact_match", "token_f1"], n_bootstrap=50, keep_predictions=True).evaluate(
-        ROWS, PREDICTIONS
-    )
+    result = MultiMetricEvaluator(
+        ["exact_match", "token_f1"], n_bootstrap=50, keep_predictions=True
+    ).evaluate(ROWS, PREDICTIONS)
     eval_json = result.save(tmp_path / "eval.json")
     return {"data": data, "predictions": preds, "result": result, "eval_json": eval_json, "rows": ROWS}
 
@@ -48,8 +48,12 @@ def flywheel_dict(tmp_path: Path, scored: dict[str, Any], **sections: Any) -> di
     base: dict[str, Any] = {
         "name": "fw",
         "output_dir": str(tmp_path / "artifacts"),
-        "mining": {"eval_data": str(scored["data"]), "eval_result": str(scored["eval_json"]),
-                   "metric": "token_f1", "threshold": 0.5},
+        "mining": {
+            "eval_data": str(scored["data"]),
+            "eval_result": str(scored["eval_json"]),
+            "metric": "token_f1",
+            "threshold": 0.5,
+        },
     }
     base.update(sections)
     return base

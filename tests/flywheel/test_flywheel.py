@@ -39,7 +39,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def make(tmp_path: Path, scored: dict[str, Any], gen: Any, **sections: Any) -> DataFlywheel:
-    return DataFlywheel(FlywheelConfig.from_dict(flywheel_dict(tmp_path, scored, **sections)), generators=[gen])
+    return DataFlywheel(
+        FlywheelConfig.from_dict(flywheel_dict(tmp_path, scored, **sections)), generators=[gen]
+    )
 
 
 def test_augmented_set_is_hashed_and_every_variant_traces_to_its_failure(
@@ -56,7 +58,7 @@ def test_augmented_set_is_hashed_and_every_variant_traces_to_its_failure(
 
     # The original training rows come first, unchanged; then the variants.
     assert rows[: len(ROWS)] == ROWS
-    variants = rows[len(ROWS):]
+    variants = rows[len(ROWS) :]
     failed = expected_failures(scored["result"])
     assert variants and {v["provenance"]["failure_index"] for v in variants} == set(failed)
     scores = scored["result"].metrics["token_f1"].scores
@@ -75,7 +77,10 @@ def test_augmented_set_is_hashed_and_every_variant_traces_to_its_failure(
     reasons = {r["reason"] for r in rejected}
     assert {"duplicate", "pii", "secret"} <= reasons
     counts = result.counts["filter"]
-    assert counts["accepted"] == len(variants) and counts["accepted"] + counts["rejected"] == counts["candidates"]
+    assert (
+        counts["accepted"] == len(variants)
+        and counts["accepted"] + counts["rejected"] == counts["candidates"]
+    )
 
 
 def test_resume_skips_completed_stages(tmp_path: Path, scored: dict[str, Any]) -> None:
@@ -127,11 +132,17 @@ def test_every_stage_is_audited(tmp_path: Path, scored: dict[str, Any]) -> None:
 
 
 def test_predictions_input_and_default_rule_generator(tmp_path: Path, scored: dict[str, Any]) -> None:
-    mining = {"eval_data": str(scored["data"]), "predictions": str(scored["predictions"]), "metric": "token_f1"}
-    result = DataFlywheel(FlywheelConfig.from_dict(flywheel_dict(tmp_path, scored, mining=mining))).run(progress=False)
+    mining = {
+        "eval_data": str(scored["data"]),
+        "predictions": str(scored["predictions"]),
+        "metric": "token_f1",
+    }
+    result = DataFlywheel(FlywheelConfig.from_dict(flywheel_dict(tmp_path, scored, mining=mining))).run(
+        progress=False
+    )
     failures = read_jsonl(result.folder / "failures.jsonl")
     assert [f["index"] for f in failures] == expected_failures(scored["result"])
-    variants = read_jsonl(result.augmented_path)[len(ROWS):]
+    variants = read_jsonl(result.augmented_path)[len(ROWS) :]
     assert variants and all(v["provenance"]["generator"] == "rules" for v in variants)
 
 

@@ -28,15 +28,22 @@ def test_rule_forms_are_real_paraphrases() -> None:
     assert "Can you tell me what the capital of Canada is?" in cands
     assert "What is the capital city of Canada?" in cands  # synonym swap
     assert "Could you spell the word lamp in reverse?" in RuleParaphraser().candidates(
-        "Spell the word lamp backwards.")
-    assert "What should I wear, if it rains?" in RuleParaphraser().candidates("If it rains, what should I wear?")
+        "Spell the word lamp backwards."
+    )
+    assert "What should I wear, if it rains?" in RuleParaphraser().candidates(
+        "If it rains, what should I wear?"
+    )
 
 
 def test_rules_are_seeded_per_prompt() -> None:
     a, b = RuleParaphraser(seed=1), RuleParaphraser(seed=1)
-    assert [a.generate_variants(p, None, 3) for p in PROMPTS] == [b.generate_variants(p, None, 3) for p in PROMPTS]
+    assert [a.generate_variants(p, None, 3) for p in PROMPTS] == [
+        b.generate_variants(p, None, 3) for p in PROMPTS
+    ]
     # Per-prompt seeding: a prompt's variants do not depend on what was generated before it.
-    assert RuleParaphraser(seed=1).generate_variants(PROMPTS[5], None, 3) == a.generate_variants(PROMPTS[5], None, 3)
+    assert RuleParaphraser(seed=1).generate_variants(PROMPTS[5], None, 3) == a.generate_variants(
+        PROMPTS[5], None, 3
+    )
     draws = {tuple(RuleParaphraser(seed=s).generate_variants(PROMPTS[1], None, 3)) for s in range(6)}
     assert len(draws) > 1
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flywheel_assets import PREDICTIONS, ROWS, expected_failures
 
 from provenir.core.errors import EvaluationError
 from provenir.eval.harness import EvalResult, MultiMetricEvaluator
 from provenir.flywheel.mining import mine_failures
-
-from flywheel_assets import PREDICTIONS, ROWS, expected_failures
 
 
 def test_failures_are_the_items_under_the_threshold(scored: dict[str, Any]) -> None:

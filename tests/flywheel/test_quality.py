@@ -31,15 +31,17 @@ def test_normalised_ngrams() -> None:
 
 def test_filter_removes_duplicates_near_duplicates_pii_and_secrets() -> None:
     good = "Can you tell me what the capital of Canada is?"
-    verdicts, _ = run([
-        "what is the capital of canada",                                   # the original, normalised
-        good,
-        "Can you tell me what the capital of Canada is ?",                 # duplicate of an accepted one
-        "What is the capital of Canada, please?",                          # near-duplicate (J = 0.8)
-        "Email jane.doe@example.com: what is the capital of Canada?",      # PII
-        "Using key AKIAIOSFODNN7EXAMPLE, tell me the capital of Canada.",  # secret
-        "Tell me the capital city of Canada.",
-    ])
+    verdicts, _ = run(
+        [
+            "what is the capital of canada",  # the original, normalised
+            good,
+            "Can you tell me what the capital of Canada is ?",  # duplicate of an accepted one
+            "What is the capital of Canada, please?",  # near-duplicate (J = 0.8)
+            "Email jane.doe@example.com: what is the capital of Canada?",  # PII
+            "Using key AKIAIOSFODNN7EXAMPLE, tell me the capital of Canada.",  # secret
+            "Tell me the capital city of Canada.",
+        ]
+    )
     assert verdicts == {
         "what is the capital of canada": "duplicate",
         good: None,
@@ -58,8 +60,9 @@ def test_scans_can_be_switched_off() -> None:
 
 
 def test_judge_threshold_drops_variants_that_lost_the_meaning() -> None:
-    verdicts, _ = run(["Describe a sunny afternoon at the beach.", "Tell me the capital of Canada."],
-                      min_judge_score=3.0)
+    verdicts, _ = run(
+        ["Describe a sunny afternoon at the beach.", "Tell me the capital of Canada."], min_judge_score=3.0
+    )
     assert verdicts["Describe a sunny afternoon at the beach."] == "low_judge_score"
     assert verdicts["Tell me the capital of Canada."] is None
 
@@ -67,8 +70,9 @@ def test_judge_threshold_drops_variants_that_lost_the_meaning() -> None:
 def test_scores_are_recorded_and_cap_keeps_the_best() -> None:
     config = FilterConfig(max_accepted_per_failure=1)
     filt = QualityFilter(config, build_judge(config.judge, [ORIGINAL]))
-    outcome = filt.apply([cand("Name the capital of the country Canada, thanks."),
-                          cand("Tell me the capital of Canada.")])
+    outcome = filt.apply(
+        [cand("Name the capital of the country Canada, thanks."), cand("Tell me the capital of Canada.")]
+    )
     assert [c.text for c in outcome.accepted] == ["Tell me the capital of Canada."]
     assert [c.reason for c in outcome.rejected] == ["over_cap"]
     best = outcome.accepted[0]
@@ -80,6 +84,7 @@ def test_duplicates_are_judged_per_failure() -> None:
     # The same text may serve two different failures; it is not a duplicate across them.
     config = FilterConfig(scan_pii=False, scan_secrets=False)
     other = "What is the capital of France?"
-    outcome = QualityFilter(config, None).apply([
-        cand("Tell me about capitals.", 0), cand("Tell me about capitals.", 1, other)])
+    outcome = QualityFilter(config, None).apply(
+        [cand("Tell me about capitals.", 0), cand("Tell me about capitals.", 1, other)]
+    )
     assert len(outcome.accepted) == 2

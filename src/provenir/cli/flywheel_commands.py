@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option("--set", help="Override a config field: key.path=value (repeatable)."),
         ] = None,
-        progress: Annotated[bool | None, typer.Option(help="Show progress bars (default: on a terminal).")] = None,
+        progress: Annotated[
+            bool | None, typer.Option(help="Show progress bars (default: on a terminal).")
+        ] = None,
     ) -> None:
         """Run (or resume) the data flywheel and print a table of its stages.
 

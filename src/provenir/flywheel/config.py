@@ -51,13 +51,16 @@ class MiningConfig(_Section):
     """Where the scored items come from and what counts as a failure."""
 
     eval_data: str = Field(
-        ..., min_length=1, description="Dataset that was scored: file, folder or builtin:<name>, one row per item."
+        ...,
+        min_length=1,
+        description="Dataset that was scored: file, folder or builtin:<name>, one row per item.",
     )
     eval_result: str | None = Field(
         None, description="eval.json with per-item scores for eval_data (from `provenir eval`)."
     )
     predictions: str | None = Field(
-        None, description="Predictions JSONL for eval_data, scored here with `metric` (instead of eval_result)."
+        None,
+        description="Predictions JSONL for eval_data, scored here with `metric` (instead of eval_result).",
     )
     metric: str = Field("token_f1", min_length=1, description="Metric whose per-item score decides failures.")
     threshold: float = Field(0.5, description="Items scoring strictly below this are failures.")
@@ -74,8 +77,12 @@ class MiningConfig(_Section):
 class ModelGeneratorConfig(_Section):
     """The local policy that samples paraphrases (generator ``model``)."""
 
-    model_name_or_path: str = Field(TINY_MODEL_ID, min_length=1, description="Base model (local path or built-in).")
-    weights_dir: str | None = Field(None, description="A run's adapter/ or model/ folder on top of the base model.")
+    model_name_or_path: str = Field(
+        TINY_MODEL_ID, min_length=1, description="Base model (local path or built-in)."
+    )
+    weights_dir: str | None = Field(
+        None, description="A run's adapter/ or model/ folder on top of the base model."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to generate.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
@@ -83,16 +90,25 @@ class ModelGeneratorConfig(_Section):
     batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
 
 
+GeneratorName = Literal["rules", "model"]
+
+
+def _default_generators() -> list[GeneratorName]:
+    return ["rules"]
+
+
 class GenerationConfig(_Section):
     """How variants of each failed prompt are produced."""
 
-    generators: list[Literal["rules", "model"]] = Field(
-        default_factory=lambda: ["rules"],
+    generators: list[GeneratorName] = Field(
+        default_factory=_default_generators,
         min_length=1,
         description="rules: seeded templated paraphrases (question forms, synonyms, clause order); "
         "model: paraphrases sampled from a local model. Each is asked for variants_per_failure.",
     )
-    variants_per_failure: int = Field(4, gt=0, description="Variants requested from each generator per failure.")
+    variants_per_failure: int = Field(
+        4, gt=0, description="Variants requested from each generator per failure."
+    )
     model: ModelGeneratorConfig = Field(default_factory=ModelGeneratorConfig)
 
 
@@ -100,7 +116,8 @@ class FlywheelJudgeConfig(_Section):
     """The judge that scores each variant as a paraphrase of its original prompt."""
 
     name: str = Field(
-        "reward", min_length=1,
+        "reward",
+        min_length=1,
         description="reward (offline: a metric of the variant against the original prompt) | stub | anthropic | "
         "openai | a registered judge.",
     )
@@ -109,7 +126,8 @@ class FlywheelJudgeConfig(_Section):
     base_url: str | None = Field(None, description="API base URL for API judges.")
     criteria: list[str] = Field(
         default_factory=lambda: ["keeps the meaning and answer of the original"],
-        min_length=1, description="Rubric criteria; the variant's judge score is their mean (1-10).",
+        min_length=1,
+        description="Rubric criteria; the variant's judge score is their mean (1-10).",
     )
 
 
@@ -117,10 +135,14 @@ class FilterConfig(_Section):
     """The quality filter every variant must pass."""
 
     judge: FlywheelJudgeConfig = Field(default_factory=FlywheelJudgeConfig)
-    min_judge_score: float = Field(2.0, ge=1, le=10, description="Drop variants whose judge score is below this.")
+    min_judge_score: float = Field(
+        2.0, ge=1, le=10, description="Drop variants whose judge score is below this."
+    )
     ngram: int = Field(3, gt=0, description="Words per n-gram for near-duplicate detection.")
     max_similarity: float = Field(
-        0.8, gt=0, le=1,
+        0.8,
+        gt=0,
+        le=1,
         description="Drop a variant whose n-gram Jaccard similarity to its original or to an accepted variant "
         "is at least this (exact duplicates after normalisation are always dropped).",
     )
@@ -142,7 +164,9 @@ class AugmentConfig(_Section):
 class FlywheelConfig(_Section):
     """The whole flywheel. See the module docstring for the YAML layout."""
 
-    name: str = Field("flywheel", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Flywheel name (folder).")
+    name: str = Field(
+        "flywheel", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Flywheel name (folder)."
+    )
     output_dir: str = Field("artifacts", min_length=1, description="Artifacts root.")
     seed: int = Field(0, ge=0, description="Seed of every generator (rules and sampling).")
     mining: MiningConfig

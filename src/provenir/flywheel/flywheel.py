@@ -72,8 +72,9 @@ class FlywheelResult:
         lines = [f"{'stage':<10} {'status':<8} counts", "-" * 48]
         for stage in STAGES:
             status = "reused" if stage in self.stages_skipped else "ran"
-            counts = ", ".join(f"{k}={v}" for k, v in self.counts.get(stage, {}).items()
-                               if not isinstance(v, dict))
+            counts = ", ".join(
+                f"{k}={v}" for k, v in self.counts.get(stage, {}).items() if not isinstance(v, dict)
+            )
             lines.append(f"{stage:<10} {status:<8} {counts}")
         return "\n".join(lines)
 
@@ -99,11 +100,18 @@ class DataFlywheel:
         actor: who is recorded in the audit log (default: ``$PROVENIR_ACTOR`` or the OS user).
     """
 
-    def __init__(self, config: FlywheelConfig, *, generators: Sequence[VariantGenerator] | None = None,
-                 judge: Any = None, actor: str | None = None) -> None:
+    def __init__(
+        self,
+        config: FlywheelConfig,
+        *,
+        generators: Sequence[VariantGenerator] | None = None,
+        judge: Any = None,
+        actor: str | None = None,
+    ) -> None:
         self.config = config
-        self.generators = list(generators) if generators is not None else build_generators(config.generation,
-                                                                                          config.seed)
+        self.generators = (
+            list(generators) if generators is not None else build_generators(config.generation, config.seed)
+        )
         if not self.generators:
             raise DataError("the flywheel needs at least one variant generator")
         self._judge = judge
@@ -125,8 +133,12 @@ class DataFlywheel:
         ledger = StageLedger(self.folder)
         audit = AuditLogger(self.folder / "audit")
         run_id = f"flywheel:{cfg.name}"
-        audit.log("flywheel_started", actor=self.actor, run_id=run_id, config_sha256=sha256_json(
-            cfg.model_dump(mode="json", exclude={"output_dir"})))
+        audit.log(
+            "flywheel_started",
+            actor=self.actor,
+            run_id=run_id,
+            config_sha256=sha256_json(cfg.model_dump(mode="json", exclude={"output_dir"})),
+        )
 
         eval_loaded = load_rows(cfg.mining.eval_data)
         inputs: dict[str, str] = {"eval_data": eval_loaded.dataset_hash}
@@ -155,29 +167,51 @@ class DataFlywheel:
             if done is not None:
                 skipped.append(name)
                 counts[name] = done.counts
-                audit.log("flywheel_stage", actor=self.actor, run_id=run_id, stage=name, status="skipped",
-                          output=done.path, sha256=done.sha256, counts=done.counts)
+                audit.log(
+                    "flywheel_stage",
+                    actor=self.actor,
+                    run_id=run_id,
+                    stage=name,
+                    status="skipped",
+                    output=done.path,
+                    sha256=done.sha256,
+                    counts=done.counts,
+                )
                 upstream = done.sha256
                 return done.path
             output, stage_counts = body()
             rec = ledger.record(name, fingerprint, output, stage_counts)
             ran.append(name)
             counts[name] = rec.counts
-            audit.log("flywheel_stage", actor=self.actor, run_id=run_id, stage=name, status="completed",
-                      output=rec.path, sha256=rec.sha256, counts=rec.counts)
+            audit.log(
+                "flywheel_stage",
+                actor=self.actor,
+                run_id=run_id,
+                stage=name,
+                status="completed",
+                output=rec.path,
+                sha256=rec.sha256,
+                counts=rec.counts,
+            )
             upstream = rec.sha256
             return rec.path
 
         stage("mine", cfg.section_hash("mining"), lambda: self._mine(eval_loaded.rows))
         failures = [Failure.from_dict(r) for r in _read_jsonl(self.folder / "failures.jsonl")]
-        gen_params = {"config": cfg.section_hash("generation"), "generators": [g.name for g in self.generators]}
+        gen_params = {
+            "config": cfg.section_hash("generation"),
+            "generators": [g.name for g in self.generators],
+        }
         stage("generate", gen_params, lambda: self._generate(failures, show))
         candidates = [Candidate.from_dict(r) for r in _read_jsonl(self.folder / "candidates.jsonl")]
         stage("filter", cfg.section_hash("filter"), lambda: self._filter(failures, candidates, show))
         accepted = [Candidate.from_dict(r) for r in _read_jsonl(self.folder / "accepted.jsonl")]
         # The training rows are an input of this stage only: fold their hash into its fingerprint.
-        stage("augment", {"config": cfg.section_hash("augment"), "train": inputs["train"]},
-              lambda: self._augment(train_loaded.rows, failures, accepted))
+        stage(
+            "augment",
+            {"config": cfg.section_hash("augment"), "train": inputs["train"]},
+            lambda: self._augment(train_loaded.rows, failures, accepted),
+        )
 
         augmented = self.folder / "augmented.jsonl"
         augmented_sha = ledger.stages["augment"].sha256
@@ -185,18 +219,34 @@ class DataFlywheel:
             "name": cfg.name,
             "created_at": utc_now(),
             "config": cfg.model_dump(mode="json"),
-            "inputs": {"eval_data": cfg.mining.eval_data, "train": train_path,
-                       **{k: getattr(cfg.mining, k) for k in ("eval_result", "predictions") if getattr(cfg.mining, k)}},
+            "inputs": {
+                "eval_data": cfg.mining.eval_data,
+                "train": train_path,
+                **{
+                    k: getattr(cfg.mining, k)
+                    for k in ("eval_result", "predictions")
+                    if getattr(cfg.mining, k)
+                },
+            },
             "input_sha256": inputs,
-            "stages": {name: {"path": rec.path, "sha256": rec.sha256, "counts": rec.counts}
-                       for name, rec in ledger.stages.items()},
+            "stages": {
+                name: {"path": rec.path, "sha256": rec.sha256, "counts": rec.counts}
+                for name, rec in ledger.stages.items()
+            },
             "stages_run": ran,
             "stages_skipped": skipped,
             "output": {"path": "augmented.jsonl", "sha256": augmented_sha},
         }
         summary_path = atomic_write_json(self.folder / SUMMARY_FILENAME, summary)
-        audit.log("flywheel_complete", actor=self.actor, run_id=run_id, output_sha256=augmented_sha,
-                  stages_run=ran, stages_skipped=skipped, rows=counts["augment"].get("rows"))
+        audit.log(
+            "flywheel_complete",
+            actor=self.actor,
+            run_id=run_id,
+            output_sha256=augmented_sha,
+            stages_run=ran,
+            stages_skipped=skipped,
+            rows=counts["augment"].get("rows"),
+        )
         return FlywheelResult(self.folder, augmented, augmented_sha, summary_path, counts, ran, skipped)
 
     # -- stages ------------------------------------------------------------------------------
@@ -213,11 +263,23 @@ class DataFlywheel:
 
             # Only the per-item scores matter here, so one bootstrap resample is enough.
             result = MultiMetricEvaluator([m.metric], n_bootstrap=1, keep_predictions=True).evaluate(
-                rows, read_predictions(m.predictions or ""))
-        failures = mine_failures(rows, result, metric=m.metric, threshold=m.threshold,
-                                 prompt_field=m.prompt_field, max_failures=m.max_failures)
+                rows, read_predictions(m.predictions or "")
+            )
+        failures = mine_failures(
+            rows,
+            result,
+            metric=m.metric,
+            threshold=m.threshold,
+            prompt_field=m.prompt_field,
+            max_failures=m.max_failures,
+        )
         path = _write_jsonl(self.folder / "failures.jsonl", [f.to_dict() for f in failures])
-        return path, {"items": len(rows), "failures": len(failures), "metric": m.metric, "threshold": m.threshold}
+        return path, {
+            "items": len(rows),
+            "failures": len(failures),
+            "metric": m.metric,
+            "threshold": m.threshold,
+        }
 
     def _generate(self, failures: list[Failure], show: bool | None) -> tuple[Path, dict[str, Any]]:
         n = self.config.generation.variants_per_failure
@@ -241,35 +303,48 @@ class DataFlywheel:
             for gen in self.generators:
                 for text in by_generator[gen.name][i]:
                     if not isinstance(text, str):
-                        raise DataError(f"generator {gen.name!r} returned {type(text).__name__}, expected str")
+                        raise DataError(
+                            f"generator {gen.name!r} returned {type(text).__name__}, expected str"
+                        )
                     rows.append(Candidate(f.index, f.key, f.prompt, gen.name, text).to_dict())
                     per_generator[gen.name] = per_generator.get(gen.name, 0) + 1
         path = _write_jsonl(self.folder / "candidates.jsonl", rows)
         return path, {"candidates": len(rows), "per_generator": per_generator}
 
-    def _filter(self, failures: list[Failure], candidates: list[Candidate],
-                show: bool | None) -> tuple[Path, dict[str, Any]]:
+    def _filter(
+        self, failures: list[Failure], candidates: list[Candidate], show: bool | None
+    ) -> tuple[Path, dict[str, Any]]:
         from provenir.flywheel.judging import build_judge
 
-        judge = self._judge if self._judge is not None else build_judge(
-            self.config.filter.judge, [f.prompt for f in failures])
+        judge = (
+            self._judge
+            if self._judge is not None
+            else build_judge(self.config.filter.judge, [f.prompt for f in failures])
+        )
         with _progress(show, "filtering variants", len(candidates)) as advance:
             outcome = QualityFilter(self.config.filter, judge).apply(candidates, advance=advance)
         _write_jsonl(self.folder / "rejected.jsonl", [c.to_dict() for c in outcome.rejected])
         path = _write_jsonl(self.folder / "accepted.jsonl", [c.to_dict() for c in outcome.accepted])
-        return path, {"candidates": len(candidates), "accepted": len(outcome.accepted),
-                      "rejected": len(outcome.rejected), "rejected_by_reason": outcome.reasons}
+        return path, {
+            "candidates": len(candidates),
+            "accepted": len(outcome.accepted),
+            "rejected": len(outcome.rejected),
+            "rejected_by_reason": outcome.reasons,
+        }
 
-    def _augment(self, train_rows: list[dict[str, Any]], failures: list[Failure],
-                 accepted: list[Candidate]) -> tuple[Path, dict[str, Any]]:
+    def _augment(
+        self, train_rows: list[dict[str, Any]], failures: list[Failure], accepted: list[Candidate]
+    ) -> tuple[Path, dict[str, Any]]:
         a = self.config.augment
         by_index = {f.index: f for f in failures}
         rows: list[dict[str, Any]] = list(train_rows)
         for c in accepted:
             f = by_index.get(c.failure_index)
             if f is None or f.key != c.failure_key:
-                raise DataError(f"accepted variant {c.text!r} names failure {c.failure_index} "
-                                "that the mine stage did not produce; delete the flywheel folder and re-run")
+                raise DataError(
+                    f"accepted variant {c.text!r} names failure {c.failure_index} "
+                    "that the mine stage did not produce; delete the flywheel folder and re-run"
+                )
             row: dict[str, Any] = {a.prompt_field: c.text, a.response_field: f.reference}
             if f.system is not None:
                 row["system"] = f.system
@@ -300,7 +375,13 @@ def _progress(show: bool | None, description: str, total: int) -> Iterator[Calla
     if not enabled:
         yield lambda k: None
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda k: bar.advance(task, k)

@@ -68,8 +68,9 @@ _SYNONYMS: dict[str, str] = {
     "simple": "easy",
     "difficult": "hard",
 }
-_SYNONYM_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _SYNONYMS), key=len, reverse=True)) + r")\b",
-                         re.IGNORECASE)
+_SYNONYM_RE = re.compile(
+    r"\b(" + "|".join(sorted(map(re.escape, _SYNONYMS), key=len, reverse=True)) + r")\b", re.IGNORECASE
+)
 _QUESTION = re.compile(r"^(what|who|where|which)\s+(is|are|was|were)\s+(.+?)\s*\?$", re.IGNORECASE)
 _WH = re.compile(r"^(how|why|when|where|what|who|which)\b.+\?$", re.IGNORECASE)
 _YESNO = re.compile(r"^(is|are|does|do|can|could|should|will|would|did|has|have)\b.+\?$", re.IGNORECASE)
@@ -189,9 +190,15 @@ class ModelParaphraser:
 
     name = "model"
 
-    def __init__(self, config: ModelGeneratorConfig | None = None, *, seed: int = 0,
-                 model: Any = None, tokenizer: Any = None) -> None:
-        self.config = config or ModelGeneratorConfig()
+    def __init__(
+        self,
+        config: ModelGeneratorConfig | None = None,
+        *,
+        seed: int = 0,
+        model: Any = None,
+        tokenizer: Any = None,
+    ) -> None:
+        self.config = config if config is not None else ModelGeneratorConfig.model_validate({})
         self.seed = seed
         self._model, self._tokenizer = model, tokenizer
 
@@ -202,7 +209,9 @@ class ModelParaphraser:
             from provenir.core.config import RunConfig
             from provenir.train.generation import load_policy
 
-            run_config = RunConfig(model_name_or_path=self.config.model_name_or_path, device=self.config.device)
+            run_config = RunConfig.from_dict(
+                {"model_name_or_path": self.config.model_name_or_path, "device": self.config.device}
+            )
             weights = Path(self.config.weights_dir) if self.config.weights_dir else None
             self._model, self._tokenizer, _ = load_policy(run_config, weights)
         return self._model, self._tokenizer
@@ -220,10 +229,16 @@ class ModelParaphraser:
         for prompt in prompts:
             digest = hashlib.sha256(f"{self.seed}\0{prompt}".encode()).digest()
             texts = generate(
-                model, tokenizer, [PARAPHRASE_PROMPT.format(prompt=" ".join(prompt.split()))],
-                num_return_sequences=n, do_sample=True, temperature=self.config.temperature,
-                top_p=self.config.top_p, max_new_tokens=self.config.max_new_tokens,
-                batch_size=self.config.batch_size, seed=int.from_bytes(digest[:4], "big"),
+                model,
+                tokenizer,
+                [PARAPHRASE_PROMPT.format(prompt=" ".join(prompt.split()))],
+                num_return_sequences=n,
+                do_sample=True,
+                temperature=self.config.temperature,
+                top_p=self.config.top_p,
+                max_new_tokens=self.config.max_new_tokens,
+                batch_size=self.config.batch_size,
+                seed=int.from_bytes(digest[:4], "big"),
             )[0]
             variants: list[str] = []
             for text in texts:

@@ -84,8 +84,11 @@ def mine_failures(
                 f"the evaluation's items do not match the dataset (first differing row {mismatched[0] + 1} "
                 f"of {len(mismatched)}): point mining.eval_data at the dataset that was evaluated"
             )
-    predictions = result.predictions if result.predictions is not None and len(result.predictions) == len(rows) \
+    predictions = (
+        result.predictions
+        if result.predictions is not None and len(result.predictions) == len(rows)
         else None
+    )
     failures: list[Failure] = []
     for i, (row, score) in enumerate(zip(rows, scores, strict=True)):
         if score >= threshold:
@@ -106,5 +109,7 @@ def mine_failures(
             )
         )
     if max_failures is not None and len(failures) > max_failures:
-        failures = sorted(sorted(failures, key=lambda f: (f.score, f.index))[:max_failures], key=lambda f: f.index)
+        failures = sorted(
+            sorted(failures, key=lambda f: (f.score, f.index))[:max_failures], key=lambda f: f.index
+        )
     return failures

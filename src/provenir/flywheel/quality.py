@@ -113,7 +113,9 @@ class QualityFilter:
         self.config = config
         self.judge = judge
 
-    def apply(self, candidates: Sequence[Candidate], *, advance: Callable[[int], None] | None = None) -> FilterOutcome:
+    def apply(
+        self, candidates: Sequence[Candidate], *, advance: Callable[[int], None] | None = None
+    ) -> FilterOutcome:
         """Filter ``candidates`` (grouped by failure, in order); ``advance(k)`` reports progress."""
         cfg = self.config
         rejected: list[Candidate] = []
@@ -159,8 +161,9 @@ class QualityFilter:
             accepted = self._cap(accepted, rejected, cfg.max_accepted_per_failure)
         return FilterOutcome(accepted, rejected)
 
-    def _scan(self, kept: list[Candidate], rejected: list[Candidate],
-              advance: Callable[[int], None] | None) -> list[Candidate]:
+    def _scan(
+        self, kept: list[Candidate], rejected: list[Candidate], advance: Callable[[int], None] | None
+    ) -> list[Candidate]:
         cfg = self.config
         if not (cfg.scan_pii or cfg.scan_secrets) or not kept:
             return kept

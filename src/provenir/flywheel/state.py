@@ -75,6 +75,9 @@ class StageLedger:
         self.stages[stage] = rec
         atomic_write_json(
             self.path,
-            {"schema_version": STATE_SCHEMA_VERSION, "stages": {k: asdict(v) for k, v in self.stages.items()}},
+            {
+                "schema_version": STATE_SCHEMA_VERSION,
+                "stages": {k: asdict(v) for k, v in self.stages.items()},
+            },
         )
         return rec
