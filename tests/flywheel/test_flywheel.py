@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from flywheel_assets import ROWS, expected_failures, flywheel_dict
 
+from provenir.core.config import RunConfig
 from provenir.core.errors import DataError, EvaluationError
 from provenir.core.hashing import sha256_file
+from provenir.data.loading import load_train_data
 from provenir.flywheel import STAGES, DataFlywheel, FlywheelConfig, RuleParaphraser
 from provenir.governance.audit import AuditLogger, AuditReader
 
@@ -72,6 +74,11 @@ def test_augmented_set_is_hashed_and_every_variant_traces_to_its_failure(
         assert v["prompt"].casefold() != source["prompt"].casefold()
         assert prov["generator"] == "counting" and {"judge", "max_similarity"} <= set(prov["filter_scores"])
         assert "@" not in v["prompt"] and "AKIA" not in v["prompt"]
+
+    # The training loader takes the augmented set as is (provenance is an extra column) and
+    # records the same hash the flywheel reported.
+    train = load_train_data(RunConfig.from_dict({"data": {"path": str(result.augmented_path)}}))
+    assert len(train.train) == len(rows) and train.dataset_hash == result.augmented_sha256
 
     rejected = read_jsonl(result.folder / "rejected.jsonl")
     reasons = {r["reason"] for r in rejected}

@@ -98,6 +98,10 @@ class DataFlywheel:
             :class:`~provenir.flywheel.generators.VariantGenerator`).
         judge: override the judge built from ``config.filter.judge`` (any ``LLMJudge``).
         actor: who is recorded in the audit log (default: ``$PROVENIR_ACTOR`` or the OS user).
+
+    A stage's fingerprint covers its config section, the generators' names and its inputs'
+    hashes; an injected ``judge`` object is not part of it, so after swapping one in, delete
+    ``flywheel_state.json`` (or change a ``filter`` setting) to re-run the filter.
     """
 
     def __init__(
