@@ -41,15 +41,19 @@ class RunArtifacts:
         return run_dir(self.output_dir, self.manifest.run_id)
 
 
-def resolve_manifest_file(ref: str | os.PathLike[str], output_dir: str | os.PathLike[str]) -> Path:
+def resolve_manifest_file(
+    ref: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, allow_path: bool = True
+) -> Path:
     """The manifest file for ``ref``: a manifest path, a run id, or a unique run-id prefix.
 
+    ``allow_path=False`` accepts run ids only: use it whenever ``ref`` comes from someone other
+    than the local user (a web request), so it can never name a file outside ``output_dir``.
     Raises :class:`ManifestError` naming the folder searched when nothing (or more than one run)
     matches.
     """
     text = os.fspath(ref)
     candidate = Path(text)
-    if text.endswith(".json") or candidate.is_file():
+    if allow_path and (text.endswith(".json") or candidate.is_file()):
         if not candidate.is_file():
             raise ManifestError(f"manifest not found: {candidate}")
         return candidate
@@ -93,13 +97,14 @@ def load_run(
     output_dir: str | os.PathLike[str] = "artifacts",
     *,
     trusted_public_key: str | None = None,
+    allow_path: bool = True,
 ) -> RunArtifacts:
     """Load a run's manifest, verify it (recording, not raising), and read its log and eval.
 
     ``output_dir`` is only used to resolve a run id; a manifest path brings its own artifacts
-    root (``<output_dir>/manifests/<run_id>.json``).
+    root (``<output_dir>/manifests/<run_id>.json``). ``allow_path``: see :func:`resolve_manifest_file`.
     """
-    mfile = resolve_manifest_file(ref, output_dir)
+    mfile = resolve_manifest_file(ref, output_dir, allow_path=allow_path)
     manifest, raw = RunManifest.load_with_text(mfile)
     root = mfile.resolve().parent.parent
     rdir = run_dir(root, manifest.run_id)

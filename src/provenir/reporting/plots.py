@@ -141,6 +141,7 @@ def final_metrics_chart(result: EvalResult) -> Figure | None:
     err = [[max(0.0, m.mean - m.ci_lower) for m in metrics], [max(0.0, m.ci_upper - m.mean) for m in metrics]]
     ax.errorbar(means, ys, xerr=err, fmt="o", color=_COLORS[0], capsize=4)
     ax.set_yticks(ys, [m.name for m in metrics])
+    ax.set_ylim(-0.6, len(metrics) - 0.4)  # keep the outer points off the frame
     ax.set(title=f"final metrics ({round(result.confidence * 100)}% CI, n={result.n})", xlabel="score")
     ax.grid(axis="x", alpha=0.3)
     return fig

@@ -215,7 +215,8 @@ def _data_rows(run: RunArtifacts) -> tuple[list[tuple[str, Any]], list[tuple[str
         )
         for kind in ("pii", "secrets"):
             for typ, count in sorted(((scans.get(kind) or {}).get("counts") or {}).items()):
-                scan_rows.append((kind, str(typ), int(count)))
+                if count:  # detectors that found nothing would only bury the findings
+                    scan_rows.append((kind, str(typ), int(count)))
     return rows, scan_rows
 
 
@@ -310,15 +311,17 @@ def render_report(
     baseline: str | os.PathLike[str] | None = None,
     tolerance: float = 0.02,
     trusted_public_key: str | None = None,
+    allow_path: bool = True,
 ) -> str:
     """The report HTML for a run id (looked up in ``output_dir``) or a manifest path.
 
     ``baseline`` is another run id or manifest (resolved in the same artifacts folder as the
     run); its evaluation is compared with this run's by :class:`RegressionGate` at ``tolerance``.
+    A server passes ``allow_path=False`` so a request can only name run ids, never files.
     Raises :class:`~provenir.core.errors.ManifestError` for an unknown run.
     """
-    run = load_run(ref, output_dir, trusted_public_key=trusted_public_key)
-    base = load_run(baseline, run.output_dir) if baseline is not None else None
+    run = load_run(ref, output_dir, trusted_public_key=trusted_public_key, allow_path=allow_path)
+    base = load_run(baseline, run.output_dir, allow_path=allow_path) if baseline is not None else None
     return build_report_html(
         run, baseline=base, gate=RegressionGate(tolerance), trusted_public_key=trusted_public_key
     )
@@ -330,7 +333,13 @@ def write_report(
     **kwargs: Any,
 ) -> Path:
     """Render (see :func:`render_report`) and write the report atomically; returns its path."""
-    return atomic_write_text(out, render_report(ref, **kwargs))
+    path = atomic_write_text(out, render_report(ref, **kwargs))
+    # The atomic writer's temp file is private (0600); a report is meant to be shared, so give
+    # it the permissions a plainly created file would get under the current umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return path
 
 
 def write_plot_images(
