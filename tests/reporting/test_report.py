@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from reporting_support import stub_run, write_eval
 
 from provenir.core.errors import ManifestError
 from provenir.core.manifest import RunManifest, manifest_path, run_dir
@@ -18,8 +19,6 @@ from provenir.eval.harness import EvalResult
 from provenir.reporting.artifacts import load_run
 from provenir.reporting.plots import series
 from provenir.reporting.report import render_report, write_report
-
-from reporting_support import stub_run, write_eval
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +53,9 @@ def assert_no_fetches(html: str) -> None:
         assert b"<script" not in data and b"<foreignObject" not in data
 
 
-def test_report_of_a_real_run_is_one_self_contained_file(real_run: tuple[Path, RunManifest], tmp_path: Path) -> None:
+def test_report_of_a_real_run_is_one_self_contained_file(
+    real_run: tuple[Path, RunManifest], tmp_path: Path
+) -> None:
     out_dir, manifest = real_run
     out = write_report(manifest.run_id, tmp_path / "report.html", output_dir=out_dir)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # one file, no side assets
@@ -64,12 +65,21 @@ def test_report_of_a_real_run_is_one_self_contained_file(real_run: tuple[Path, R
 
     # plots: loss, learning rate, grad norm, eval-per-checkpoint curve and the final metric chart
     alts = re.findall(r'<img\b[^>]*\balt="([^"]*)"', html)
-    assert {"training loss", "learning rate", "evaluation metrics per checkpoint with confidence bands"} <= set(alts)
+    assert {
+        "training loss",
+        "learning rate",
+        "evaluation metrics per checkpoint with confidence bands",
+    } <= set(alts)
     assert "final metrics with confidence intervals" in alts
     assert len(images(html)) >= 5
 
     # hashes and verification
-    for digest in (manifest.manifest_hash, manifest.config_hash, manifest.dataset_hash, manifest.adapter_hash):
+    for digest in (
+        manifest.manifest_hash,
+        manifest.config_hash,
+        manifest.dataset_hash,
+        manifest.adapter_hash,
+    ):
         assert digest and digest in html
     for rel, digest in manifest.outputs.items():
         assert rel in html and digest in html
@@ -78,7 +88,9 @@ def test_report_of_a_real_run_is_one_self_contained_file(real_run: tuple[Path, R
     # the final metric table shows eval.json's numbers and intervals
     result = EvalResult.load(run_dir(out_dir, manifest.run_id) / "eval.json")
     for name, m in result.metrics.items():
-        row = re.search(rf"<tr><td>{name}</td><td class=\"num\">([^<]*)</td><td class=\"num\">([^<]*)</td>", html)
+        row = re.search(
+            rf"<tr><td>{name}</td><td class=\"num\">([^<]*)</td><td class=\"num\">([^<]*)</td>", html
+        )
         assert row, name
         assert row.group(1) == f"{m.mean:.4f}"
         assert row.group(2) == f"[{m.ci_lower:.4f}, {m.ci_upper:.4f}]"
@@ -204,12 +216,16 @@ def test_cli_report_lineage_compare_and_errors(tmp_path: Path) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "provenir.cli.main", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "provenir.cli.main", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
 
     proc = cli("report", a.run_id[:8], "--out", "r.html", "--baseline", b.run_id)
     assert proc.returncode == 0, proc.stderr
-    assert "<h2 id=\"regression-gate\">" in (tmp_path / "r.html").read_text()
+    assert '<h2 id="regression-gate">' in (tmp_path / "r.html").read_text()
     proc = cli("lineage", a.run_id)
     assert proc.returncode == 0 and a.run_id[:8] in proc.stdout, proc.stderr
     proc = cli("compare", a.run_id, b.run_id, "--json")

@@ -66,7 +66,9 @@ def resolve_manifest_file(
         )
     matches = sorted(folder.glob(f"{text}*.json")) if folder.is_dir() else []
     if not matches:
-        raise ManifestError(f"no run {text!r} in {folder} (use --output-dir to point at another artifacts folder)")
+        raise ManifestError(
+            f"no run {text!r} in {folder} (use --output-dir to point at another artifacts folder)"
+        )
     if len(matches) > 1:
         shown = ", ".join(p.stem for p in matches[:5])
         raise ManifestError(f"run id prefix {text!r} is ambiguous in {folder}: {shown}")

@@ -105,7 +105,9 @@ class Comparison:
         for col in ("field", a_label, b_label, ""):
             ident.add_column(col)
         for key, (a, b) in self.identity.items():
-            ident.add_row(key, _short(a), _short(b), Text("same", "green") if a == b else Text("differs", "yellow"))
+            ident.add_row(
+                key, _short(a), _short(b), Text("same", "green") if a == b else Text("differs", "yellow")
+            )
         parts.append(ident)
         if self.config_changes:
             cfg = Table(title="config differences", title_justify="left")
@@ -113,7 +115,9 @@ class Comparison:
                 cfg.add_column(col, overflow="fold")
             for c in self.config_changes:
                 cfg.add_row(
-                    c.key, _value(c.a) if c.present_a else "(absent)", _value(c.b) if c.present_b else "(absent)"
+                    c.key,
+                    _value(c.a) if c.present_a else "(absent)",
+                    _value(c.b) if c.present_b else "(absent)",
                 )
             parts.append(cfg)
         else:

@@ -90,7 +90,14 @@ def line_chart(
         if not xs:
             continue
         drawn += 1
-        ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, markersize=3, color=_COLORS[i % len(_COLORS)], label=key)
+        ax.plot(
+            xs,
+            ys,
+            marker="o" if len(xs) <= 30 else None,
+            markersize=3,
+            color=_COLORS[i % len(_COLORS)],
+            label=key,
+        )
     if not drawn:
         return None
     if log_y:
@@ -122,7 +129,9 @@ def eval_curves(log: Sequence[dict[str, Any]]) -> Figure | None:
         points.sort()
         xs = [p[0] for p in points]
         ax.plot(xs, [p[1] for p in points], marker="o", markersize=4, color=color, label=name)
-        ax.fill_between(xs, [p[2] for p in points], [p[3] for p in points], color=color, alpha=0.18, linewidth=0)
+        ax.fill_between(
+            xs, [p[2] for p in points], [p[3] for p in points], color=color, alpha=0.18, linewidth=0
+        )
     ax.set(title="evaluation during training (shaded: confidence interval)", xlabel="step", ylabel="score")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

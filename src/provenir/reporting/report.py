@@ -48,7 +48,11 @@ def _summary_rows(run: RunArtifacts) -> list[tuple[str, Any]]:
     m, cfg = run.manifest, run.manifest.config
     peft = cfg.get("peft") or {}
     if peft.get("enabled", True):
-        quant = "4-bit NF4 (QLoRA)" if peft.get("load_in_4bit") else ("8-bit" if peft.get("load_in_8bit") else "none")
+        quant = (
+            "4-bit NF4 (QLoRA)"
+            if peft.get("load_in_4bit")
+            else ("8-bit" if peft.get("load_in_8bit") else "none")
+        )
         peft_text = (
             f"LoRA r={peft.get('rank')} alpha={peft.get('alpha')} dropout={peft.get('dropout')} "
             f"targets={', '.join(map(str, peft.get('target_modules') or []))}"
@@ -198,7 +202,12 @@ def _data_rows(run: RunArtifacts) -> tuple[list[tuple[str, Any]], list[tuple[str
     elif mode == "off":
         rows.append(("contamination check", "off"))
     elif mode == "refuse":
-        rows.append(("contamination check", "refuse: training only starts when no eval row overlaps the training data"))
+        rows.append(
+            (
+                "contamination check",
+                "refuse: training only starts when no eval row overlaps the training data",
+            )
+        )
     else:
         rows.append(("contamination check", f"{mode}: the result is not recorded in the manifest"))
     scan_rows: list[tuple[str, str, int]] = []
@@ -227,7 +236,9 @@ def _env_rows(run: RunArtifacts) -> list[tuple[str, Any]]:
     ]
     for name, ver in sorted((env.get("packages") or {}).items()):
         rows.append((name, ver or "not installed"))
-    for key in sorted(set(env) - {"python", "implementation", "platform", "machine", "device", "packages", "executable"}):
+    for key in sorted(
+        set(env) - {"python", "implementation", "platform", "machine", "device", "packages", "executable"}
+    ):
         rows.append((key, env[key]))
     return rows
 
@@ -266,7 +277,11 @@ def build_report_html(
 
     m = run.manifest
     notes = list(run.notes)
-    lineage = build_lineage(run.output_dir, m.run_id) if (run.manifest_file.resolve().parent.name == "manifests") else None
+    lineage = (
+        build_lineage(run.output_dir, m.run_id)
+        if (run.manifest_file.resolve().parent.name == "manifests")
+        else None
+    )
     show_lineage = lineage is not None and len(lineage.nodes) > 1
     eval_fig = eval_curves(run.train_log)
     data_rows, scan_rows = _data_rows(run)
@@ -287,9 +302,7 @@ def build_report_html(
         ],
         outputs=sorted(m.outputs.items()),
         training_plots=_training_plots(run),
-        train_metrics=[
-            (k, f"{v:.6g}") for k, v in sorted(m.metrics.items()) if k not in ("train_rows",)
-        ],
+        train_metrics=[(k, f"{v:.6g}") for k, v in sorted(m.metrics.items()) if k not in ("train_rows",)],
         eval_curve=data_uri(figure_bytes(eval_fig)) if eval_fig is not None else None,
         final=_final_section(run),
         gate=_gate_section(run, baseline, gate or RegressionGate()) if baseline is not None else None,
@@ -343,7 +356,10 @@ def write_report(
 
 
 def write_plot_images(
-    ref: str | os.PathLike[str], folder: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] = "artifacts"
+    ref: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
+    *,
+    output_dir: str | os.PathLike[str] = "artifacts",
 ) -> list[Path]:
     """Write the report's training and evaluation charts as PNG files (for READMEs and slides)."""
     from provenir.core.atomic import atomic_write_bytes
