@@ -15,7 +15,7 @@ from typing import Any
 from provenir.flywheel.config import FlywheelJudgeConfig
 from provenir.plugins.registry import PluginRegistry
 
-__all__ = ["MetricScorer", "build_judge", "judge_prompt"]
+__all__ = ["build_judge", "judge_prompt"]
 
 #: What an API judge is shown as the "prompt" of the response it scores (the variant).
 JUDGE_PROMPT = (
@@ -29,25 +29,12 @@ def judge_prompt(original: str) -> str:
     return JUDGE_PROMPT.format(original=original)
 
 
-class MetricScorer:
-    """An evaluation metric as a reward: ``score(prediction, reference)`` is the metric's item score."""
-
-    def __init__(self, metric: str) -> None:
-        self.metric = PluginRegistry.create("metric", metric)
-
-    def score(self, prediction: str, reference: str | None = None) -> float:
-        """The metric of ``prediction`` against the single reference ``reference``."""
-        return float(self.metric.compute([prediction], [[reference or ""]]).scores[0])
-
-
 def build_judge(config: FlywheelJudgeConfig, originals: Iterable[str]) -> Any:
     """The configured judge; for ``reward`` it knows the original behind each judge prompt."""
     if config.name == "reward":
         from provenir.eval.judge import RewardJudge
 
-        rewards = PluginRegistry.list_names("reward")
-        reward: Any = config.reward if config.reward in rewards else MetricScorer(config.reward)
-        return RewardJudge(reward, references={judge_prompt(o): o for o in originals})
+        return RewardJudge(config.reward, references={judge_prompt(o): o for o in originals})
     kwargs: dict[str, Any] = {}
     if config.model:
         kwargs["model"] = config.model

@@ -7,6 +7,7 @@ fails still leaves a manifest (``status: failed`` and the error) so nothing disa
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -78,6 +79,9 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         manifest.extra["init_adapter_hash"] = sha256_path(config.init_adapter)
     if previous is not None:
         manifest.timestamp = previous.timestamp  # the run started then; this is its continuation
+    from provenir.train.tracking import build_tracker
+
+    tracker = build_tracker(config, rdir)  # a missing tracking package fails here, before any manifest
     path = manifest_path(config.output_dir, run_id)
     manifest.seal(config.manifest.signing_key_path).save(path)
     audit.log(
@@ -90,8 +94,9 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         dataset_hash=manifest.dataset_hash,
         scan_action=(scans or {}).get("action"),
     )
-    tracker, live_callback = _start_tracking(config, run_id, rdir, backend)
+    live_callback = None
     try:
+        live_callback = _start_tracking(tracker, config, run_id, backend)
         result = call_fit(backend, config, data, rdir)
     except BaseException as exc:
         manifest.status = "failed"
@@ -102,7 +107,9 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
             "training_failed", run_id=run_id, error=manifest.error, manifest_hash=manifest.manifest_hash
         )
         if tracker is not None:
-            tracker.finish(manifest)
+            # Closing the tracker must not mask the training error being raised.
+            with contextlib.suppress(Exception):
+                tracker.finish(manifest)
         if isinstance(exc, ProvenirError | KeyboardInterrupt):
             raise
         raise BackendError(f"run {run_id} failed: {type(exc).__name__}: {exc}") from exc
@@ -135,20 +142,19 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     return manifest
 
 
-def _start_tracking(config: RunConfig, run_id: str, rdir: Path, backend: Any) -> tuple[Any, Any]:
-    """``(tracker, callback)``: the started tracker, and the callback streaming to it live when the
-    backend takes Trainer callbacks (``None`` otherwise: its log is replayed after training)."""
-    from provenir.train.tracking import TrackingCallback, build_tracker
-
-    tracker = build_tracker(config, rdir)
+def _start_tracking(tracker: Any, config: RunConfig, run_id: str, backend: Any) -> Any:
+    """Start ``tracker``; return the callback streaming to it live when the backend takes Trainer
+    callbacks (``None`` otherwise: the backend's log is replayed after training)."""
     if tracker is None:
-        return None, None
+        return None
+    from provenir.train.tracking import TrackingCallback
+
     tracker.start(config, run_id)
     if isinstance(getattr(backend, "callbacks", None), list):
         callback = TrackingCallback(tracker)
         backend.callbacks.append(callback)
-        return tracker, callback
-    return tracker, None
+        return callback
+    return None
 
 
 def _scan(config: RunConfig, data: TrainData) -> dict[str, Any] | None:

@@ -46,10 +46,16 @@ class RewardJudge:
 
     model = "reward"
 
-    def __init__(self, reward: _Scorer | str, references: References | None = None, *,
-                 tie_margin: float = 0.0, criterion_rewards: Mapping[str, _Scorer] | None = None) -> None:
+    def __init__(
+        self,
+        reward: _Scorer | str,
+        references: References | None = None,
+        *,
+        tie_margin: float = 0.0,
+        criterion_rewards: Mapping[str, _Scorer] | None = None,
+    ) -> None:
         if isinstance(reward, str):
-            reward = PluginRegistry.create("reward", reward)
+            reward = resolve_reward(reward)
         if not callable(getattr(reward, "score", None)):
             raise JudgeError(f"RewardJudge needs a reward with score(prediction, reference), got {reward!r}")
         if tie_margin < 0:
@@ -67,11 +73,15 @@ class RewardJudge:
         if abs(gap) <= self.tie_margin:
             return Preference("tie", 1.0, f"Equal reward ({ra:.3g} vs {rb:.3g}).")
         winner = "a" if gap > 0 else "b"
-        return Preference(winner, min(1.0, abs(gap)), f"Response {winner.upper()} has the higher reward "
-                                                      f"({max(ra, rb):.3g} vs {min(ra, rb):.3g}).")
+        return Preference(
+            winner,
+            min(1.0, abs(gap)),
+            f"Response {winner.upper()} has the higher reward ({max(ra, rb):.3g} vs {min(ra, rb):.3g}).",
+        )
 
-    def score_rubric(self, prompt: str, response: str, criteria: Sequence[str], *,
-                     reference: str | None = None) -> RubricResult:
+    def score_rubric(
+        self, prompt: str, response: str, criteria: Sequence[str], *, reference: str | None = None
+    ) -> RubricResult:
         """Each criterion scored by its reward (or the default one), mapped onto 1-10."""
         cleaned = validate_criteria(criteria)
         ref = self._reference(prompt, reference)
@@ -84,11 +94,22 @@ class RewardJudge:
             why[c] = f"reward {type(reward).__name__} = {r:.3g}"
         return RubricResult(scores, why)
 
-    def score_pairwise_batch(self, items: Sequence[Any], *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-                             progress: bool | None = None, return_exceptions: bool = False) -> list[Any]:
+    def score_pairwise_batch(
+        self,
+        items: Sequence[Any],
+        *,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        progress: bool | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
         """See :func:`provenir.eval.judge.score_pairwise_batch`."""
-        return score_pairwise_batch(self, items, max_concurrency=max_concurrency, progress=progress,
-                                    return_exceptions=return_exceptions)
+        return score_pairwise_batch(
+            self,
+            items,
+            max_concurrency=max_concurrency,
+            progress=progress,
+            return_exceptions=return_exceptions,
+        )
 
     def cache_identity(self) -> dict[str, Any]:
         """Identity for CachedJudge (rarely worth caching: rewards are cheap)."""
@@ -119,3 +140,31 @@ class RewardJudge:
         if not math.isfinite(value):
             raise JudgeError(f"reward {type(reward).__name__} returned {value}")
         return value
+
+
+class MetricReward:
+    """An evaluation metric (e.g. ``token_f1``) as a reward: the item score of one prediction.
+
+    Lets a :class:`RewardJudge` rank responses with exactly the numbers the evaluation layer reports.
+    """
+
+    needs_reference = True
+
+    def __init__(self, metric: str) -> None:
+        self.metric = PluginRegistry.create("metric", metric)
+
+    def score(self, prediction: str, reference: str | None = None) -> float:
+        """The metric of ``prediction`` against the single reference ``reference``."""
+        return float(self.metric.compute([prediction], [[reference or ""]]).scores[0])
+
+
+def resolve_reward(name: str) -> _Scorer:
+    """A registered reward by name, else a registered evaluation metric wrapped as one."""
+    if name in PluginRegistry.list_names("reward"):
+        return PluginRegistry.create("reward", name)
+    if name in PluginRegistry.list_names("metric"):
+        return MetricReward(name)
+    raise JudgeError(
+        f"unknown reward {name!r}: not a registered reward ({', '.join(PluginRegistry.list_names('reward'))}) "
+        f"or metric ({', '.join(PluginRegistry.list_names('metric'))})"
+    )
