@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from provenir.core.atomic import atomic_write_text
-from provenir.core.errors import EvaluationError
+from provenir.core.errors import ConfigError, EvaluationError
 from provenir.eval.regression import GateDecision, RegressionGate
 from provenir.reporting.artifacts import RunArtifacts, load_run
 
@@ -268,7 +268,11 @@ def build_report_html(
     trusted_public_key: str | None = None,
 ) -> str:
     """Render the report of an already loaded run (see :func:`render_report` for the usual entry)."""
-    import jinja2
+    try:
+        import jinja2
+        import matplotlib  # noqa: F401  (imported here only to fail early with an actionable message)
+    except ImportError as exc:
+        raise ConfigError(f"reports need {exc.name} (pip install 'provenir[report]')") from None
 
     import provenir
     from provenir.reporting.lineage import build_lineage, lineage_svg
