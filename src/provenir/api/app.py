@@ -25,7 +25,6 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from provenir import __version__
 from provenir.api.auth import bearer_auth
 from provenir.api.errors import GuardMiddleware, install_error_handlers
-from provenir.api.models import ErrorResponse
 from provenir.api.routes import protected, public
 from provenir.api.run_index import RunIndex
 from provenir.api.settings import ApiSettings
@@ -64,7 +63,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     auth = [Depends(bearer_auth(settings.token))] if settings.token is not None else []
     unauthorized = (
-        {401: {"model": ErrorResponse, "description": "Missing or invalid bearer token."}}
+        {
+            401: {
+                "description": "Missing or invalid bearer token.",
+                # Explicit media type: the HTML report route must still document a JSON 401.
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+            }
+        }
         if settings.token is not None
         else {}
     )

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
 
 from provenir import __version__
 from provenir.api.errors import ApiError
@@ -167,6 +168,42 @@ def get_run(request: Request, run_id: RunId) -> RunDetail:
         eval=_finite(eval_summary),
         eval_source=eval_source,
         eval_error=eval_error,
+    )
+
+
+def _json_errors(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """Error responses declared as JSON explicitly, for a route whose success is not JSON."""
+    ref = {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+    return {
+        code: {"description": r["description"], "content": {"application/json": ref}}
+        for code, r in responses.items()
+    }
+
+
+@protected.get(
+    "/runs/{run_id}/report",
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "Self-contained HTML report.",
+        },
+        **_json_errors({**_NOT_FOUND, **_INVALID}),
+    },
+    tags=["runs"],
+)
+def get_run_report(request: Request, run_id: RunId) -> HTMLResponse:
+    """The run's self-contained HTML report (plots inline, no external fetches)."""
+    from provenir.reporting.report import render_report
+
+    settings = _settings(request)
+    if not manifest_path(settings.output_dir, run_id).is_file():
+        raise ApiError(404, "not_found", f"no run {run_id}")
+    # allow_path=False: the id is looked up in the artifacts folder, never treated as a path.
+    html = render_report(run_id, output_dir=settings.output_dir, allow_path=False)
+    return HTMLResponse(
+        html,
+        headers={"Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"},
     )
 
 
