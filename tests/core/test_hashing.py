@@ -62,3 +62,16 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path, monkeypatch: py
         atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp file left behind
+
+
+def test_atomic_write_gives_ordinary_file_modes(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from provenir.core.atomic import _UMASK
+
+    fresh = atomic_write_bytes(tmp_path / "fresh.json", b"{}")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~_UMASK
+    os.chmod(fresh, 0o600)  # a deliberately private file stays private when rewritten
+    atomic_write_bytes(fresh, b"[]")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600

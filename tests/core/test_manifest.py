@@ -144,3 +144,11 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         m.seal().save(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+
+
+def test_signing_key_is_private(tmp_path: Path) -> None:
+    import stat
+
+    key = tmp_path / "key.pem"
+    generate_signing_key(key)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600

@@ -96,3 +96,31 @@ def test_prompt_tokens_are_masked(tiny_model_path: Path, tmp_path: Path) -> None
     assert all(label == -100 for label in labels[: len(prompt_ids)])
     response = [i for i, label in zip(ids, labels, strict=True) if label != -100]
     assert tokenizer.decode(response) == completion == data.train[0]["response"] + tokenizer.eos_token
+
+
+def test_eval_every_n_steps_evaluates_during_training(tmp_path: Path, tiny_model_path: Path) -> None:
+    """The config's eval section alone attaches the EvalCallback; its metrics land in the log."""
+    import json
+
+    config = sft_config(
+        tmp_path,
+        max_steps=4,
+        gradient_checkpointing=False,
+        data={"max_samples": 24, "eval_split": 0.25},
+        eval={"eval_every_n_steps": 2, "max_new_tokens": 8},
+    )
+    manifest = train(config)
+    log = [json.loads(line) for line in (run_dir(tmp_path, manifest.run_id) / "train_log.jsonl").open()]
+    evals = [e for e in log if "eval/exact_match" in e]
+    assert [e["step"] for e in evals][:2] == [2, 4]
+    assert all(0.0 <= e["eval/token_f1"] <= 1.0 for e in evals)
+    assert manifest.extra["train_rows"] == 18 and manifest.extra["eval_rows"] == 6
+
+
+def test_eval_every_n_steps_without_eval_data_fails_before_the_run(tmp_path: Path) -> None:
+    from provenir.core.errors import ConfigError
+
+    config = sft_config(tmp_path, eval={"eval_every_n_steps": 2})
+    with pytest.raises(ConfigError, match="needs eval data"):
+        train(config)
+    assert not (tmp_path / "manifests").exists()

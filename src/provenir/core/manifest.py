@@ -251,8 +251,7 @@ def generate_signing_key(path: str | os.PathLike[str]) -> str:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     p = Path(path)
-    atomic_write_text(p, pem.decode())
-    os.chmod(p, 0o600)
+    atomic_write_text(p, pem.decode(), mode=0o600)  # private from the first byte
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return sha256_bytes(raw)[:16]
 

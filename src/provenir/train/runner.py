@@ -19,7 +19,7 @@ from provenir.core.abstractions import TrainData, TrainingBackend, TrainResult
 from provenir.core.atomic import atomic_write_text
 from provenir.core.config import RunConfig
 from provenir.core.environment import capture_environment, git_state
-from provenir.core.errors import BackendError, ProvenirError, ReproducibilityError
+from provenir.core.errors import BackendError, ConfigError, ProvenirError, ReproducibilityError
 from provenir.core.hashing import sha256_file, sha256_path
 from provenir.core.manifest import RunManifest, manifest_path, manifests_dir, new_run_id, run_dir, utc_now
 from provenir.governance.audit import AuditLogger
@@ -75,6 +75,9 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         environment=capture_environment(),
         scans=scans,
     )
+    manifest.extra["train_rows"] = len(data.train)
+    if data.eval:
+        manifest.extra["eval_rows"] = len(data.eval)
     if config.init_adapter:
         manifest.extra["init_adapter_hash"] = sha256_path(config.init_adapter)
     if previous is not None:
@@ -82,6 +85,7 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     from provenir.train.tracking import build_tracker
 
     tracker = build_tracker(config, rdir)  # a missing tracking package fails here, before any manifest
+    callbacks = _run_callbacks(config, data, tracker)  # so does an evaluation the data cannot support
     path = manifest_path(config.output_dir, run_id)
     manifest.seal(config.manifest.signing_key_path).save(path)
     audit.log(
@@ -94,9 +98,11 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         dataset_hash=manifest.dataset_hash,
         scan_action=(scans or {}).get("action"),
     )
-    live_callback = None
+    attached: list[Any] = []
     try:
-        live_callback = _start_tracking(tracker, config, run_id, backend)
+        if tracker is not None:
+            tracker.start(config, run_id)
+        attached = _attach_callbacks(backend, callbacks)
         result = call_fit(backend, config, data, rdir)
     except BaseException as exc:
         manifest.status = "failed"
@@ -114,14 +120,14 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
             raise
         raise BackendError(f"run {run_id} failed: {type(exc).__name__}: {exc}") from exc
     finally:
-        if live_callback is not None:
-            backend.callbacks.remove(live_callback)  # a reused backend must not keep this run's tracker
+        for callback in attached:
+            backend.callbacks.remove(callback)  # a reused backend must not keep this run's callbacks
     _record_result(manifest, result, rdir)
     manifest.status = "completed"
     manifest.finished_at = utc_now()
     manifest.seal(config.manifest.signing_key_path).save(path)
     if tracker is not None:
-        if live_callback is None:
+        if not attached:
             # The backend could not stream to the tracker (a plugin, or ranks under torchrun):
             # replay its log so every backend's curves reach the tracker alike.
             for entry in result.log_history:
@@ -142,19 +148,50 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     return manifest
 
 
-def _start_tracking(tracker: Any, config: RunConfig, run_id: str, backend: Any) -> Any:
-    """Start ``tracker``; return the callback streaming to it live when the backend takes Trainer
-    callbacks (``None`` otherwise: the backend's log is replayed after training)."""
-    if tracker is None:
-        return None
-    from provenir.train.tracking import TrackingCallback
+def _run_callbacks(config: RunConfig, data: TrainData, tracker: Any) -> list[Any]:
+    """Trainer callbacks this config asks for: live tracking and in-training evaluation."""
+    callbacks: list[Any] = []
+    if tracker is not None:
+        from provenir.train.tracking import TrackingCallback
 
-    tracker.start(config, run_id)
-    if isinstance(getattr(backend, "callbacks", None), list):
-        callback = TrackingCallback(tracker)
-        backend.callbacks.append(callback)
-        return callback
-    return None
+        callbacks.append(TrackingCallback(tracker))
+    every = config.eval.eval_every_n_steps
+    if every is not None:
+        if not data.eval:
+            raise ConfigError(
+                "eval.eval_every_n_steps needs eval data: set data.eval_path or data.eval_split"
+            )
+        if config.algorithm != "sft":
+            raise ConfigError("eval.eval_every_n_steps needs reference answers: only algorithm sft has them")
+        from provenir.eval.harness import MultiMetricEvaluator
+        from provenir.train.eval_callback import EvalCallback, EvalCallbackConfig
+
+        callbacks.append(
+            EvalCallback(
+                EvalCallbackConfig(
+                    eval_every_n_steps=every,
+                    early_stopping_patience=config.eval.early_stopping_patience,
+                    regression_tolerance=config.eval.regression_tolerance,
+                    max_new_tokens=config.eval.max_new_tokens,
+                    template=config.data.template,
+                ),
+                MultiMetricEvaluator(config.eval.metrics, seed=config.seed),
+                eval_dataset=data.eval,
+            )
+        )
+    return callbacks
+
+
+def _attach_callbacks(backend: Any, callbacks: list[Any]) -> list[Any]:
+    """Give ``callbacks`` to a backend that takes Trainer callbacks; return those attached.
+
+    A backend without a ``callbacks`` list (a plugin, or ranks under torchrun) gets none: its
+    log is replayed into the tracker after training instead.
+    """
+    if not callbacks or not isinstance(getattr(backend, "callbacks", None), list):
+        return []
+    backend.callbacks.extend(callbacks)
+    return callbacks
 
 
 def _scan(config: RunConfig, data: TrainData) -> dict[str, Any] | None:
