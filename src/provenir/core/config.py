@@ -179,10 +179,12 @@ class RunConfig(_Section):
     batch_size: int = Field(8, gt=0, description="Per-device batch size.")
     gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimiser step.")
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
-    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field("linear")
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate schedule after warm-up."
+    )
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     max_length: int = Field(
         512, gt=0, description="Maximum tokens per training example (longer ones are truncated)."
     )
@@ -203,7 +205,9 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     manifest: ManifestConfig = Field(default_factory=ManifestConfig)
-    observability_backend: Literal["wandb", "mlflow", "tensorboard", "none"] = Field("none")
+    observability_backend: Literal["wandb", "mlflow", "tensorboard", "none"] = Field(
+        "none", description="Experiment tracker: wandb (offline by default), mlflow (local SQLite), tensorboard, none."
+    )
 
     # -- construction -------------------------------------------------------------------
 

@@ -71,7 +71,7 @@ class GateSection(_Section):
     """Regression gate between iterations."""
 
     tolerance: float = Field(0.02, ge=0, description="Allowed drop of each metric.")
-    mode: Literal["absolute", "relative"] = Field("absolute")
+    mode: Literal["absolute", "relative"] = Field("absolute", description="Tolerance as an absolute drop or relative to the previous value.")
     metrics: list[str] = Field(
         default_factory=lambda: ["token_f1"], min_length=1, description="Metrics the gate checks."
     )
