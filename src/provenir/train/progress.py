@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from transformers import TrainerCallback
@@ -10,10 +11,15 @@ from transformers import TrainerCallback
 class RichProgressCallback(TrainerCallback):
     """Shows ``step/max_steps``, elapsed time and the last logged loss; prints nothing off the main process."""
 
+    #: Seconds between redraws. Rich's own refresh thread redraws 10x a second, which costs a
+    #: few percent of a small model's training loop on two cores; we redraw from the loop instead.
+    REDRAW_EVERY_S = 0.5
+
     def __init__(self, description: str = "training") -> None:
         self.description = description
         self._progress: Any = None
         self._task: Any = None
+        self._last_draw = 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
@@ -27,6 +33,7 @@ class RichProgressCallback(TrainerCallback):
             TimeElapsedColumn(),
             TextColumn("{task.fields[loss]}"),
             transient=False,
+            auto_refresh=False,
         )
         self._progress.start()
         self._task = self._progress.add_task(
@@ -36,6 +43,10 @@ class RichProgressCallback(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._progress is not None:
             self._progress.update(self._task, completed=state.global_step)
+            now = time.monotonic()
+            if now - self._last_draw >= self.REDRAW_EVERY_S or state.global_step >= state.max_steps:
+                self._progress.refresh()
+                self._last_draw = now
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
@@ -45,5 +56,6 @@ class RichProgressCallback(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._progress is not None:
+            self._progress.refresh()
             self._progress.stop()
             self._progress = None
