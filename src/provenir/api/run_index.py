@@ -37,7 +37,7 @@ from typing import Any
 
 from provenir.core.errors import ManifestError, ProvenirError
 from provenir.core.manifest import RunManifest
-from provenir.train.runs import summarize
+from provenir.train.runs import summarize, unreadable_summary
 
 logger = logging.getLogger(__name__)
 
@@ -242,17 +242,7 @@ class RunIndex:
                 # A manifest copied under another run's name is not that run: list it as unreadable.
                 raise ManifestError(f"file name says {run_id} but the manifest says {summary['run_id']}")
         except (ManifestError, OSError) as exc:
-            summary = {
-                "run_id": run_id,
-                "name": "?",
-                "algorithm": "?",
-                "backend": "?",
-                "status": "unreadable",
-                "timestamp": "",
-                "adapter_hash": None,
-                "provenance": [],
-                "relation": None,
-            }
+            summary = unreadable_summary(run_id)
             # The message names the server's file path; the API shows only the reason.
             error = str(exc).replace(str(path), f"manifests/{run_id}.json")
         return (

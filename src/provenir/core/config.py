@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -32,12 +32,33 @@ TINY_MODEL_ID = "provenir/tiny-llama"
 SAMPLE_SFT_DATA = "builtin:sft-sample"
 
 
-class _Section(BaseModel):
-    # strict: "16" is not silently an int and 1.5 is not silently truncated.
+class ConfigSection(BaseModel):
+    """Base of every Provenir config (run, RLAIF, flywheel): strict, with one-line errors.
+
+    Strict: ``"16"`` is not silently an int and ``1.5`` is not silently truncated; an unknown
+    key is an error.
+    """
+
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Validate a plain mapping, turning pydantic's errors into one :class:`ConfigError`."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
 
-class PEFTConfig(_Section):
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None) -> Self:
+        """Load a YAML file, apply ``--set key.path=value`` overrides, and validate."""
+        data = read_yaml_mapping(path)
+        if overrides:
+            data = apply_overrides(data, overrides)
+        return cls.from_dict(data)
+
+
+class PEFTConfig(ConfigSection):
     """LoRA / QLoRA / rsLoRA adapter settings (passed to ``peft.LoraConfig``)."""
 
     enabled: bool = Field(True, description="Train a LoRA adapter; false trains every weight.")
@@ -67,7 +88,7 @@ class PEFTConfig(_Section):
         return self
 
 
-class DistributedConfig(_Section):
+class DistributedConfig(ConfigSection):
     """How many processes train, and how they talk to each other."""
 
     strategy: Literal["fsdp", "deepspeed", "ddp", "none"] = Field(
@@ -84,7 +105,7 @@ class DistributedConfig(_Section):
     deepspeed_stage: Literal[1, 2, 3] = Field(2, description="ZeRO stage when strategy is deepspeed.")
 
 
-class DataConfig(_Section):
+class DataConfig(ConfigSection):
     """Where the training data is and which columns hold what."""
 
     path: str = Field(
@@ -122,7 +143,7 @@ class DataConfig(_Section):
     )
 
 
-class EvalConfig(_Section):
+class EvalConfig(ConfigSection):
     """Evaluation during and after training."""
 
     metrics: list[str] = Field(
@@ -140,7 +161,7 @@ class EvalConfig(_Section):
     )
 
 
-class ManifestConfig(_Section):
+class ManifestConfig(ConfigSection):
     """How the run manifest is sealed."""
 
     signing_key_path: str | None = Field(
@@ -152,7 +173,7 @@ class ManifestConfig(_Section):
 _NOT_HASHED = ("output_dir",)
 
 
-class RunConfig(_Section):
+class RunConfig(ConfigSection):
     """Every aspect of a training job. See the module docstring for the precedence rules."""
 
     name: str = Field(
@@ -169,7 +190,8 @@ class RunConfig(_Section):
         TINY_MODEL_ID, min_length=1, description="Local path, hub id, or the built-in tiny model."
     )
     init_adapter: str | None = Field(
-        None, description="Continue training this PEFT adapter folder instead of a fresh LoRA (RLAIF iterations)."
+        None,
+        description="Continue training this PEFT adapter folder instead of a fresh LoRA (RLAIF iterations).",
     )
     output_dir: str = Field("artifacts", min_length=1, description="Root folder for runs and manifests.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
@@ -206,26 +228,11 @@ class RunConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     manifest: ManifestConfig = Field(default_factory=ManifestConfig)
     observability_backend: Literal["wandb", "mlflow", "tensorboard", "none"] = Field(
-        "none", description="Experiment tracker: wandb (offline by default), mlflow (local SQLite), tensorboard, none."
+        "none",
+        description="Experiment tracker: wandb (offline by default), mlflow (local SQLite), tensorboard, none.",
     )
 
     # -- construction -------------------------------------------------------------------
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Validate a plain mapping, turning pydantic's errors into one :class:`ConfigError`."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc)) from None
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None) -> RunConfig:
-        """Load a YAML file, apply ``--set key.path=value`` overrides, and validate."""
-        data = read_yaml_mapping(path)
-        if overrides:
-            data = apply_overrides(data, overrides)
-        return cls.from_dict(data)
 
     def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
         """The config as YAML; also written atomically to ``path`` when given."""

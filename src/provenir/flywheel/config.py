@@ -27,13 +27,11 @@ training; point ``mining.eval_data`` at a training or development split.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from provenir.core.config import TINY_MODEL_ID, _Section, apply_overrides, read_yaml_mapping
-from provenir.core.errors import ConfigError
+from provenir.core.config import TINY_MODEL_ID, ConfigSection
 from provenir.core.hashing import sha256_json
 
 __all__ = [
@@ -47,7 +45,7 @@ __all__ = [
 ]
 
 
-class MiningConfig(_Section):
+class MiningConfig(ConfigSection):
     """Where the scored items come from and what counts as a failure."""
 
     eval_data: str = Field(
@@ -74,7 +72,7 @@ class MiningConfig(_Section):
         return self
 
 
-class ModelGeneratorConfig(_Section):
+class ModelGeneratorConfig(ConfigSection):
     """The local policy that samples paraphrases (generator ``model``)."""
 
     model_name_or_path: str = Field(
@@ -97,7 +95,7 @@ def _default_generators() -> list[GeneratorName]:
     return ["rules"]
 
 
-class GenerationConfig(_Section):
+class GenerationConfig(ConfigSection):
     """How variants of each failed prompt are produced."""
 
     generators: list[GeneratorName] = Field(
@@ -112,7 +110,7 @@ class GenerationConfig(_Section):
     model: ModelGeneratorConfig = Field(default_factory=ModelGeneratorConfig)
 
 
-class FlywheelJudgeConfig(_Section):
+class FlywheelJudgeConfig(ConfigSection):
     """The judge that scores each variant as a paraphrase of its original prompt."""
 
     name: str = Field(
@@ -131,7 +129,7 @@ class FlywheelJudgeConfig(_Section):
     )
 
 
-class FilterConfig(_Section):
+class FilterConfig(ConfigSection):
     """The quality filter every variant must pass."""
 
     judge: FlywheelJudgeConfig = Field(default_factory=FlywheelJudgeConfig)
@@ -153,7 +151,7 @@ class FilterConfig(_Section):
     )
 
 
-class AugmentConfig(_Section):
+class AugmentConfig(ConfigSection):
     """The augmented training set: original training rows plus accepted variants."""
 
     train_path: str | None = Field(None, description="Training rows to augment; default: mining.eval_data.")
@@ -161,7 +159,7 @@ class AugmentConfig(_Section):
     response_field: str = Field("response", min_length=1, description="Response column written for variants.")
 
 
-class FlywheelConfig(_Section):
+class FlywheelConfig(ConfigSection):
     """The whole flywheel. See the module docstring for the YAML layout."""
 
     name: str = Field(
@@ -173,22 +171,6 @@ class FlywheelConfig(_Section):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FlywheelConfig:
-        """Validate a mapping; errors name the field path (``mining.threshold: must be a number``)."""
-        from provenir.core.config import format_validation_error
-
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc)) from None
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None) -> FlywheelConfig:
-        """Load YAML, apply ``--set key.path=value`` overrides, validate (default < file < override)."""
-        data = read_yaml_mapping(path)
-        return cls.from_dict(apply_overrides(data, overrides) if overrides else data)
 
     def section_hash(self, *sections: str) -> str:
         """SHA-256 of the named sections (plus the seed): what a stage's output depends on."""

@@ -17,16 +17,14 @@ YAML layout (every section optional; defaults run fully offline on the built-in 
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from provenir.core.config import RunConfig, _Section, apply_overrides, read_yaml_mapping
-from provenir.core.errors import ConfigError
+from provenir.core.config import ConfigSection, RunConfig
 
 
-class GenerationConfig(_Section):
+class GenerationConfig(ConfigSection):
     """How the current policy samples candidate responses."""
 
     num_variants: int = Field(4, ge=2, description="Responses sampled per prompt (N).")
@@ -36,7 +34,7 @@ class GenerationConfig(_Section):
     batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
 
 
-class JudgeSection(_Section):
+class JudgeSection(ConfigSection):
     """Which judge ranks the candidates."""
 
     name: str = Field(
@@ -52,7 +50,7 @@ class JudgeSection(_Section):
     max_concurrency: int = Field(16, gt=0, description="Pairs judged at once.")
 
 
-class PairsConfig(_Section):
+class PairsConfig(ConfigSection):
     """Rules turning verdicts into (chosen, rejected) pairs."""
 
     comparison: Literal["all", "adjacent"] = Field(
@@ -67,17 +65,19 @@ class PairsConfig(_Section):
     )
 
 
-class GateSection(_Section):
+class GateSection(ConfigSection):
     """Regression gate between iterations."""
 
     tolerance: float = Field(0.02, ge=0, description="Allowed drop of each metric.")
-    mode: Literal["absolute", "relative"] = Field("absolute", description="Tolerance as an absolute drop or relative to the previous value.")
+    mode: Literal["absolute", "relative"] = Field(
+        "absolute", description="Tolerance as an absolute drop or relative to the previous value."
+    )
     metrics: list[str] = Field(
         default_factory=lambda: ["token_f1"], min_length=1, description="Metrics the gate checks."
     )
 
 
-class RLAIFConfig(_Section):
+class RLAIFConfig(ConfigSection):
     """The whole pipeline. ``dpo`` is an ordinary :class:`RunConfig` (its data path is replaced per iteration)."""
 
     name: str = Field(
@@ -119,21 +119,8 @@ class RLAIFConfig(_Section):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RLAIFConfig:
-        """Validate a mapping; errors name the field path (``generation.num_variants: must be >= 2``)."""
-        from pydantic import ValidationError
-
-        from provenir.core.config import format_validation_error
-
+        """Validate a mapping; the ``dpo`` section defaults its algorithm to dpo."""
         data = dict(data)
         if isinstance(data.get("dpo"), dict):
             data["dpo"] = {"algorithm": "dpo", **data["dpo"]}
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc)) from None
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str], overrides: list[str] | None = None) -> RLAIFConfig:
-        """Load YAML, apply ``--set`` overrides, validate."""
-        data = read_yaml_mapping(path)
-        return cls.from_dict(apply_overrides(data, overrides) if overrides else data)
+        return super().from_dict(data)

@@ -24,6 +24,21 @@ def summarize(manifest: RunManifest) -> dict[str, Any]:
     }
 
 
+def unreadable_summary(run_id: str) -> dict[str, Any]:
+    """The listing row of a manifest file that cannot be read or trusted."""
+    return {
+        "run_id": run_id,
+        "name": "?",
+        "algorithm": "?",
+        "backend": "?",
+        "status": "unreadable",
+        "timestamp": "",
+        "adapter_hash": None,
+        "provenance": [],
+        "relation": None,
+    }
+
+
 def list_runs(output_dir: str | os.PathLike[str] = "artifacts") -> list[dict[str, Any]]:
     """Summaries of every readable manifest, newest first; unreadable files are listed as such."""
     folder = manifests_dir(output_dir)
@@ -34,19 +49,6 @@ def list_runs(output_dir: str | os.PathLike[str] = "artifacts") -> list[dict[str
         try:
             rows.append(summarize(RunManifest.load(path)))
         except ManifestError as exc:
-            rows.append(
-                {
-                    "run_id": path.stem,
-                    "name": "?",
-                    "algorithm": "?",
-                    "backend": "?",
-                    "status": "unreadable",
-                    "timestamp": "",
-                    "adapter_hash": None,
-                    "provenance": [],
-                    "relation": None,
-                    "error": str(exc),
-                }
-            )
+            rows.append({**unreadable_summary(path.stem), "error": str(exc)})
     rows.sort(key=lambda r: r["timestamp"], reverse=True)
     return rows
