@@ -124,3 +124,24 @@ def test_eval_every_n_steps_without_eval_data_fails_before_the_run(tmp_path: Pat
     with pytest.raises(ConfigError, match="needs eval data"):
         train(config)
     assert not (tmp_path / "manifests").exists()
+
+
+def test_template_bos_is_not_doubled_by_a_bos_adding_tokenizer(tiny_model_path: Path) -> None:
+    """Llama 3 / Mistral templates write BOS into the text; a tokenizer that adds BOS must not add a second."""
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    from provenir.data.templates import TEMPLATE_REGISTRY
+    from provenir.train.backends.trl_backend import strip_auto_bos
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    rendered = TEMPLATE_REGISTRY.format("mistral", {"prompt": "hi"})
+    assert rendered.startswith("<s>")
+    assert strip_auto_bos(rendered, tok) == rendered  # this tokenizer adds no BOS itself
+    tok._tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tok.bos_token_id)]
+    )
+    fixed = strip_auto_bos(rendered, tok)
+    ids = tok(fixed)["input_ids"]
+    assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
+    assert tok(rendered, add_special_tokens=False)["input_ids"] == ids  # generation sees the same ids

@@ -116,6 +116,20 @@ def template_pair(template: str, tokenizer: Any, row: dict[str, Any], answer: st
     return TEMPLATE_REGISTRY.split(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
 
 
+def strip_auto_bos(text: str, tokenizer: Any) -> str:
+    """Drop a leading BOS from rendered text when the tokenizer adds BOS by itself.
+
+    TRL tokenizes plain-text prompts with special tokens on, so a template that writes BOS into
+    the text (Llama 3's ``<|begin_of_text|>``, Mistral's ``<s>``) would otherwise train on two.
+    Generation tokenizes the rendered text without special tokens, so both see exactly one BOS.
+    """
+    bos = getattr(tokenizer, "bos_token", None)
+    if not bos or not text.startswith(bos):
+        return text
+    probe = tokenizer("a")["input_ids"]
+    return text[len(bos) :] if probe and probe[0] == tokenizer.bos_token_id else text
+
+
 def template_prompt(template: str, tokenizer: Any, row: dict[str, Any]) -> str:
     """The prompt text of ``row`` up to where the response starts (generation, DPO, GRPO)."""
     from provenir.data.templates import TEMPLATE_REGISTRY
@@ -260,7 +274,7 @@ class TRLBackend:
         rows = []
         for r in dataset.train:
             prompt, completion = template_pair(config.data.template, tokenizer, r, r["response"])
-            rows.append({"prompt": prompt, "completion": completion})
+            rows.append({"prompt": strip_auto_bos(prompt, tokenizer), "completion": completion})
         args = SFTConfig(
             **common_args(config, run_dir, device),
             max_length=config.max_length,
@@ -285,7 +299,7 @@ class TRLBackend:
         for r in dataset.train:
             prompt, chosen = template_pair(config.data.template, tokenizer, r, r["chosen"])
             _, rejected = template_pair(config.data.template, tokenizer, r, r["rejected"])
-            rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+            rows.append({"prompt": strip_auto_bos(prompt, tokenizer), "chosen": chosen, "rejected": rejected})
         args = DPOConfig(
             **common_args(config, run_dir, device), max_length=config.max_length, beta=config.beta
         )
@@ -309,7 +323,7 @@ class TRLBackend:
         reward_funcs = [as_grpo_reward_func(name, name=name) for name in config.rewards]
         rows = []
         for r in dataset.train:
-            row = {"prompt": template_prompt(config.data.template, tokenizer, r)}
+            row = {"prompt": strip_auto_bos(template_prompt(config.data.template, tokenizer, r), tokenizer)}
             if "reference" in r:
                 row["reference"] = r["reference"]
             rows.append(row)
