@@ -75,3 +75,25 @@ def test_non_finite_metrics_do_not_break_the_seal(tmp_path: Path) -> None:
     assert manifest.verify().ok
     assert manifest.metrics == {"steps": 3.0}
     assert manifest.extra["non_finite_metrics"] == {"final_loss": "nan"}
+
+
+def test_contamination_result_is_recorded(tmp_path: Path) -> None:
+    long_answer = "the quick brown fox jumps over the lazy dog while the river runs to the sea at night"
+    train_file = tmp_path / "train.jsonl"
+    eval_file = tmp_path / "eval.jsonl"
+    train_file.write_text(json.dumps({"prompt": "Tell me a story.", "response": long_answer}) + "\n")
+    eval_file.write_text(json.dumps({"prompt": "Another story?", "response": long_answer}) + "\n")
+    config = RunConfig.from_dict(
+        {
+            "backend": "stub",
+            "output_dir": str(tmp_path / "artifacts"),
+            "data": {"path": str(train_file), "eval_path": str(eval_file), "contamination_check": "warn"},
+        }
+    )
+    with pytest.warns(Warning):
+        manifest = train(config)
+    recorded = manifest.extra["contamination"]
+    assert (
+        recorded["contaminated"] == 1 and recorded["n"] == 13 and recorded["eval_rows"] == [1]
+    )  # 1-based row numbers
+    assert long_answer not in manifest.to_json()

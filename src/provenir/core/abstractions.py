@@ -31,6 +31,7 @@ class TrainData:
     path: str | None = None
     dataset_hash: str | None = None
     eval_dataset_hash: str | None = None
+    contamination: dict[str, Any] | None = None  # summary of the eval/train n-gram check, when run
 
     def __len__(self) -> int:
         return len(self.train)

@@ -382,6 +382,16 @@ def load_train_data(config: RunConfig) -> TrainData:
 
         report = find_contamination(rows, eval_rows, n=cfg.contamination_ngram)
         enforce_contamination_policy(report, mode)
+        # Counts and row numbers only: the overlapping text stays out of manifests.
+        data.contamination = {
+            "n": report.n,
+            "mode": mode,
+            "eval_checked": report.eval_checked,
+            "contaminated": report.contaminated,
+            "contaminated_fraction": report.contaminated_fraction,
+            "train_rows_with_overlap": report.train_rows_with_overlap,
+            "eval_rows": [item.eval_row for item in report.items[:50]],
+        }
     return data
 
 

@@ -76,6 +76,8 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         scans=scans,
     )
     manifest.extra["train_rows"] = len(data.train)
+    if data.contamination is not None:
+        manifest.extra["contamination"] = data.contamination
     if data.eval:
         manifest.extra["eval_rows"] = len(data.eval)
     if config.init_adapter:
