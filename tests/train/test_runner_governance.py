@@ -59,6 +59,8 @@ def test_training_and_reproduce_are_audited(tmp_path: Path) -> None:
         "training_completed",
         "reproduce_completed",
     ]
+    head = manifest.extra["audit_head"]
+    assert AuditLogger(audit_dir).check(expected_head=(head["seq"], head["hash"])).ok
     page = AuditReader(audit_dir).query(run_id=manifest.run_id, limit=10).to_dict()
     assert {r["event"] for r in page["records"]} == {"training_started", "training_completed"}
 

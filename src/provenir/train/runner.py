@@ -90,7 +90,7 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     callbacks = _run_callbacks(config, data, tracker)  # so does an evaluation the data cannot support
     path = manifest_path(config.output_dir, run_id)
     manifest.seal(config.manifest.signing_key_path).save(path)
-    audit.log(
+    started = audit.log(
         "training_resumed" if previous else "training_started",
         run_id=run_id,
         name=config.name,
@@ -125,6 +125,8 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         for callback in attached:
             backend.callbacks.remove(callback)  # a reused backend must not keep this run's callbacks
     _record_result(manifest, result, rdir)
+    # A sealed copy of the audit chain's head: deleting later records cannot hide this run's start.
+    manifest.extra["audit_head"] = {"seq": started.seq, "hash": started.hash}
     manifest.status = "completed"
     manifest.finished_at = utc_now()
     manifest.seal(config.manifest.signing_key_path).save(path)
