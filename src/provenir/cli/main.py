@@ -16,15 +16,16 @@ import typer
 from provenir.core.errors import ProvenirError
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "provenir.cli.rlaif_commands",
+    # In the order a run flows: train, check, evaluate, iterate, then the readers.
     "provenir.cli.train_commands",
     "provenir.cli.manifest_commands",
     "provenir.cli.eval_commands",
+    "provenir.cli.rlaif_commands",
+    "provenir.cli.flywheel_commands",
     "provenir.cli.data_commands",
     "provenir.cli.governance_commands",
-    "provenir.cli.api_commands",
-    "provenir.cli.flywheel_commands",
     "provenir.cli.report_commands",
+    "provenir.cli.api_commands",
 )
 
 EXIT_USAGE = 2
