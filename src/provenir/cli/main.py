@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 import typer
 
@@ -49,6 +50,9 @@ def _quiet_libraries() -> None:
     # The CLI shows its own progress; library download/loading bars and bitsandbytes' note
     # about an optional CPU kernel package only add noise there (library users keep them).
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    # transformers 5.24 deprecates the gradient_checkpointing names TRL 1.16 still passes.
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
