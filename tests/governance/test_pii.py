@@ -125,7 +125,7 @@ def test_mask_files_and_bad_inputs(tmp_path: Path) -> None:
         PIIScanner().scan(tmp_path / "missing.jsonl")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"a": 1}\nnot json\n')
-    with pytest.raises(DataError, match="bad.jsonl:2: invalid JSON"):
+    with pytest.raises(DataError, match="bad.jsonl: line 2 is not valid JSON"):
         PIIScanner().scan(bad)
     with pytest.raises(DataError, match="row 0 is a str"):
         PIIScanner().scan(["just a string"])

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from provenir.core.abstractions import DataSchema, TrainData
 from provenir.core.errors import DataError
 from provenir.core.hashing import sha256_path, sha256_rows
+from provenir.core.jsonl import iter_jsonl_objects
 
 if TYPE_CHECKING:
     from provenir.core.config import DataConfig, RunConfig
@@ -132,24 +133,7 @@ def _read_file(local: Path) -> list[dict[str, Any]]:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                # utf-8-sig on the first line: editors on Windows often prepend a BOM.
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}: line {lineno} is not UTF-8 text (byte {exc.start + 1})") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {lineno} is a JSON {type(row).__name__}, expected an object")
-            rows.append(row)
-    return rows
+    return list(iter_jsonl_objects(path))
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:

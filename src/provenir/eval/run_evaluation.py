@@ -14,12 +14,12 @@ and the metrics stay importable without torch.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from provenir.core.errors import EvaluationError, ManifestTamperedError
+from provenir.core.errors import DataError, EvaluationError, ManifestTamperedError
 from provenir.core.hashing import sha256_file
+from provenir.core.jsonl import iter_json_lines
 from provenir.core.manifest import RunManifest
 from provenir.eval.harness import EvalResult, MultiMetricEvaluator
 
@@ -39,26 +39,21 @@ def read_predictions(path: str | os.PathLike[str]) -> list[str]:
     if not p.is_file():
         raise EvaluationError(f"predictions file not found: {p}")
     out: list[str] = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvaluationError(f"{p}: line {lineno} is not valid JSON ({exc.msg})") from None
-            if isinstance(value, dict):
-                key = next((k for k in PREDICTION_KEYS if k in value), None)
-                if key is None:
-                    raise EvaluationError(
-                        f"{p}: line {lineno} has none of the keys {', '.join(PREDICTION_KEYS)}"
-                    )
-                value = value[key]
-            if not isinstance(value, str):
-                raise EvaluationError(
-                    f"{p}: line {lineno}: the prediction must be a string, got {type(value).__name__}"
-                )
-            out.append(value)
+    try:
+        lines = list(iter_json_lines(p))
+    except DataError as exc:
+        raise EvaluationError(str(exc)) from None
+    for lineno, value in lines:
+        if isinstance(value, dict):
+            key = next((k for k in PREDICTION_KEYS if k in value), None)
+            if key is None:
+                raise EvaluationError(f"{p}: line {lineno} has none of the keys {', '.join(PREDICTION_KEYS)}")
+            value = value[key]
+        if not isinstance(value, str):
+            raise EvaluationError(
+                f"{p}: line {lineno}: the prediction must be a string, got {type(value).__name__}"
+            )
+        out.append(value)
     if not out:
         raise EvaluationError(f"{p}: no predictions")
     return out

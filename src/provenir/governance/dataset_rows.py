@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from provenir.core.errors import DataError
+from provenir.core.jsonl import iter_jsonl_objects
 
 FILE_SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -51,12 +52,7 @@ def _read_file(path: Path) -> Iterator[dict[str, Any]]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".jsonl":
-            with path.open(encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    row = _json_row(line, f"{path}:{lineno}")
-                    yield row
+            yield from iter_jsonl_objects(path)
         elif suffix == ".json":
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, Mapping) and isinstance(data.get("data"), list):
@@ -78,16 +74,6 @@ def _read_file(path: Path) -> Iterator[dict[str, Any]]:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-def _json_row(line: str, where: str) -> dict[str, Any]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: invalid JSON ({exc.msg})") from None
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: each line must be a JSON object")
-    return row
 
 
 def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
