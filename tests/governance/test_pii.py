@@ -51,7 +51,7 @@ NEGATIVES = [
 
 @pytest.mark.parametrize(("etype", "text", "expected"), POSITIVES)
 def test_detectors_find_labelled_positives(etype: str, text: str, expected: str) -> None:
-    found = [(f.entity_type, text[f.start : f.end]) for f in PIIScanner().scan_text(text)]
+    found = [(f.type, text[f.start : f.end]) for f in PIIScanner().scan_text(text)]
     assert found == [(etype, expected)]
 
 
@@ -73,7 +73,7 @@ def test_report_has_rows_fields_offsets_and_counts() -> None:
     report = PIIScanner().scan(rows)
     assert report.has_pii and report.rows_scanned == 2 and report.rows_with_pii == 1
     assert report.counts["EMAIL"] == 2 and report.counts["US_SSN"] == 1 and report.counts["PHONE"] == 0
-    ssn = [f for f in report.findings if f.entity_type == "US_SSN"][0]
+    ssn = [f for f in report.findings if f.type == "US_SSN"][0]
     assert (ssn.row, ssn.field, ssn.start, ssn.end) == (1, "messages[0].content", 4, 15)
     summary = report.to_dict()
     json.dumps(summary)  # goes into RunManifest.scans

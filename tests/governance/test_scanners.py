@@ -52,7 +52,7 @@ def scanner() -> SecretScanner:
 @pytest.mark.parametrize(("stype", "line", "value"), SECRET_LINES)
 def test_secret_formats_are_found(scanner: SecretScanner, stype: str, line: str, value: str | None) -> None:
     found = scanner.scan_text(line)
-    assert stype in {f.secret_type for f in found}
+    assert stype in {f.type for f in found}
     if value is not None:
         assert value in {line[f.start : f.end] for f in found}
 

@@ -32,10 +32,11 @@ import ipaddress
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from provenir.governance.dataset_rows import is_path_like, iter_rows, iter_strings, map_strings, write_rows
+from provenir.governance.findings import Finding, FindingsReport
 
 ENTITY_TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS")
 
@@ -43,33 +44,13 @@ ENTITY_TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS")
 _SPECIFIC = ("EMAIL", "CREDIT_CARD", "IBAN", "US_SSN")
 
 
-@dataclass(frozen=True)
-class PIIFinding:
-    """One PII span: ``text[start:end]`` of ``field`` in row ``row`` (row is None for raw text)."""
-
-    entity_type: str
-    start: int
-    end: int
-    field: str = ""
-    row: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (no matched text)."""
-        return {
-            "type": self.entity_type,
-            "row": self.row,
-            "field": self.field,
-            "start": self.start,
-            "end": self.end,
-        }
+#: A PII span (``type`` is one of :data:`ENTITY_TYPES`).
+PIIFinding = Finding
 
 
 @dataclass
-class PIIReport:
+class PIIReport(FindingsReport):
     """Result of :meth:`PIIScanner.scan`."""
-
-    rows_scanned: int = 0
-    findings: list[PIIFinding] = field(default_factory=list)
 
     @property
     def has_pii(self) -> bool:
@@ -79,13 +60,13 @@ class PIIReport:
     @property
     def counts(self) -> dict[str, int]:
         """Findings per entity type (every type listed, zeros included)."""
-        c = Counter(f.entity_type for f in self.findings)
+        c = Counter(f.type for f in self.findings)
         return {t: c.get(t, 0) for t in ENTITY_TYPES}
 
     @property
     def rows_with_pii(self) -> int:
         """How many distinct rows contain at least one finding."""
-        return len({f.row for f in self.findings})
+        return self.rows_with_findings
 
     def to_dict(self, max_findings: int = 100) -> dict[str, Any]:
         """JSON-serialisable summary; at most ``max_findings`` locations are listed."""
@@ -94,8 +75,7 @@ class PIIReport:
             "rows_scanned": self.rows_scanned,
             "rows_with_pii": self.rows_with_pii,
             "counts": self.counts,
-            "findings": [f.to_dict() for f in self.findings[:max_findings]],
-            "findings_truncated": len(self.findings) > max_findings,
+            **self.findings_page(max_findings),
         }
 
 
@@ -318,7 +298,7 @@ class PIIScanner:
             report.rows_scanned += 1
             for path, text in iter_strings(row, ""):
                 for f in self.scan_text(text):
-                    report.findings.append(PIIFinding(f.entity_type, f.start, f.end, path, i))
+                    report.findings.append(PIIFinding(f.type, f.start, f.end, path, i))
         return report
 
 
@@ -360,7 +340,7 @@ class PIIMasker:
 
     def mask_text(self, text: str) -> str:
         """``text`` with every PII span replaced by its placeholder."""
-        spans = [(f.entity_type, f.start, f.end) for f in self.scanner.scan_text(text)]
+        spans = [(f.type, f.start, f.end) for f in self.scanner.scan_text(text)]
         if self._extra is not None:
             spans += list(self._extra(text))
         if not spans:

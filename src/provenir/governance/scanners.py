@@ -30,11 +30,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from provenir.core.errors import DataError, GovernanceError
 from provenir.governance.dataset_rows import is_path_like, iter_rows, iter_strings
+from provenir.governance.findings import Finding, FindingsReport
 
 #: detect-secrets plugin (secret type) names left out by default.
 DEFAULT_EXCLUDED = ("Public IP (ipv4)",)
@@ -51,33 +52,13 @@ _PEM_END = re.compile(r"-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _TRIM = " \t\"'=:`,;"
 
 
-@dataclass(frozen=True)
-class SecretFinding:
-    """One secret: ``text[start:end]`` of ``field`` in row ``row``, of detect-secrets type ``secret_type``."""
-
-    secret_type: str
-    start: int
-    end: int
-    field: str = ""
-    row: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (never the secret itself)."""
-        return {
-            "type": self.secret_type,
-            "row": self.row,
-            "field": self.field,
-            "start": self.start,
-            "end": self.end,
-        }
+#: A secret (``type`` is detect-secrets' secret type name).
+SecretFinding = Finding
 
 
 @dataclass
-class SecretReport:
+class SecretReport(FindingsReport):
     """Result of :meth:`SecretScanner.scan`."""
-
-    rows_scanned: int = 0
-    findings: list[SecretFinding] = field(default_factory=list)
 
     @property
     def has_secrets(self) -> bool:
@@ -87,17 +68,16 @@ class SecretReport:
     @property
     def counts(self) -> dict[str, int]:
         """Findings per secret type (only types that occurred)."""
-        return dict(sorted(Counter(f.secret_type for f in self.findings).items()))
+        return dict(sorted(Counter(f.type for f in self.findings).items()))
 
     def to_dict(self, max_findings: int = 100) -> dict[str, Any]:
         """JSON-serialisable summary; at most ``max_findings`` locations are listed."""
         return {
             "has_secrets": self.has_secrets,
             "rows_scanned": self.rows_scanned,
-            "rows_with_secrets": len({f.row for f in self.findings}),
+            "rows_with_secrets": self.rows_with_findings,
             "counts": self.counts,
-            "findings": [f.to_dict() for f in self.findings[:max_findings]],
-            "findings_truncated": len(self.findings) > max_findings,
+            **self.findings_page(max_findings),
         }
 
 
@@ -220,7 +200,7 @@ class SecretScanner:
             report.rows_scanned += 1
             for path, text in iter_strings(row, ""):
                 for f in self.scan_text(text):
-                    report.findings.append(SecretFinding(f.secret_type, f.start, f.end, path, i))
+                    report.findings.append(SecretFinding(f.type, f.start, f.end, path, i))
         return report
 
 
@@ -271,10 +251,10 @@ def scan_dataset(
         for path, text in iter_strings(row, ""):
             if pii_scanner is not None and pii_report is not None:
                 for f in pii_scanner.scan_text(text):
-                    pii_report.findings.append(PIIFinding(f.entity_type, f.start, f.end, path, i))
+                    pii_report.findings.append(PIIFinding(f.type, f.start, f.end, path, i))
             if secret_scanner is not None and secret_report is not None:
                 for s in secret_scanner.scan_text(text):
-                    secret_report.findings.append(SecretFinding(s.secret_type, s.start, s.end, path, i))
+                    secret_report.findings.append(SecretFinding(s.type, s.start, s.end, path, i))
     if pii_report is not None:
         pii_report.rows_scanned = rows
     if secret_report is not None:
