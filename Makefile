@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT := artifacts/demo
 
-.PHONY: demo test install install-train bench clean
+.PHONY: demo test lint install install-train bench clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: install-train
 
 test: install
 	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src/provenir
 
 bench: install
 	$(PY) bench/overhead.py

@@ -63,11 +63,13 @@ protected = APIRouter()
 
 
 def _settings(request: Request) -> ApiSettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    settings: ApiSettings = request.app.state.settings
+    return settings
 
 
 def _index(request: Request) -> RunIndex:
-    return request.app.state.run_index  # type: ignore[no-any-return]
+    index: RunIndex = request.app.state.run_index
+    return index
 
 
 def _finite(value: Any) -> Any:

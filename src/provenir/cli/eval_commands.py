@@ -83,4 +83,6 @@ def register(app: typer.Typer) -> None:
             gate = RegressionGate(tolerance, mode="relative" if relative else "absolute")
             audit_dir = manifest.resolve().parent.parent / "audit" if manifest is not None else None
             run_id = result.extra.get("run_id")
-            typer.echo(audited_gate(gate, result, EvalResult.load(baseline), audit_dir, run_id=run_id).message())
+            typer.echo(
+                audited_gate(gate, result, EvalResult.load(baseline), audit_dir, run_id=run_id).message()
+            )

@@ -17,8 +17,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def rlaif(
-        config: Annotated[Path, typer.Argument(help="RLAIF pipeline YAML (see examples/rlaif_offline.yaml).")],
-        set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: key.path=value.")] = None,
+        config: Annotated[
+            Path, typer.Argument(help="RLAIF pipeline YAML (see examples/rlaif_offline.yaml).")
+        ],
+        set_: Annotated[
+            list[str] | None, typer.Option("--set", help="Override a field: key.path=value.")
+        ] = None,
     ) -> None:
         """Generate -> judge -> pairs -> DPO -> evaluate -> gate, per iteration; resumes where it stopped."""
         from provenir.rlaif import RLAIFConfig, RLAIFPipeline

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from provenir.core.config import RunConfig
+    from provenir.core.manifest import RunManifest
 
 console = Console(soft_wrap=True)
 
@@ -17,7 +21,7 @@ SetOption = Annotated[
 ]
 
 
-def load_config(config: Path | None, overrides: list[str] | None) -> RunConfig:  # noqa: F821
+def load_config(config: Path | None, overrides: list[str] | None) -> RunConfig:
     """defaults < file < --set."""
     from provenir.core.config import RunConfig
 
@@ -121,7 +125,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"# config_hash: {cfg.config_hash()}")
 
 
-def print_run_summary(manifest: RunManifest, output_dir: str) -> None:  # noqa: F821
+def print_run_summary(manifest: RunManifest, output_dir: str) -> None:
     """Where a finished run's adapter, manifest and logs are."""
     from provenir.core.manifest import manifest_path, run_dir
 

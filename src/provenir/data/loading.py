@@ -230,8 +230,8 @@ def detect_schema(rows: Iterable[Mapping[str, Any]], cfg: DataConfig | None = No
         raise DataError("cannot detect the schema of a dataset with no rows")
     columns = set(first)
     for schema in ("preference", "sft", "prompt"):
-        if set(_required_columns(schema, cfg).values()) <= columns:  # type: ignore[arg-type]
-            return schema  # type: ignore[return-value]
+        if set(_required_columns(schema, cfg).values()) <= columns:
+            return schema
     raise DataError(
         f"cannot tell what the data is: found column(s) {_names(columns)}; expected "
         f"{cfg.prompt_field!r}+{cfg.response_field!r} (sft), "

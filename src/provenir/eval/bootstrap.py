@@ -75,7 +75,9 @@ def resampled_sums(columns: Any, *, n_resamples: int = DEFAULT_RESAMPLES, seed: 
     return np.concatenate(out)
 
 
-def bootstrap_means(scores: Sequence[float], *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Any:
+def bootstrap_means(
+    scores: Sequence[float] | Any, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> Any:
     """The ``n_resamples`` resampled means of ``scores`` (a numpy array)."""
     return resampled_sums(scores, n_resamples=n_resamples, seed=seed)[:, 0] / len(scores)
 

@@ -305,10 +305,11 @@ class RAGEvaluator:
     def _embedding_scores(self, triples: list[tuple[str, str, str]]) -> list[dict[str, float]]:
         import numpy as np
 
-        assert self.embedder is not None
+        embedder = self.embedder
+        assert embedder is not None
 
         def embed(texts: list[str]) -> Any:
-            vecs = np.asarray(self.embedder(texts), dtype=np.float64)
+            vecs = np.asarray(embedder(texts), dtype=np.float64)
             if vecs.ndim != 2 or vecs.shape[0] != len(texts):
                 raise EvaluationError(f"embedder must return one vector per text, got shape {vecs.shape}")
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)

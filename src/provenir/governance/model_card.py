@@ -144,14 +144,14 @@ class ModelCardGenerator:
 
         config = manifest.config or {}
         base_model = str(config.get("model_name_or_path") or "") or None
-        data_cfg = config.get("data") if isinstance(config.get("data"), dict) else {}
+        data_cfg: dict[str, Any] = config["data"] if isinstance(config.get("data"), dict) else {}
         data_path = manifest.data_path or data_cfg.get("path")
         hub_dataset = (
             data_path
             if isinstance(data_path, str) and _HUB_ID.match(data_path) and not _FILE_SUFFIX.search(data_path)
             else None
         )
-        peft = config.get("peft") if isinstance(config.get("peft"), dict) else {}
+        peft: dict[str, Any] = config["peft"] if isinstance(config.get("peft"), dict) else {}
         uses_adapter = bool(peft.get("enabled", False))
         model_name = _one_line(manifest.name, 96)
         tags = [

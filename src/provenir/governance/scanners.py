@@ -97,7 +97,7 @@ class SecretScanner:
             raise GovernanceError(
                 "secret scanning needs detect-secrets (pip install 'provenir[governance]')"
             ) from None
-        mapping = get_mapping_from_secret_type_to_class()
+        mapping: dict[str, Any] = get_mapping_from_secret_type_to_class()
         excluded = set(exclude)
         unknown = excluded - set(mapping)
         if unknown:

@@ -134,22 +134,22 @@ class Comparison:
             ev = Table(title="evaluation (B vs baseline A)", title_justify="left")
             for col in ("metric", a_label, b_label, "delta", "delta CI", "test", "p", "verdict"):
                 ev.add_column(col, justify="left" if col in ("metric", "test", "verdict") else "right")
-            for c in self.gate.comparisons.values():
+            for mc in self.gate.comparisons.values():
                 ci = (
-                    f"[{c.delta_ci_lower:+.3f}, {c.delta_ci_upper:+.3f}]"
-                    if c.delta_ci_lower is not None and c.delta_ci_upper is not None
+                    f"[{mc.delta_ci_lower:+.3f}, {mc.delta_ci_upper:+.3f}]"
+                    if mc.delta_ci_lower is not None and mc.delta_ci_upper is not None
                     else "-"
                 )
-                style = "red" if c.tripped else ("green" if c.verdict == "improvement" else "")
+                style = "red" if mc.tripped else ("green" if mc.verdict == "improvement" else "")
                 ev.add_row(
-                    c.name,
-                    _num(c.baseline),
-                    _num(c.new),
-                    f"{c.delta:+.4f}" if c.delta is not None else "-",
+                    mc.name,
+                    _num(mc.baseline),
+                    _num(mc.new),
+                    f"{mc.delta:+.4f}" if mc.delta is not None else "-",
                     ci,
-                    c.test or "-",
-                    f"{c.p_value:.3g}" if c.p_value is not None else "-",
-                    Text(c.verdict, style),
+                    mc.test or "-",
+                    f"{mc.p_value:.3g}" if mc.p_value is not None else "-",
+                    Text(mc.verdict, style),
                 )
             parts.append(ev)
             parts.append(Text(self.gate.message(), style="green" if self.gate.passed else "red"))

@@ -84,8 +84,9 @@ class ExactMatchReward:
 
     needs_reference = True
 
-    def __init__(self, *, strip: bool = True, case_sensitive: bool = True,
-                 normalize_whitespace: bool = False) -> None:
+    def __init__(
+        self, *, strip: bool = True, case_sensitive: bool = True, normalize_whitespace: bool = False
+    ) -> None:
         self.strip = strip
         self.case_sensitive = case_sensitive
         self.normalize_whitespace = normalize_whitespace
@@ -101,16 +102,20 @@ class ExactMatchReward:
         """1.0 on a match, 0.0 otherwise."""
         _check_prediction(prediction, "ExactMatchReward")
         if reference is None:
-            raise EvaluationError("ExactMatchReward needs a reference "
-                                  "(for GRPO: a 'reference' dataset column)")
+            raise EvaluationError(
+                "ExactMatchReward needs a reference (for GRPO: a 'reference' dataset column)"
+            )
         if not isinstance(reference, str):
-            raise EvaluationError(f"ExactMatchReward: reference must be a string, "
-                                  f"got {type(reference).__name__}")
+            raise EvaluationError(
+                f"ExactMatchReward: reference must be a string, got {type(reference).__name__}"
+            )
         return 1.0 if self._norm(prediction) == self._norm(reference) else 0.0
 
     def __repr__(self) -> str:
-        return (f"ExactMatchReward(strip={self.strip}, case_sensitive={self.case_sensitive}, "
-                f"normalize_whitespace={self.normalize_whitespace})")
+        return (
+            f"ExactMatchReward(strip={self.strip}, case_sensitive={self.case_sensitive}, "
+            f"normalize_whitespace={self.normalize_whitespace})"
+        )
 
 
 FormatMode = Literal["regex", "json", "code_block"]
@@ -151,9 +156,11 @@ class FormatReward:
     ) -> None:
         resolved = mode or ("regex" if pattern is not None else None)
         if resolved not in ("regex", "json", "code_block"):
-            raise ConfigError("FormatReward needs pattern= (regex mode) or mode='json' / 'code_block'"
-                              if resolved is None else
-                              f"FormatReward: unknown mode {resolved!r}; use 'regex', 'json' or 'code_block'")
+            raise ConfigError(
+                "FormatReward needs pattern= (regex mode) or mode='json' / 'code_block'"
+                if resolved is None
+                else f"FormatReward: unknown mode {resolved!r}; use 'regex', 'json' or 'code_block'"
+            )
         if resolved == "regex" and pattern is None:
             raise ConfigError("FormatReward(mode='regex') needs pattern=")
         if required_keys and resolved != "json":
@@ -255,14 +262,15 @@ class WeightedSumReward:
 
 
 class _Extremum:
-    _pick = staticmethod(min)
+    _use_max = False
 
     def __init__(self, rewards: Sequence[Reward]) -> None:
         self.rewards = _check_rewards(rewards, type(self).__name__)
         self.needs_reference = any(needs_reference(r) for r in self.rewards)
 
     def score(self, prediction: str, reference: str | None = None) -> float:
-        return self._pick(_component(r, prediction, reference) for r in self.rewards)
+        scores = [_component(r, prediction, reference) for r in self.rewards]
+        return max(scores) if self._use_max else min(scores)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(rewards={self.rewards!r})"
@@ -272,14 +280,12 @@ class _Extremum:
 class MinReward(_Extremum):
     """The lowest component score: every criterion must hold for a high reward."""
 
-    _pick = staticmethod(min)
-
 
 @PluginRegistry.register("max", kind="reward")
 class MaxReward(_Extremum):
     """The highest component score: any one satisfied criterion is enough."""
 
-    _pick = staticmethod(max)
+    _use_max = True
 
 
 @PluginRegistry.register("threshold_gated", kind="reward")
@@ -297,8 +303,14 @@ class ThresholdGatedReward:
         ThresholdGatedReward(ExactMatchReward(), gates=[(FormatReward(mode="json"), 1.0)])
     """
 
-    def __init__(self, reward: Reward, gates: Sequence[tuple[Reward, float]] = (), *,
-                 threshold: float | None = None, floor: float = 0.0) -> None:
+    def __init__(
+        self,
+        reward: Reward,
+        gates: Sequence[tuple[Reward, float]] = (),
+        *,
+        threshold: float | None = None,
+        floor: float = 0.0,
+    ) -> None:
         _check_rewards([reward], "ThresholdGatedReward")
         gate_list = list(gates)
         for gate in gate_list:
@@ -325,8 +337,10 @@ class ThresholdGatedReward:
         return value
 
     def __repr__(self) -> str:
-        return (f"ThresholdGatedReward({self.reward!r}, gates={self.gates!r}, threshold={self.threshold!r}, "
-                f"floor={self.floor!r})")
+        return (
+            f"ThresholdGatedReward({self.reward!r}, gates={self.gates!r}, threshold={self.threshold!r}, "
+            f"floor={self.floor!r})"
+        )
 
 
 @PluginRegistry.register("clamped", kind="reward")
@@ -371,8 +385,10 @@ def completion_text(completion: Any) -> str:
                 return content
             if isinstance(content, Sequence):
                 return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
-    raise EvaluationError(f"cannot read a completion of type {type(completion).__name__}; "
-                          "expected a string or a list of chat messages")
+    raise EvaluationError(
+        f"cannot read a completion of type {type(completion).__name__}; "
+        "expected a string or a list of chat messages"
+    )
 
 
 class GRPORewardFunction:
@@ -384,16 +400,18 @@ class GRPORewardFunction:
     Picklable and named (``__name__``), as TRL logs rewards under the function's name.
     """
 
-    def __init__(self, reward: Reward, *, reference_column: str | None = "reference",
-                 name: str | None = None) -> None:
+    def __init__(
+        self, reward: Reward, *, reference_column: str | None = "reference", name: str | None = None
+    ) -> None:
         if not callable(getattr(reward, "score", None)):
             raise ConfigError(f"as_grpo_reward_func needs a reward with score(), got {reward!r}")
         self.reward = reward
         self.reference_column = reference_column
         self.__name__ = name or _default_name(reward)
 
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None,
-                 **kwargs: Any) -> list[float]:
+    def __call__(
+        self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None, **kwargs: Any
+    ) -> list[float]:
         if completions is None:
             raise EvaluationError(f"{self.__name__}: called without completions")
         n = len(completions)
@@ -401,22 +419,36 @@ class GRPORewardFunction:
         if self.reference_column is not None and self.reference_column in kwargs:
             references = kwargs[self.reference_column]
             if len(references) != n:
-                raise EvaluationError(f"{self.__name__}: {len(references)} values in column "
-                                      f"{self.reference_column!r} for {n} completions")
+                raise EvaluationError(
+                    f"{self.__name__}: {len(references)} values in column "
+                    f"{self.reference_column!r} for {n} completions"
+                )
         elif needs_reference(self.reward):
-            columns = sorted(k for k in kwargs if k not in ("trainer_state", "log_extra", "log_metric",
-                                                           "completion_ids", "environments"))
-            raise EvaluationError(f"{self.__name__}: the reward needs references but the batch has no "
-                                  f"{self.reference_column!r} column (columns: {columns or 'none'})")
-        return [_component(self.reward, completion_text(c), None if r is None else str(r))
-                for c, r in zip(completions, references, strict=True)]
+            columns = sorted(
+                k
+                for k in kwargs
+                if k not in ("trainer_state", "log_extra", "log_metric", "completion_ids", "environments")
+            )
+            raise EvaluationError(
+                f"{self.__name__}: the reward needs references but the batch has no "
+                f"{self.reference_column!r} column (columns: {columns or 'none'})"
+            )
+        return [
+            _component(self.reward, completion_text(c), None if r is None else str(r))
+            for c, r in zip(completions, references, strict=True)
+        ]
 
     def __repr__(self) -> str:
         return f"GRPORewardFunction({self.reward!r}, reference_column={self.reference_column!r})"
 
 
-def as_grpo_reward_func(reward: Reward | str, *, reference_column: str | None = "reference",
-                        name: str | None = None, **reward_kwargs: Any) -> GRPORewardFunction:
+def as_grpo_reward_func(
+    reward: Reward | str,
+    *,
+    reference_column: str | None = "reference",
+    name: str | None = None,
+    **reward_kwargs: Any,
+) -> GRPORewardFunction:
     """Adapt a reward (or a registered reward name) to TRL's GRPO batch reward signature.
 
     Example::
@@ -427,10 +459,12 @@ def as_grpo_reward_func(reward: Reward | str, *, reference_column: str | None = 
                                                  as_grpo_reward_func("format", mode="json")])
     """
     if isinstance(reward, str):
-        reward = PluginRegistry.create("reward", reward, **reward_kwargs)
+        resolved: Reward = PluginRegistry.create("reward", reward, **reward_kwargs)
     elif reward_kwargs:
         raise ConfigError("reward keyword arguments apply only when the reward is given by name")
-    return GRPORewardFunction(reward, reference_column=reference_column, name=name)
+    else:
+        resolved = reward
+    return GRPORewardFunction(resolved, reference_column=reference_column, name=name)
 
 
 def _default_name(reward: Any) -> str:

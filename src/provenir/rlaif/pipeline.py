@@ -96,7 +96,7 @@ class RLAIFPipeline:
         self._judge_override = judge
         self.train_rows, self.eval_rows = self._load_prompts()
         self.references = {r["prompt"]: r["reference"] for r in self.train_rows if r.get("reference")}
-        self.state = self._load_state()
+        self.state: dict[str, Any] = self._load_state()
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -178,17 +178,15 @@ class RLAIFPipeline:
         self.folder.mkdir(parents=True, exist_ok=True)
         judge = self._judge_override or build_judge(cfg.judge, self.references, self.folder / "judge_cache")
         if self.state["baseline"] is None:
-            result = self._evaluate(None, self.folder / "baseline_eval.json")
-            self.state["baseline"] = {
-                "file": str(self.folder / "baseline_eval.json"),
-                "sha256": sha256_file(self.folder / "baseline_eval.json"),
-            }
-            self.state["best"] = {"run_id": None, "adapter": None, "eval": self.state["baseline"]["file"]}
+            baseline_eval = self._evaluate(None, self.folder / "baseline_eval.json")
+            baseline_file = self.folder / "baseline_eval.json"
+            self.state["baseline"] = {"file": str(baseline_file), "sha256": sha256_file(baseline_file)}
+            self.state["best"] = {"run_id": None, "adapter": None, "eval": str(baseline_file)}
             self._save_state()
             self.audit.log(
                 "rlaif_baseline_evaluated",
                 pipeline=cfg.name,
-                means={n: m.mean for n, m in result.metrics.items()},
+                means={n: m.mean for n, m in baseline_eval.metrics.items()},
             )
         summaries: list[IterationSummary] = []
         stopped = self.state.get("stopped") or ""

@@ -61,11 +61,21 @@ FAULTS: tuple[str, ...] = (
 # rationale), with preferred in {"a", "b", "tie"} relative to the order shown.
 PairwisePolicy = Callable[[str, str, str], tuple[str, float, str]]
 
-_TAG = {name: re.compile(rf"<{name}>\n?(.*?)\n?</{name}>", re.DOTALL) for name in
-        ("prompt", "response_a", "response_b", "response", "criteria")}
+_TAG = {
+    name: re.compile(rf"<{name}>\n?(.*?)\n?</{name}>", re.DOTALL)
+    for name in ("prompt", "response_a", "response_b", "response", "criteria")
+}
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-            500: "Internal Server Error", 503: "Service Unavailable", 529: "Overloaded"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    529: "Overloaded",
+}
 
 
 def prefer_longer(prompt: str, first: str, second: str) -> tuple[str, float, str]:
@@ -280,8 +290,12 @@ class FakeLLMServer:
                 if delay:
                     await asyncio.sleep(delay)
                 reason = _REASONS.get(status, "Status")
-                out = [f"HTTP/1.1 {status} {reason}", "content-type: application/json",
-                       f"content-length: {len(payload)}", "connection: keep-alive"]
+                out = [
+                    f"HTTP/1.1 {status} {reason}",
+                    "content-type: application/json",
+                    f"content-length: {len(payload)}",
+                    "connection: keep-alive",
+                ]
                 out += [f"{k}: {v}" for k, v in extra_headers.items()]
                 writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + payload)
                 await writer.drain()
@@ -297,7 +311,7 @@ class FakeLLMServer:
         if "content-length" in headers:
             return await reader.readexactly(int(headers["content-length"]))
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
                 if size == 0:
@@ -332,13 +346,21 @@ class FakeLLMServer:
             return 400, {}, _error_body(api, "invalid_request_error", "request body is not JSON"), 0.0
 
         if fault == "rate_limit":
-            return (429, {"retry-after": f"{self.retry_after:g}"},
-                    _error_body(api, "rate_limit_error", "rate limited"), self.latency)
+            return (
+                429,
+                {"retry-after": f"{self.retry_after:g}"},
+                _error_body(api, "rate_limit_error", "rate limited"),
+                self.latency,
+            )
         if fault == "server_error":
             return 500, {}, _error_body(api, "api_error", "internal server error"), self.latency
         if fault == "overloaded":
-            return (529 if api == "anthropic" else 503), {}, _error_body(api, "overloaded_error",
-                                                                         "overloaded"), self.latency
+            return (
+                (529 if api == "anthropic" else 503),
+                {},
+                _error_body(api, "overloaded_error", "overloaded"),
+                self.latency,
+            )
         if fault == "auth_error":
             return 401, {}, _error_body(api, "authentication_error", "invalid x-api-key"), self.latency
         if fault == "bad_request":
@@ -388,14 +410,23 @@ class FakeLLMServer:
         prompt_text = _last_user_text(request)
         tags = {name: (m.group(1) if (m := rx.search(prompt_text)) else None) for name, rx in _TAG.items()}
         if tags["response_a"] is not None and tags["response_b"] is not None:
-            preferred, confidence, rationale = self.policy(tags["prompt"] or "", tags["response_a"],
-                                                           tags["response_b"])
+            preferred, confidence, rationale = self.policy(
+                tags["prompt"] or "", tags["response_a"], tags["response_b"]
+            )
             return {"preferred": preferred, "confidence": confidence, "rationale": rationale}
         if tags["response"] is not None and tags["criteria"] is not None:
             lines = [c.strip() for c in tags["criteria"].splitlines()]
             criteria = [c[1:].strip() for c in lines if c.startswith("-")]
-            return {"scores": [{"criterion": c, "score": rubric_score(tags["response"], c),
-                                "rationale": f"Judged on {c}."} for c in criteria]}
+            return {
+                "scores": [
+                    {
+                        "criterion": c,
+                        "score": rubric_score(tags["response"], c),
+                        "rationale": f"Judged on {c}.",
+                    }
+                    for c in criteria
+                ]
+            }
         return {"error": "prompt has neither a pairwise nor a rubric layout"}
 
 
@@ -425,11 +456,18 @@ def _anthropic_reply(request: dict[str, Any], verdict: dict[str, Any], text: str
     else:
         content = [{"type": "text", "text": text if text is not None else json.dumps(verdict)}]
         stop = "end_turn"
-    return json.dumps({
-        "id": "msg_fake01", "type": "message", "role": "assistant", "model": request.get("model", "fake"),
-        "content": content, "stop_reason": stop, "stop_sequence": None,
-        "usage": {"input_tokens": 100, "output_tokens": 20},
-    }).encode()
+    return json.dumps(
+        {
+            "id": "msg_fake01",
+            "type": "message",
+            "role": "assistant",
+            "model": request.get("model", "fake"),
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 100, "output_tokens": 20},
+        }
+    ).encode()
 
 
 def _openai_reply(request: dict[str, Any], verdict: dict[str, Any], text: str | None) -> bytes:
@@ -438,17 +476,26 @@ def _openai_reply(request: dict[str, Any], verdict: dict[str, Any], text: str | 
     finish = "stop"
     if text is None and tools:
         message["content"] = None
-        message["tool_calls"] = [{"id": "call_fake01", "type": "function", "function": {
-            "name": tools[0]["function"]["name"], "arguments": json.dumps(verdict)}}]
+        message["tool_calls"] = [
+            {
+                "id": "call_fake01",
+                "type": "function",
+                "function": {"name": tools[0]["function"]["name"], "arguments": json.dumps(verdict)},
+            }
+        ]
         finish = "tool_calls"
     else:
         message["content"] = text if text is not None else json.dumps(verdict)
-    return json.dumps({
-        "id": "chatcmpl-fake01", "object": "chat.completion", "created": int(time.time()),
-        "model": request.get("model", "fake"),
-        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-    }).encode()
+    return json.dumps(
+        {
+            "id": "chatcmpl-fake01",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+        }
+    ).encode()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -466,8 +513,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
     parser.add_argument("--retry-after", type=float, default=0.1)
     args = parser.parse_args(argv)
-    server = FakeLLMServer(latency=args.latency, host=args.host, port=args.port, retry_after=args.retry_after,
-                           record_bodies=False)
+    server = FakeLLMServer(
+        latency=args.latency,
+        host=args.host,
+        port=args.port,
+        retry_after=args.retry_after,
+        record_bodies=False,
+    )
     server.start()
     print(f"listening on {server.url}", flush=True)
     try:

@@ -59,7 +59,9 @@ def check_inputs(manifest: RunManifest) -> RunConfig:
 
         recorded = manifest.extra.get("init_adapter_hash")
         if sha256_path(config.init_adapter) != recorded:
-            raise ReproducibilityError(f"initial adapter changed: {config.init_adapter} no longer hashes as recorded")
+            raise ReproducibilityError(
+                f"initial adapter changed: {config.init_adapter} no longer hashes as recorded"
+            )
     return config
 
 

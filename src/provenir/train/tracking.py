@@ -356,7 +356,7 @@ class TensorBoardTracker(_Lifecycle):
 
     def start(self, config: RunConfig, run_id: str) -> None:
         """Open the event file and write the config (YAML) and run identity as text at step 0."""
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter  # type: ignore[import-untyped]
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self._opening()
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -382,7 +382,7 @@ class TensorBoardTracker(_Lifecycle):
             self._writer.close()  # flushes the queue to disk
 
     def _scalars(self, metrics: Mapping[str, float], step: int) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary  # type: ignore[import-untyped]
+        from tensorboard.compat.proto.summary_pb2 import Summary
 
         # simple_value scalars, as torch's SummaryWriter writes them: every reader understands them.
         values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in metrics.items()]
@@ -390,12 +390,12 @@ class TensorBoardTracker(_Lifecycle):
             self._write(Summary(value=values), step)
 
     def _text(self, tag: str, markdown: str, step: int) -> None:
-        from tensorboard.plugins.text.summary_v2 import text_pb  # type: ignore[import-untyped]
+        from tensorboard.plugins.text.summary_v2 import text_pb
 
         self._write(text_pb(tag, markdown), step)
 
     def _write(self, summary: Any, step: int) -> None:
-        from tensorboard.compat.proto.event_pb2 import Event  # type: ignore[import-untyped]
+        from tensorboard.compat.proto.event_pb2 import Event
 
         self._writer.add_event(Event(wall_time=time.time(), step=step, summary=summary))
 

@@ -13,10 +13,16 @@ from provenir.eval.judge.remote import Method, RemoteJudge, Reply
 from provenir.plugins.registry import PluginRegistry
 
 _TOOLS: dict[str, dict[str, Any]] = {
-    "pairwise": {"name": prompts.PAIRWISE_TOOL, "description": "Record which response is better.",
-                 "input_schema": prompts.PAIRWISE_SCHEMA},
-    "rubric": {"name": prompts.RUBRIC_TOOL, "description": "Record one score per criterion.",
-               "input_schema": prompts.RUBRIC_SCHEMA},
+    "pairwise": {
+        "name": prompts.PAIRWISE_TOOL,
+        "description": "Record which response is better.",
+        "input_schema": prompts.PAIRWISE_SCHEMA,
+    },
+    "rubric": {
+        "name": prompts.RUBRIC_TOOL,
+        "description": "Record one score per criterion.",
+        "input_schema": prompts.RUBRIC_SCHEMA,
+    },
 }
 
 
@@ -47,8 +53,9 @@ class AnthropicJudge(RemoteJudge):
     provider = "anthropic"
     default_api_key_env = "ANTHROPIC_API_KEY"
 
-    def __init__(self, model: str = "claude-haiku-4-5-20251001", *, temperature: float | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, model: str = "claude-haiku-4-5-20251001", *, temperature: float | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(model, temperature=temperature, **kwargs)
 
     def _sdk(self) -> Any:

@@ -125,7 +125,10 @@ def score_pairwise_batch(
     """
     triples = normalize_items(items)
     return map_concurrent(
-        judge.score_pairwise, triples, max_concurrency=max_concurrency, progress=progress,
+        judge.score_pairwise,
+        triples,
+        max_concurrency=max_concurrency,
+        progress=progress,
         description=f"{type(judge).__name__}: judging {len(triples)} pairs",
         return_exceptions=return_exceptions,
     )
@@ -139,8 +142,12 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
         )
         self._task = self._progress.add_task(description, total=total)
         self._progress.start()

@@ -107,8 +107,10 @@ class CachedJudge:
             return Preference.from_dict(hit)
         result = self.inner.score_pairwise(prompt, a, b)
         if not isinstance(result, Preference):
-            raise JudgeError(f"{type(self.inner).__name__}.score_pairwise returned {type(result).__name__}, "
-                             "not a Preference")
+            raise JudgeError(
+                f"{type(self.inner).__name__}.score_pairwise returned {type(result).__name__}, "
+                "not a Preference"
+            )
         self._store(key, "pairwise", result.to_dict())
         return result
 
@@ -121,24 +123,34 @@ class CachedJudge:
             return RubricResult.from_dict(hit)
         result = self.inner.score_rubric(prompt, response, cleaned)
         if not isinstance(result, RubricResult):
-            raise JudgeError(f"{type(self.inner).__name__}.score_rubric returned {type(result).__name__}, "
-                             "not a RubricResult")
+            raise JudgeError(
+                f"{type(self.inner).__name__}.score_rubric returned {type(result).__name__}, "
+                "not a RubricResult"
+            )
         self._store(key, "rubric", result.to_dict())
         return result
 
-    def score_pairwise_batch(self, items: Sequence[Any], *, max_concurrency: int | None = None,
-                             progress: bool | None = None, return_exceptions: bool = False) -> list[Any]:
+    def score_pairwise_batch(
+        self,
+        items: Sequence[Any],
+        *,
+        max_concurrency: int | None = None,
+        progress: bool | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
         """Concurrent batch; hits return at once, misses go to the inner judge and are stored as they
         finish, so an interrupted batch resumes where it stopped."""
         limit = max_concurrency or getattr(self.inner, "max_concurrency", None) or 16
-        return score_pairwise_batch(self, items, max_concurrency=limit, progress=progress,
-                                    return_exceptions=return_exceptions)
+        return score_pairwise_batch(
+            self, items, max_concurrency=limit, progress=progress, return_exceptions=return_exceptions
+        )
 
     def cache_key(self, method: str, inputs: Mapping[str, Any]) -> str:
         """Hex SHA-256 naming the entry for ``method`` on ``inputs``."""
         try:
-            payload = canonical_json({"format": CACHE_FORMAT, "identity": self._identity, "method": method,
-                                      "inputs": dict(inputs)})
+            payload = canonical_json(
+                {"format": CACHE_FORMAT, "identity": self._identity, "method": method, "inputs": dict(inputs)}
+            )
         except Exception as exc:  # rfc8785 rejects non-JSON values (NaN, objects)
             raise JudgeError(f"cannot build a cache key from these inputs: {exc}") from exc
         return sha256_bytes(payload)
@@ -154,15 +166,21 @@ class CachedJudge:
 
     def _checked_identity(self) -> dict[str, Any]:
         getter = getattr(self.inner, "cache_identity", None)
-        identity = dict(getter()) if callable(getter) else {
-            "judge": f"{type(self.inner).__module__}.{type(self.inner).__qualname__}",
-            "model": getattr(self.inner, "model", None),
-        }
+        identity = (
+            dict(getter())
+            if callable(getter)
+            else {
+                "judge": f"{type(self.inner).__module__}.{type(self.inner).__qualname__}",
+                "model": getattr(self.inner, "model", None),
+            }
+        )
         text = json.dumps(identity, sort_keys=True, default=str)
         for name, value in os.environ.items():
             if name.upper().endswith(_SECRET_SUFFIXES) and len(value) >= 8 and value in text:
-                raise JudgeError(f"the cache identity of {type(self.inner).__name__} contains the value of "
-                                 f"${name}; refusing to put a secret into cache keys or files")
+                raise JudgeError(
+                    f"the cache identity of {type(self.inner).__name__} contains the value of "
+                    f"${name}; refusing to put a secret into cache keys or files"
+                )
         return identity
 
     def _load(self, key: str, method: str) -> dict[str, Any] | None:
@@ -188,7 +206,13 @@ class CachedJudge:
         return result
 
     def _store(self, key: str, method: str, result: dict[str, Any]) -> None:
-        entry = {"format": CACHE_FORMAT, "key": key, "method": method,
-                 "judge": self._identity.get("judge"), "model": self._identity.get("model"), "result": result}
+        entry = {
+            "format": CACHE_FORMAT,
+            "key": key,
+            "method": method,
+            "judge": self._identity.get("judge"),
+            "model": self._identity.get("model"),
+            "result": result,
+        }
         atomic_write_json(self.path_for(key), entry, indent=None)
         self.stats.add(writes=1)

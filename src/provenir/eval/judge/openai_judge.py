@@ -14,8 +14,10 @@ from provenir.eval.judge.parsing import VerdictParseError
 from provenir.eval.judge.remote import Method, RemoteJudge, Reply
 from provenir.plugins.registry import PluginRegistry
 
-_SCHEMAS = {"pairwise": ("pairwise_verdict", prompts.PAIRWISE_SCHEMA),
-            "rubric": ("rubric_scores", prompts.RUBRIC_SCHEMA)}
+_SCHEMAS = {
+    "pairwise": ("pairwise_verdict", prompts.PAIRWISE_SCHEMA),
+    "rubric": ("rubric_scores", prompts.RUBRIC_SCHEMA),
+}
 
 
 @PluginRegistry.register("openai", kind="judge")
@@ -53,8 +55,10 @@ class OpenAIJudge(RemoteJudge):
     def _send(self, method: Method, user_message: str) -> Any:
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": "system", "content": prompts.SYSTEM_PROMPT},
-                         {"role": "user", "content": user_message}],
+            "messages": [
+                {"role": "system", "content": prompts.SYSTEM_PROMPT},
+                {"role": "user", "content": user_message},
+            ],
             "max_completion_tokens": self.max_tokens,
             "timeout": self.retry.timeout,
         }
@@ -62,8 +66,10 @@ class OpenAIJudge(RemoteJudge):
             kwargs["temperature"] = self.temperature
         if self.structured:
             name, schema = _SCHEMAS[method]
-            kwargs["response_format"] = {"type": "json_schema",
-                                         "json_schema": {"name": name, "schema": schema, "strict": True}}
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": True},
+            }
         return self._client.chat.completions.create(**kwargs)
 
     def _extract(self, response: Any, method: Method) -> Reply:

@@ -21,14 +21,20 @@ def combine_orders(forward: Preference, backward: Preference) -> Preference:
     """Reconcile ``forward`` (a shown first) with ``backward`` (b shown first, already relabelled
     so that ``'a'`` still means the caller's ``a``)."""
     if forward.preferred == backward.preferred:
-        return Preference(forward.preferred, (forward.confidence + backward.confidence) / 2,
-                          forward.rationale, agreed=True)
+        return Preference(
+            forward.preferred, (forward.confidence + backward.confidence) / 2, forward.rationale, agreed=True
+        )
     if "tie" in (forward.preferred, backward.preferred):
         decided = backward if forward.preferred == "tie" else forward
-        return Preference(decided.preferred, (forward.confidence + backward.confidence) / 4,
-                          f"Only one presentation order decided: {decided.rationale}", agreed=False)
+        return Preference(
+            decided.preferred,
+            (forward.confidence + backward.confidence) / 4,
+            f"Only one presentation order decided: {decided.rationale}",
+            agreed=False,
+        )
     return Preference(
-        "tie", 0.0,
+        "tie",
+        0.0,
         f"Position bias: the verdict followed the presentation order ({forward.rationale} / "
         f"{backward.rationale})",
         agreed=False,

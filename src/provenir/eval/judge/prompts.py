@@ -103,5 +103,6 @@ def pairwise_message(prompt: str, a: str, b: str) -> str:
 
 def rubric_message(prompt: str, response: str, criteria: Sequence[str]) -> str:
     """The user message asking for one score per criterion."""
-    return RUBRIC_TEMPLATE.format(prompt=prompt, response=response,
-                                  criteria="\n".join(f"- {c}" for c in criteria))
+    return RUBRIC_TEMPLATE.format(
+        prompt=prompt, response=response, criteria="\n".join(f"- {c}" for c in criteria)
+    )

@@ -101,8 +101,9 @@ class RemoteJudge:
         self.stats = JudgeStats()
         api_key = os.environ.get(self.api_key_env, "").strip()
         if not api_key:
-            raise JudgeError(f"{type(self).__name__} needs an API key: set the environment variable "
-                             f"{self.api_key_env}")
+            raise JudgeError(
+                f"{type(self).__name__} needs an API key: set the environment variable {self.api_key_env}"
+            )
         # The key lives only inside the SDK client: never on an attribute of ours, in repr(), in
         # a cache identity, or in a message we build (see _redact).
         self._client = self._make_client(api_key)
@@ -152,24 +153,38 @@ class RemoteJudge:
         cleaned = validate_criteria(criteria)
         message = prompts.rubric_message(prompt, response, cleaned)
         return self._ask(
-            "rubric", message,
+            "rubric",
+            message,
             from_data=lambda d: rubric_from_data(d, cleaned),
             from_text=lambda t: rubric_from_text(t, cleaned),
         )
 
     def score_pairwise_batch(
-        self, items: Sequence[Any], *, max_concurrency: int | None = None, progress: bool | None = None,
+        self,
+        items: Sequence[Any],
+        *,
+        max_concurrency: int | None = None,
+        progress: bool | None = None,
         return_exceptions: bool = False,
     ) -> list[Preference | JudgeError]:
         """Many pairs concurrently (``max_concurrency`` pairs in flight, default the judge's)."""
-        return score_pairwise_batch(self, items, max_concurrency=max_concurrency or self.max_concurrency,
-                                    progress=progress, return_exceptions=return_exceptions)
+        return score_pairwise_batch(
+            self,
+            items,
+            max_concurrency=max_concurrency or self.max_concurrency,
+            progress=progress,
+            return_exceptions=return_exceptions,
+        )
 
     def cache_identity(self) -> dict[str, Any]:
         """Everything that changes a verdict, for cache keys. No key, no URL (it may embed credentials)."""
         return {
-            "judge": type(self).__name__, "model": self.model, "position_swap": self.position_swap,
-            "structured": self.structured, "temperature": self.temperature, "max_tokens": self.max_tokens,
+            "judge": type(self).__name__,
+            "model": self.model,
+            "position_swap": self.position_swap,
+            "structured": self.structured,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
             "prompt_versions": [prompts.PAIRWISE_VERSION, prompts.RUBRIC_VERSION],
         }
 
@@ -204,8 +219,12 @@ class RemoteJudge:
             return self._order_pool
 
     def _ask_pairwise(self, prompt: str, first: str, second: str) -> Preference:
-        return self._ask("pairwise", prompts.pairwise_message(prompt, first, second),
-                         from_data=pairwise_from_data, from_text=pairwise_from_text)
+        return self._ask(
+            "pairwise",
+            prompts.pairwise_message(prompt, first, second),
+            from_data=pairwise_from_data,
+            from_text=pairwise_from_text,
+        )
 
     def _ask(self, method: Method, message: str, *, from_data: Any, from_text: Any) -> Any:
         """Send until a valid verdict arrives; transient failures and bad replies are retried."""
@@ -234,11 +253,14 @@ class RemoteJudge:
                 elif status in (408, 409) or status >= 500:
                     delay = policy.backoff(attempts, self._rng)
                 elif status in (401, 403):
-                    raise JudgeError(f"{self}: authentication failed (HTTP {status}); check the API key "
-                                     f"in ${self.api_key_env}") from None
+                    raise JudgeError(
+                        f"{self}: authentication failed (HTTP {status}); check the API key "
+                        f"in ${self.api_key_env}"
+                    ) from None
                 else:
-                    raise JudgeError(f"{self}: request rejected (HTTP {status}): "
-                                     f"{self._redact(_message_of(exc))}") from None
+                    raise JudgeError(
+                        f"{self}: request rejected (HTTP {status}): {self._redact(_message_of(exc))}"
+                    ) from None
                 last_problem = f"HTTP {status}"
             except sdk.APITimeoutError:
                 delay = policy.backoff(attempts, self._rng)
@@ -252,8 +274,10 @@ class RemoteJudge:
                 self.stats.add(parse_failures=1)
                 last_problem = f"malformed response body: {self._redact(_message_of(exc))}"
                 if parse_failures >= policy.max_parse_attempts:
-                    raise JudgeError(f"{self}: no valid {method} verdict after {parse_failures} replies; "
-                                     f"last: {last_problem}") from None
+                    raise JudgeError(
+                        f"{self}: no valid {method} verdict after {parse_failures} replies; "
+                        f"last: {last_problem}"
+                    ) from None
                 delay = 0.0
             else:
                 try:
@@ -265,14 +289,22 @@ class RemoteJudge:
                     last_problem = self._redact(str(exc))
                     log.warning("%s: unusable %s reply (%s); asking again", self, method, last_problem)
                     if parse_failures >= policy.max_parse_attempts:
-                        raise JudgeError(f"{self}: no valid {method} verdict after {parse_failures} "
-                                         f"replies; last: {last_problem}") from None
+                        raise JudgeError(
+                            f"{self}: no valid {method} verdict after {parse_failures} "
+                            f"replies; last: {last_problem}"
+                        ) from None
                     delay = 0.0
             if attempts >= policy.max_attempts:
                 raise JudgeError(f"{self}: gave up after {attempts} attempts; last: {last_problem}")
             self.stats.add(retries=1)
-            log.info("%s: %s; retrying in %.2fs (attempt %d/%d)", self, last_problem, delay, attempts + 1,
-                     policy.max_attempts)
+            log.info(
+                "%s: %s; retrying in %.2fs (attempt %d/%d)",
+                self,
+                last_problem,
+                delay,
+                attempts + 1,
+                policy.max_attempts,
+            )
             if delay > 0:
                 time.sleep(delay)
 
@@ -314,4 +346,3 @@ def _safe_url(url: str | None) -> str | None:
             host = f"{host}:{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return url
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from provenir.core.errors import JudgeError, ProvenirError
 from provenir.eval.judge.batch import DEFAULT_MAX_CONCURRENCY, score_pairwise_batch
@@ -72,7 +72,7 @@ class RewardJudge:
         gap = ra - rb
         if abs(gap) <= self.tie_margin:
             return Preference("tie", 1.0, f"Equal reward ({ra:.3g} vs {rb:.3g}).")
-        winner = "a" if gap > 0 else "b"
+        winner: Literal["a", "b"] = "a" if gap > 0 else "b"
         return Preference(
             winner,
             min(1.0, abs(gap)),

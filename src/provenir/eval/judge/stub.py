@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from provenir.core.errors import JudgeError
 from provenir.eval.judge.batch import DEFAULT_MAX_CONCURRENCY, score_pairwise_batch
@@ -34,10 +34,13 @@ class StubJudge:
         la, lb = len(a.split()), len(b.split())
         if la == lb:
             return Preference("tie", 0.5, f"Both responses have {la} words.")
-        winner = "a" if la > lb else "b"
+        winner: Literal["a", "b"] = "a" if la > lb else "b"
         confidence = 0.5 + 0.5 * abs(la - lb) / max(la, lb)
-        return Preference(winner, round(confidence, 6),
-                          f"Response {winner.upper()} is longer ({max(la, lb)} vs {min(la, lb)} words).")
+        return Preference(
+            winner,
+            round(confidence, 6),
+            f"Response {winner.upper()} is longer ({max(la, lb)} vs {min(la, lb)} words).",
+        )
 
     def score_rubric(self, prompt: str, response: str, criteria: Sequence[str]) -> RubricResult:
         """Hash-derived 1-10 score per criterion."""
@@ -47,11 +50,22 @@ class StubJudge:
         scores = {c: float(1 + hashlib.sha256(f"{c}\0{response}".encode()).digest()[0] % 10) for c in cleaned}
         return RubricResult(scores, {c: "stub score (hash of criterion and response)" for c in cleaned})
 
-    def score_pairwise_batch(self, items: Sequence[Any], *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-                             progress: bool | None = None, return_exceptions: bool = False) -> list[Any]:
+    def score_pairwise_batch(
+        self,
+        items: Sequence[Any],
+        *,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        progress: bool | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
         """See :func:`provenir.eval.judge.score_pairwise_batch`."""
-        return score_pairwise_batch(self, items, max_concurrency=max_concurrency, progress=progress,
-                                    return_exceptions=return_exceptions)
+        return score_pairwise_batch(
+            self,
+            items,
+            max_concurrency=max_concurrency,
+            progress=progress,
+            return_exceptions=return_exceptions,
+        )
 
     def cache_identity(self) -> dict[str, Any]:
         """Cache-key identity (the rules above are versioned by this name)."""

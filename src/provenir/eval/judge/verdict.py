@@ -41,8 +41,12 @@ class Preference:
     def __post_init__(self) -> None:
         if self.preferred not in CHOICES:
             raise JudgeError(f"preferred must be one of {CHOICES}, got {self.preferred!r}")
-        if isinstance(self.confidence, bool) or not isinstance(self.confidence, int | float) \
-                or not math.isfinite(self.confidence) or not 0.0 <= self.confidence <= 1.0:
+        if (
+            isinstance(self.confidence, bool)
+            or not isinstance(self.confidence, int | float)
+            or not math.isfinite(self.confidence)
+            or not 0.0 <= self.confidence <= 1.0
+        ):
             raise JudgeError(f"confidence must be a number in [0, 1], got {self.confidence!r}")
         object.__setattr__(self, "confidence", float(self.confidence))
 
@@ -53,8 +57,12 @@ class Preference:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (used by the cache)."""
-        return {"preferred": self.preferred, "confidence": self.confidence, "rationale": self.rationale,
-                "agreed": self.agreed}
+        return {
+            "preferred": self.preferred,
+            "confidence": self.confidence,
+            "rationale": self.rationale,
+            "agreed": self.agreed,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preference:
@@ -84,8 +92,12 @@ class RubricResult(Mapping[str, float]):
     def __post_init__(self) -> None:
         lo, hi = self.scale
         for name, value in self.scores.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                    or not lo <= value <= hi:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or not lo <= value <= hi
+            ):
                 raise JudgeError(f"rubric score for {name!r} must be in [{lo:g}, {hi:g}], got {value!r}")
         object.__setattr__(self, "scores", {k: float(v) for k, v in self.scores.items()})
 
@@ -119,7 +131,7 @@ class RubricResult(Mapping[str, float]):
         """Inverse of :meth:`to_dict`."""
         try:
             scale = tuple(data.get("scale", RUBRIC_SCALE))
-            return cls(dict(data["scores"]), dict(data.get("rationales", {})), scale)  # type: ignore[arg-type]
+            return cls(dict(data["scores"]), dict(data.get("rationales", {})), scale)
         except (KeyError, TypeError, ValueError) as exc:
             raise JudgeError(f"not a rubric record: {exc}") from exc
 

@@ -93,7 +93,7 @@ def lora_config(config: RunConfig) -> Any | None:
     p = config.peft
     return LoraConfig(
         r=p.rank,
-        lora_alpha=p.alpha,
+        lora_alpha=p.alpha,  # type: ignore[arg-type]  # peft annotates int; a fractional alpha works
         lora_dropout=p.dropout,
         target_modules=p.target_modules if p.target_modules != ["all-linear"] else "all-linear",
         bias=p.bias,
@@ -337,7 +337,7 @@ class TRLBackend:
         )
         return GRPOTrainer(
             model=model,
-            reward_funcs=reward_funcs,
+            reward_funcs=reward_funcs,  # type: ignore[arg-type]  # callables of TRL's batch signature
             args=args,
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
