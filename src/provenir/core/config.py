@@ -150,7 +150,9 @@ class EvalConfig(ConfigSection):
         default_factory=lambda: ["exact_match", "token_f1"], description="Metric names."
     )
     eval_every_n_steps: int | None = Field(
-        None, gt=0, description="Evaluate every N steps; None evaluates only at the end."
+        None,
+        gt=0,
+        description="SFT: generate and score the eval data every N steps during training (needs eval data).",
     )
     max_new_tokens: int = Field(32, gt=0, description="Tokens generated per eval prompt.")
     early_stopping_patience: int | None = Field(
