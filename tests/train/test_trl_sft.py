@@ -145,3 +145,35 @@ def test_template_bos_is_not_doubled_by_a_bos_adding_tokenizer(tiny_model_path: 
     ids = tok(fixed)["input_ids"]
     assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
     assert tok(rendered, add_special_tokens=False)["input_ids"] == ids  # generation sees the same ids
+
+
+def test_conversation_loss_is_on_the_final_assistant_turn(tiny_model_path: Path, tmp_path: Path) -> None:
+    import json
+
+    from provenir.data.loading import load_train_data
+    from provenir.train.backends.trl_backend import TRLBackend
+
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "Capital of France?"},
+                {"role": "assistant", "content": "Paris."},
+                {"role": "user", "content": "And of Italy?"},
+                {"role": "assistant", "content": "Rome."},
+            ]
+        }
+    ] * 4
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = sft_config(
+        tmp_path, max_steps=2, gradient_checkpointing=False, data={"path": str(path), "template": "chatml"}
+    )
+    trainer, tokenizer, _ = TRLBackend(progress=False).build_trainer(
+        config, load_train_data(config), tmp_path
+    )
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    learned = tokenizer.decode([i for i, label in zip(ids, labels, strict=True) if label != -100])
+    assert learned.startswith("Rome.<|im_end|>")
+    assert "Paris" in tokenizer.decode(ids) and "Paris" not in learned  # earlier turns are context only
+    assert train(config).status == "completed"

@@ -125,6 +125,11 @@ class DataConfig(ConfigSection):
     system_field: str | None = Field(None, description="Column holding a per-row system prompt.")
     chosen_field: str = Field("chosen", description="Column holding the preferred response (DPO).")
     rejected_field: str = Field("rejected", description="Column holding the dispreferred response (DPO).")
+    messages_field: str = Field(
+        "messages",
+        description="SFT: column holding a multi-turn conversation (role/content list) when there is no "
+        "prompt/response pair; the loss is on its final assistant turn.",
+    )
     max_samples: int | None = Field(None, gt=0, description="Use only the first N rows (after loading).")
     contamination_check: Literal["off", "warn", "refuse"] = Field(
         "off",

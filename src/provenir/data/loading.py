@@ -258,6 +258,8 @@ def canonicalize(
                 break
     present = set(rows[0]) if rows else set()
     missing = [src for src in required.values() if src not in present]
+    if schema == "sft" and missing and cfg.messages_field in present:
+        return [_chat_row(row, cfg.messages_field, source, i) for i, row in enumerate(rows, start=1)]
     if missing:
         hint = ""
         try:
@@ -288,6 +290,27 @@ def canonicalize(
             item[canon] = value
         out.append(item)
     return out
+
+
+_ROLES = ("system", "user", "assistant")
+
+
+def _chat_row(row: dict[str, Any], field: str, source: str, i: int) -> dict[str, Any]:
+    """A multi-turn SFT row: ``{"messages": [...]}`` ending with the assistant turn to learn."""
+    messages = row.get(field)
+    where = f"{source}: row {i}: {field!r}"
+    if not isinstance(messages, list) or not messages:
+        raise DataError(f"{where} must be a non-empty list of {{role, content}} messages")
+    clean = []
+    for j, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in _ROLES or not isinstance(m.get("content"), str):
+            raise DataError(f"{where}[{j}] must be {{'role': system|user|assistant, 'content': text}}")
+        clean.append({"role": m["role"], "content": m["content"]})
+    if clean[-1]["role"] != "assistant" or not clean[-1]["content"].strip():
+        raise DataError(f"{where} must end with a non-empty assistant message (the response to learn)")
+    if not any(m["role"] == "user" for m in clean):
+        raise DataError(f"{where} has no user message")
+    return {"messages": clean}
 
 
 def _canonicalize_parts(loaded: LoadedRows, schema: DataSchema, cfg: DataConfig) -> list[dict[str, Any]]:

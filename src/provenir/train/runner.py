@@ -165,8 +165,10 @@ def _run_callbacks(config: RunConfig, data: TrainData, tracker: Any) -> list[Any
             raise ConfigError(
                 "eval.eval_every_n_steps needs eval data: set data.eval_path or data.eval_split"
             )
-        if config.algorithm != "sft":
-            raise ConfigError("eval.eval_every_n_steps needs reference answers: only algorithm sft has them")
+        if config.algorithm != "sft" or any("prompt" not in r for r in data.eval):
+            raise ConfigError(
+                "eval.eval_every_n_steps needs prompt/response eval rows (sft, not conversations or preferences)"
+            )
         from provenir.eval.harness import MultiMetricEvaluator
         from provenir.train.eval_callback import EvalCallback, EvalCallbackConfig
 

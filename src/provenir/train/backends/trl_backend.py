@@ -271,9 +271,16 @@ class TRLBackend:
         from trl import SFTConfig, SFTTrainer
 
         # prompt/completion rows: TRL masks the prompt tokens (label -100), so loss is on the response only.
+        from provenir.data.templates import TEMPLATE_REGISTRY
+
+        template = TEMPLATE_REGISTRY.resolve(config.data.template, tokenizer)
         rows = []
         for r in dataset.train:
-            prompt, completion = template_pair(config.data.template, tokenizer, r, r["response"])
+            if "messages" in r:
+                # Conversation: everything before the final assistant turn is the prompt.
+                prompt, completion = TEMPLATE_REGISTRY.split(template, {"messages": r["messages"]})
+            else:
+                prompt, completion = template_pair(config.data.template, tokenizer, r, r["response"])
             rows.append({"prompt": strip_auto_bos(prompt, tokenizer), "completion": completion})
         args = SFTConfig(
             **common_args(config, run_dir, device),
