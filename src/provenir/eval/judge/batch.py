@@ -102,7 +102,7 @@ def score_pairwise_batch(
     judge: Any,
     items: Iterable[Sequence[str] | Mapping[str, str]],
     *,
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    max_concurrency: int | None = None,
     progress: bool | None = None,
     return_exceptions: bool = False,
 ) -> list[Preference | JudgeError]:
@@ -112,7 +112,8 @@ def score_pairwise_batch(
         judge: any :class:`LLMJudge`.
         items: ``(prompt, a, b)`` tuples or mappings with ``prompt``, ``a``, ``b``.
         max_concurrency: pairs judged at once (a position-bias-controlled remote judge makes
-            two HTTP calls per pair, in parallel).
+            two HTTP calls per pair, in parallel); default the judge's own ``max_concurrency``
+            (or its inner judge's, for a cache), else 16.
         progress: show a rich progress bar; ``None`` shows it when stderr is a terminal.
         return_exceptions: put a failed pair's :class:`JudgeError` in its slot instead of
             stopping the batch.
@@ -124,13 +125,33 @@ def score_pairwise_batch(
                  for (p, r1, r2), x in zip(candidates, prefs) if x.preferred != "tie"]
     """
     triples = normalize_items(items)
+    limit = (
+        max_concurrency
+        or getattr(judge, "max_concurrency", None)
+        or getattr(getattr(judge, "inner", None), "max_concurrency", None)
+        or DEFAULT_MAX_CONCURRENCY
+    )
     return map_concurrent(
         judge.score_pairwise,
         triples,
-        max_concurrency=max_concurrency,
+        max_concurrency=limit,
         progress=progress,
         description=f"{type(judge).__name__}: judging {len(triples)} pairs",
         return_exceptions=return_exceptions,
+    )
+
+
+def pairwise_batch_method(
+    self: Any,
+    items: Sequence[Any],
+    *,
+    max_concurrency: int | None = None,
+    progress: bool | None = None,
+    return_exceptions: bool = False,
+) -> list[Preference | JudgeError]:
+    """``judge.score_pairwise_batch(items)``: :func:`score_pairwise_batch` as a method of every judge."""
+    return score_pairwise_batch(
+        self, items, max_concurrency=max_concurrency, progress=progress, return_exceptions=return_exceptions
     )
 
 

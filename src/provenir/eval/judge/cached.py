@@ -26,7 +26,7 @@ from typing import Any
 from provenir.core.atomic import atomic_write_json
 from provenir.core.errors import JudgeError
 from provenir.core.hashing import canonical_json, sha256_bytes
-from provenir.eval.judge.batch import score_pairwise_batch
+from provenir.eval.judge.batch import pairwise_batch_method
 from provenir.eval.judge.verdict import Preference, RubricResult, validate_criteria
 from provenir.plugins.registry import PluginRegistry
 
@@ -130,20 +130,7 @@ class CachedJudge:
         self._store(key, "rubric", result.to_dict())
         return result
 
-    def score_pairwise_batch(
-        self,
-        items: Sequence[Any],
-        *,
-        max_concurrency: int | None = None,
-        progress: bool | None = None,
-        return_exceptions: bool = False,
-    ) -> list[Any]:
-        """Concurrent batch; hits return at once, misses go to the inner judge and are stored as they
-        finish, so an interrupted batch resumes where it stopped."""
-        limit = max_concurrency or getattr(self.inner, "max_concurrency", None) or 16
-        return score_pairwise_batch(
-            self, items, max_concurrency=limit, progress=progress, return_exceptions=return_exceptions
-        )
+    score_pairwise_batch = pairwise_batch_method
 
     def cache_key(self, method: str, inputs: Mapping[str, Any]) -> str:
         """Hex SHA-256 naming the entry for ``method`` on ``inputs``."""

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from provenir.core.errors import JudgeError
 from provenir.eval.judge import prompts
-from provenir.eval.judge.batch import DEFAULT_MAX_CONCURRENCY, score_pairwise_batch
+from provenir.eval.judge.batch import DEFAULT_MAX_CONCURRENCY, pairwise_batch_method
 from provenir.eval.judge.parsing import (
     VerdictParseError,
     pairwise_from_data,
@@ -159,22 +159,7 @@ class RemoteJudge:
             from_text=lambda t: rubric_from_text(t, cleaned),
         )
 
-    def score_pairwise_batch(
-        self,
-        items: Sequence[Any],
-        *,
-        max_concurrency: int | None = None,
-        progress: bool | None = None,
-        return_exceptions: bool = False,
-    ) -> list[Preference | JudgeError]:
-        """Many pairs concurrently (``max_concurrency`` pairs in flight, default the judge's)."""
-        return score_pairwise_batch(
-            self,
-            items,
-            max_concurrency=max_concurrency or self.max_concurrency,
-            progress=progress,
-            return_exceptions=return_exceptions,
-        )
+    score_pairwise_batch = pairwise_batch_method
 
     def cache_identity(self) -> dict[str, Any]:
         """Everything that changes a verdict, for cache keys. No key, no URL (it may embed credentials)."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from provenir.core.errors import JudgeError, ProvenirError
-from provenir.eval.judge.batch import DEFAULT_MAX_CONCURRENCY, score_pairwise_batch
+from provenir.eval.judge.batch import pairwise_batch_method
 from provenir.eval.judge.verdict import RUBRIC_SCALE, Preference, RubricResult, validate_criteria
 from provenir.plugins.registry import PluginRegistry
 
@@ -94,22 +94,7 @@ class RewardJudge:
             why[c] = f"reward {type(reward).__name__} = {r:.3g}"
         return RubricResult(scores, why)
 
-    def score_pairwise_batch(
-        self,
-        items: Sequence[Any],
-        *,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        progress: bool | None = None,
-        return_exceptions: bool = False,
-    ) -> list[Any]:
-        """See :func:`provenir.eval.judge.score_pairwise_batch`."""
-        return score_pairwise_batch(
-            self,
-            items,
-            max_concurrency=max_concurrency,
-            progress=progress,
-            return_exceptions=return_exceptions,
-        )
+    score_pairwise_batch = pairwise_batch_method
 
     def cache_identity(self) -> dict[str, Any]:
         """Identity for CachedJudge (rarely worth caching: rewards are cheap)."""

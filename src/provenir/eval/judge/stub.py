@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from provenir.core.errors import JudgeError
-from provenir.eval.judge.batch import DEFAULT_MAX_CONCURRENCY, score_pairwise_batch
+from provenir.eval.judge.batch import pairwise_batch_method
 from provenir.eval.judge.verdict import Preference, RubricResult, validate_criteria
 from provenir.plugins.registry import PluginRegistry
 
@@ -50,22 +50,7 @@ class StubJudge:
         scores = {c: float(1 + hashlib.sha256(f"{c}\0{response}".encode()).digest()[0] % 10) for c in cleaned}
         return RubricResult(scores, {c: "stub score (hash of criterion and response)" for c in cleaned})
 
-    def score_pairwise_batch(
-        self,
-        items: Sequence[Any],
-        *,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        progress: bool | None = None,
-        return_exceptions: bool = False,
-    ) -> list[Any]:
-        """See :func:`provenir.eval.judge.score_pairwise_batch`."""
-        return score_pairwise_batch(
-            self,
-            items,
-            max_concurrency=max_concurrency,
-            progress=progress,
-            return_exceptions=return_exceptions,
-        )
+    score_pairwise_batch = pairwise_batch_method
 
     def cache_identity(self) -> dict[str, Any]:
         """Cache-key identity (the rules above are versioned by this name)."""
