@@ -204,20 +204,8 @@ class BLEU4:
             _segment_stats(preprocess(p).split(), [preprocess(r).split() for r in refs])
             for p, refs in zip(predictions, references, strict=True)
         ]
-        scores = [
-            BLEU.compute_bleu(
-                correct=s[2:6],
-                total=s[6:10],
-                sys_len=s[0],
-                ref_len=s[1],
-                smooth_method="exp",
-                smooth_value=None,
-                effective_order=True,
-                max_ngram_order=_ORDER,
-            ).score
-            / 100.0
-            for s in stats
-        ]
+        # Sentence BLEU as sacrebleu's sentence_score computes it: effective order on.
+        scores = [_bleu_from_stats(s, effective_order=True) for s in stats]
         stats_arr = np.asarray(stats, dtype=np.int64)
         return ItemScores(
             scores=scores,
@@ -256,24 +244,27 @@ def _segment_stats(hyp: list[str], refs: list[list[str]]) -> list[int]:
     return [hyp_len, ref_len, *correct, *total]
 
 
-def _corpus_bleu(summed: Sequence[float]) -> float:
-    """sacrebleu corpus BLEU (its defaults: exp smoothing, no effective order) from summed statistics."""
+def _bleu_from_stats(stats: Sequence[float], *, effective_order: bool) -> float:
+    """sacrebleu's BLEU (exp smoothing) on the 0-1 scale from [sys_len, ref_len, correct x4, total x4]."""
     from sacrebleu.metrics import BLEU
 
-    s = [int(x) for x in summed]
-    return (
-        BLEU.compute_bleu(
-            correct=s[2:6],
-            total=s[6:10],
-            sys_len=s[0],
-            ref_len=s[1],
-            smooth_method="exp",
-            smooth_value=None,
-            effective_order=False,
-            max_ngram_order=_ORDER,
-        ).score
-        / 100.0
+    s = [int(x) for x in stats]
+    bleu = BLEU.compute_bleu(
+        correct=s[2:6],
+        total=s[6:10],
+        sys_len=s[0],
+        ref_len=s[1],
+        smooth_method="exp",
+        smooth_value=None,
+        effective_order=effective_order,
+        max_ngram_order=_ORDER,
     )
+    return bleu.score / 100.0
+
+
+def _corpus_bleu(summed: Sequence[float]) -> float:
+    """sacrebleu corpus BLEU (its defaults: exp smoothing, no effective order) from summed statistics."""
+    return _bleu_from_stats(summed, effective_order=False)
 
 
 # -- ROUGE-L -------------------------------------------------------------------------------------
