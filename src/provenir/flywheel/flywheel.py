@@ -167,32 +167,22 @@ class DataFlywheel:
         def stage(name: str, params: Any, body: Callable[[], tuple[Path, dict[str, Any]]]) -> str:
             nonlocal upstream
             fingerprint = sha256_json({"stage": name, "params": params, "input": upstream})
-            done = ledger.completed(name, fingerprint)
-            if done is not None:
+            rec = ledger.completed(name, fingerprint)
+            if rec is not None:
                 skipped.append(name)
-                counts[name] = done.counts
-                audit.log(
-                    "flywheel_stage",
-                    actor=self.actor,
-                    run_id=run_id,
-                    stage=name,
-                    status="skipped",
-                    output=done.path,
-                    sha256=done.sha256,
-                    counts=done.counts,
-                )
-                upstream = done.sha256
-                return done.path
-            output, stage_counts = body()
-            rec = ledger.record(name, fingerprint, output, stage_counts)
-            ran.append(name)
+                status = "skipped"
+            else:
+                output, stage_counts = body()
+                rec = ledger.record(name, fingerprint, output, stage_counts)
+                ran.append(name)
+                status = "completed"
             counts[name] = rec.counts
             audit.log(
                 "flywheel_stage",
                 actor=self.actor,
                 run_id=run_id,
                 stage=name,
-                status="completed",
+                status=status,
                 output=rec.path,
                 sha256=rec.sha256,
                 counts=rec.counts,
