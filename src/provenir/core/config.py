@@ -105,11 +105,31 @@ class DistributedConfig(ConfigSection):
     deepspeed_stage: Literal[1, 2, 3] = Field(2, description="ZeRO stage when strategy is deepspeed.")
 
 
+class DataSourceConfig(ConfigSection):
+    """One source of a data mixture (``data.sources``)."""
+
+    path: str = Field(
+        min_length=1, description="JSONL/JSON/CSV/Parquet file, folder, hub id, or 'builtin:<name>'."
+    )
+    weight: float = Field(1.0, gt=0, description="Relative sampling weight in the mixture.")
+    split: str | None = Field(None, description="Hub datasets: the split to read (default 'train').")
+    revision: str | None = Field(None, description="Hub datasets: branch, tag or commit to read.")
+    config: str | None = Field(None, description="Hub datasets: the configuration (subset) name.")
+    max_samples: int | None = Field(None, gt=0, description="Use only the first N rows of this source.")
+
+
 class DataConfig(ConfigSection):
     """Where the training data is and which columns hold what."""
 
-    path: str = Field(
-        SAMPLE_SFT_DATA, description="JSONL/JSON/CSV/Parquet file, folder, hub id, or 'builtin:<name>'."
+    path: str | None = Field(
+        SAMPLE_SFT_DATA,
+        description="JSONL/JSON/CSV/Parquet file, folder, hub id, or 'builtin:<name>'. Unset when "
+        "`sources` is given.",
+    )
+    sources: list[DataSourceConfig] = Field(
+        default_factory=list,
+        description="A weighted mixture of sources instead of `path`: rows are interleaved by a seeded "
+        "weighted draw until the first source runs out; the realised mix is what trains.",
     )
     eval_path: str | None = Field(
         None, description="Held-out evaluation data; defaults to a split of `path`."
@@ -143,9 +163,21 @@ class DataConfig(ConfigSection):
     )
     scan: Literal["off", "report", "mask", "refuse"] = Field(
         "off",
-        description="PII and secret scan of the training rows before training: record findings in the manifest "
-        "(report), replace them with typed placeholders (mask), or stop (refuse).",
+        description="PII and secret scan of the training and eval rows before training: record findings in "
+        "the manifest (report), replace them with typed placeholders (mask), or stop (refuse).",
     )
+
+    @model_validator(mode="after")
+    def _path_or_sources(self) -> DataConfig:
+        if self.sources:
+            if "path" in self.model_fields_set and self.path is not None:
+                raise ValueError("set either path or sources, not both")
+            if self.path is not None:
+                # Bypass validate_assignment: the default path only stands for "no sources given".
+                object.__setattr__(self, "path", None)
+        elif self.path is None:
+            raise ValueError("path is required when no sources are given")
+        return self
 
 
 class EvalConfig(ConfigSection):
@@ -195,6 +227,11 @@ class RunConfig(ConfigSection):
     )
     model_name_or_path: str = Field(
         TINY_MODEL_ID, min_length=1, description="Local path, hub id, or the built-in tiny model."
+    )
+    model_revision: str | None = Field(
+        None,
+        description="Hub models: branch, tag or commit to load (passed to from_pretrained); the resolved "
+        "commit is recorded in the manifest.",
     )
     init_adapter: str | None = Field(
         None,

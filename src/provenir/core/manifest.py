@@ -24,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import ConfigError, ManifestError, ManifestTamperedError
 from provenir.core.hashing import sha256_bytes, sha256_file, sha256_json
+from provenir.core.inputs import RunInputs
 
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 2
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SIGNING_KEY_ENV = "PROVENIR_SIGNING_KEY"
 
@@ -85,7 +86,7 @@ class ManifestVerification:
 
     hash_ok: bool
     canonical_ok: bool
-    signature: Literal["valid", "invalid", "unsigned", "untrusted"]
+    signature: Literal["valid", "invalid", "unsigned", "untrusted", "unknown"]
     signer_fingerprint: str | None = None
     outputs_ok: bool | None = None
     problems: list[str] = field(default_factory=list)
@@ -121,6 +122,9 @@ class RunManifest(BaseModel):
     )
     config: dict[str, Any]
     data_path: str | None = None
+    inputs: RunInputs | None = Field(
+        None, description="What the run consumed, pinned by content (None in schema-1 manifests)."
+    )
     environment: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, str] = Field(
         default_factory=dict, description="Path (relative to run dir) -> SHA-256."

@@ -1,0 +1,102 @@
+"""What a run consumed, pinned by content: the typed ``inputs`` section of a run manifest.
+
+Every field here is covered by ``manifest_hash``. ``provenir reproduce`` re-derives each pin
+from what is on disk *before* training and refuses, naming the input, when one differs.
+
+* ``model`` / ``init_adapter``: every file that loading reads, with its SHA-256, plus one
+  digest over the sorted ``(path, sha256)`` list (:func:`file_set_digest`).
+* ``chat_template``: the exact template that rendered the rows.
+* ``datasets``: one entry per data source, as loaded.
+* ``training_rows`` / ``eval_rows``: the exact rows training and evaluation consumed, after
+  loading, scanning/masking, splitting and mixing, written once into the run folder.
+* ``resumed_checkpoint``: the files of the checkpoint a resumed run continued from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from provenir.core.hashing import sha256_bytes
+
+
+def file_set_digest(files: Mapping[str, str]) -> str:
+    """One SHA-256 over ``relative/path\\0sha256\\n`` lines in path order (as :func:`sha256_path`)."""
+    return sha256_bytes("".join(f"{rel}\0{files[rel]}\n" for rel in sorted(files)).encode())
+
+
+class _Pin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileSetPin(_Pin):
+    """A model or adapter, pinned by the hash of every file loading reads."""
+
+    source: str = Field(description="The id or path as configured (model_name_or_path / init_adapter).")
+    kind: Literal["local", "hub", "builtin"] = Field(
+        description="local folder, a hub id resolved from the local Hugging Face cache, or the built-in model."
+    )
+    requested_revision: str | None = Field(None, description="model_revision as configured (hub only).")
+    resolved_revision: str | None = Field(
+        None, description="The commit the hub revision resolved to (hub only)."
+    )
+    files: dict[str, str] = Field(description="Path relative to the model folder -> SHA-256.")
+    digest: str = Field(description="SHA-256 over the sorted (path, sha256) list: see file_set_digest.")
+
+
+class TemplatePin(_Pin):
+    """The chat template that rendered the rows."""
+
+    name: str = Field(description="data.template as configured (a template name or 'tokenizer').")
+    origin: Literal["builtin", "registered", "tokenizer"] = Field(
+        description="A template shipped with Provenir, one registered at run time, or the tokenizer's Jinja."
+    )
+    version: str | None = Field(None, description="Built-in templates: Provenir's version of that template.")
+    sha256: str = Field(description="SHA-256 of the template source (see data.templates.template_source).")
+
+
+class DatasetSourcePin(_Pin):
+    """One data source as loaded."""
+
+    role: Literal["train", "eval"]
+    uri: str = Field(description="Path, hub id or builtin:<name> as configured.")
+    revision: str | None = None
+    config: str | None = None
+    split: str | None = None
+    weight: float | None = Field(None, description="Mixture weight (data.sources).")
+    sha256: str = Field(description="Hash of the source content (file bytes, or hub rows' canonical JSON).")
+    rows: int = Field(description="Rows read from the source (after its max_samples).")
+    rows_used: int | None = Field(None, description="Rows of this source in the realised mixture.")
+
+
+class RowsPin(_Pin):
+    """The exact rows a stage consumed, stored as canonical JSON lines in the run folder."""
+
+    path: str = Field(description="Path relative to the run folder.")
+    sha256: str = Field(description="SHA-256 of the file (equals core.hashing.sha256_rows of the rows).")
+    count: int
+
+
+class CheckpointPin(_Pin):
+    """The checkpoint a resumed run continued from."""
+
+    name: str = Field(description="checkpoint-N")
+    files: dict[str, str] = Field(description="Path relative to the checkpoint -> SHA-256.")
+    digest: str
+
+
+class RunInputs(_Pin):
+    """Everything a run consumed, by content."""
+
+    model: FileSetPin | None = Field(None, description="Base model; None when the backend loads no model.")
+    init_adapter: FileSetPin | None = None
+    chat_template: TemplatePin | None = None
+    datasets: list[DatasetSourcePin] = Field(default_factory=list)
+    training_rows: RowsPin
+    eval_rows: RowsPin | None = None
+    resumed_checkpoint: CheckpointPin | None = None
+    notes: list[str] = Field(
+        default_factory=list, description="Inputs that could not be pinned, and why."
+    )
