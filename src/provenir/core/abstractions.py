@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from provenir.core.config import RunConfig
+    from provenir.core.inputs import DatasetSourcePin, RowsPin
 
 DataSchema = Literal["sft", "preference", "prompt"]
 
@@ -32,6 +33,10 @@ class TrainData:
     dataset_hash: str | None = None
     eval_dataset_hash: str | None = None
     contamination: dict[str, Any] | None = None  # summary of the eval/train n-gram check, when run
+    sources: list[DatasetSourcePin] = field(default_factory=list)  # every source read, as loaded
+    # Set by the run driver once the exact rows are stored in the run folder: what every rank reads.
+    train_rows_pin: RowsPin | None = None
+    eval_rows_pin: RowsPin | None = None
 
     def __len__(self) -> int:
         return len(self.train)
@@ -56,7 +61,8 @@ class TrainingBackend(Protocol):
 
     ``run_dir`` is the run's own folder; a backend whose ``fit`` does not accept it
     (``def fit(self, config, dataset)``) is still usable and reports its outputs through
-    ``TrainResult.adapter_dir``.
+    ``TrainResult.adapter_dir``. A backend that loads no base model sets ``loads_model = False``
+    so the run driver does not pin (hash) one; without the attribute a model is assumed.
     """
 
     def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult: ...

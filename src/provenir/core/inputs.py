@@ -97,6 +97,79 @@ class RunInputs(_Pin):
     training_rows: RowsPin
     eval_rows: RowsPin | None = None
     resumed_checkpoint: CheckpointPin | None = None
-    notes: list[str] = Field(
-        default_factory=list, description="Inputs that could not be pinned, and why."
-    )
+    notes: list[str] = Field(default_factory=list, description="Inputs that could not be pinned, and why.")
+
+
+# -- comparing a run's inputs with what is on disk now ------------------------------------------
+
+
+def _short(digest: str | None) -> str:
+    return f"{digest[:8]}…" if digest else "(none)"
+
+
+def diff_file_sets(label: str, recorded: FileSetPin | None, current: FileSetPin | None) -> list[str]:
+    """Human lines naming every file of a model/adapter that changed, appeared or went away."""
+    if recorded is None and current is None:
+        return []
+    if recorded is None or current is None:
+        return [
+            f"{label}: recorded {'nothing' if recorded is None else recorded.source}, now "
+            f"{'nothing' if current is None else current.source}"
+        ]
+    lines: list[str] = []
+    if recorded.resolved_revision != current.resolved_revision:
+        lines.append(
+            f"{label} revision resolved to {current.resolved_revision} (recorded {recorded.resolved_revision})"
+        )
+    for rel in sorted(set(recorded.files) | set(current.files)):
+        before, after = recorded.files.get(rel), current.files.get(rel)
+        if before == after:
+            continue
+        if before is None:
+            lines.append(f"{label} file {rel} added")
+        elif after is None:
+            lines.append(f"{label} file {rel} removed")
+        else:
+            lines.append(f"{label} file {rel} changed: sha256 {_short(before)} -> {_short(after)}")
+    return lines
+
+
+def diff_inputs(recorded: RunInputs, current: RunInputs) -> list[str]:
+    """Every difference between a run's recorded inputs and the same inputs derived now.
+
+    Empty when the run can be replayed on exactly what it consumed. Notes and the resumed
+    checkpoint are not inputs of a fresh replay and are not compared.
+    """
+    lines = diff_file_sets("model", recorded.model, current.model)
+    lines += diff_file_sets("initial adapter", recorded.init_adapter, current.init_adapter)
+    before_t, after_t = recorded.chat_template, current.chat_template
+    if before_t != after_t:
+        lines.append(
+            f"chat template {after_t.name if after_t else before_t.name if before_t else ''} changed: "
+            f"sha256 {_short(before_t.sha256 if before_t else None)} -> "
+            f"{_short(after_t.sha256 if after_t else None)}"
+        )
+    old_sources = {(p.role, p.uri): p for p in recorded.datasets}
+    new_sources = {(p.role, p.uri): p for p in current.datasets}
+    for key in sorted(set(old_sources) | set(new_sources)):
+        before_d, after_d = old_sources.get(key), new_sources.get(key)
+        role, uri = key
+        if before_d is None or after_d is None:
+            lines.append(f"{role} dataset {uri} {'added' if before_d is None else 'removed'}")
+        elif before_d.sha256 != after_d.sha256:
+            lines.append(
+                f"{role} dataset changed: {uri} sha256 {_short(before_d.sha256)} -> {_short(after_d.sha256)}"
+            )
+        elif before_d != after_d:
+            lines.append(f"{role} dataset {uri}: rows {before_d.rows} -> {after_d.rows}")
+    for label, before_r, after_r in (
+        ("training rows", recorded.training_rows, current.training_rows),
+        ("eval rows", recorded.eval_rows, current.eval_rows),
+    ):
+        if (before_r and before_r.sha256) != (after_r and after_r.sha256):
+            lines.append(
+                f"{label} changed: sha256 {_short(before_r.sha256 if before_r else None)} -> "
+                f"{_short(after_r.sha256 if after_r else None)} "
+                f"({before_r.count if before_r else 0} -> {after_r.count if after_r else 0} rows)"
+            )
+    return lines

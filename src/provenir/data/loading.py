@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from provenir.core.abstractions import DataSchema, TrainData
 from provenir.core.errors import DataError
-from provenir.core.hashing import sha256_path, sha256_rows
+from provenir.core.hashing import sha256_json, sha256_path, sha256_rows
 from provenir.core.jsonl import iter_jsonl_objects
 
 if TYPE_CHECKING:
@@ -78,23 +78,36 @@ def is_hub_id(path: str) -> bool:
     return bool(_HUB_ID.match(path)) and Path(path).suffix.lower() not in _TABULAR
 
 
-def dataset_hash(path: str) -> str:
+def _hub_only(path: str, split: str | None, revision: str | None, config: str | None) -> None:
+    """``split`` / ``revision`` / ``config`` select within a hub dataset; a local file has none."""
+    given = [k for k, v in (("split", split), ("revision", revision), ("config", config)) if v is not None]
+    if given:
+        raise DataError(f"{path}: {', '.join(given)} only apply to hub datasets, and this is a local path")
+
+
+def dataset_hash(
+    path: str, *, split: str | None = None, revision: str | None = None, config: str | None = None
+) -> str:
     """SHA-256 of a dataset as recorded in the manifest: file/folder bytes (streamed) or hub rows."""
     local = Path(resolve_data_path(path)).expanduser()
     if local.exists():
+        _hub_only(path, split, revision, config)
         return sha256_path(local)
     if is_hub_id(path):
-        return sha256_rows(_read_hub(path))
+        return sha256_rows(_read_hub(path, split=split, revision=revision, config=config))
     raise DataError(f"dataset not found: {path}")
 
 
-def load_rows(path: str) -> LoadedRows:
+def load_rows(
+    path: str, *, split: str | None = None, revision: str | None = None, config: str | None = None
+) -> LoadedRows:
     """Read a dataset once: its rows per file and its hash (what :func:`load_train_data` uses)."""
     local = Path(resolve_data_path(path)).expanduser()
     if local.exists():
+        _hub_only(path, split, revision, config)
         return LoadedRows(parts=_read_local(local), dataset_hash=sha256_path(local))
     if is_hub_id(path):
-        rows = _read_hub(path)
+        rows = _read_hub(path, split=split, revision=revision, config=config)
         return LoadedRows(parts=[(path, rows)], dataset_hash=sha256_rows(rows))
     raise DataError(f"dataset not found: {path}")
 
@@ -182,12 +195,15 @@ def _check_utf8(path: Path) -> None:
         raise DataError(f"{path}: ends in the middle of a UTF-8 character") from None
 
 
-def _read_hub(repo_id: str) -> list[dict[str, Any]]:
-    """The ``train`` split of a hub dataset, as rows; a clear error when it cannot be fetched."""
+def _read_hub(
+    repo_id: str, *, split: str | None = None, revision: str | None = None, config: str | None = None
+) -> list[dict[str, Any]]:
+    """One split (default ``train``) of a hub dataset, as rows; a clear error when it cannot be fetched."""
     import datasets
 
+    split = split or "train"
     try:
-        ds = datasets.load_dataset(repo_id, split="train")
+        ds = datasets.load_dataset(repo_id, config, split=split, revision=revision)
     except Exception as exc:  # offline, missing, gated, or no train split: all need the same advice
         raise DataError(
             f"{repo_id!r} is not a local file or folder, and as a hub dataset it could not be loaded "
@@ -196,7 +212,7 @@ def _read_hub(repo_id: str) -> list[dict[str, Any]]:
         ) from None
     rows = ds.to_list()
     if not rows:
-        raise DataError(f"hub dataset {repo_id!r}: the train split has no rows")
+        raise DataError(f"hub dataset {repo_id!r}: the {split} split has no rows")
     return rows
 
 
@@ -357,13 +373,50 @@ def schema_for(config: RunConfig) -> DataSchema:
 def load_train_data(config: RunConfig) -> TrainData:
     """Load, canonicalise and hash the training (and evaluation) data of a run.
 
-    When ``data.contamination_check`` is ``warn`` or ``refuse`` and there is evaluation data,
-    the eval rows are checked for n-gram overlap with the training rows here, before training.
+    ``data.path`` is one source; ``data.sources`` is a weighted mixture of several
+    (:mod:`provenir.data.mixture`). Each source is recorded as a
+    :class:`~provenir.core.inputs.DatasetSourcePin`. When ``data.contamination_check`` is
+    ``warn`` or ``refuse`` and there is evaluation data, the eval rows are checked for n-gram
+    overlap with the training rows here, before training.
     """
+    from provenir.core.inputs import DatasetSourcePin
+
     cfg = config.data
     schema = schema_for(config)
-    loaded = load_rows(cfg.path)
-    rows = _canonicalize_parts(loaded, schema, cfg)
+    pins: list[DatasetSourcePin] = []
+    if cfg.sources:
+        from provenir.data.mixture import interleave
+
+        per_source: list[list[dict[str, Any]]] = []
+        for src in cfg.sources:
+            loaded = load_rows(src.path, split=src.split, revision=src.revision, config=src.config)
+            src_rows = _canonicalize_parts(loaded, schema, cfg)[: src.max_samples]
+            per_source.append(src_rows)
+            pins.append(
+                DatasetSourcePin(
+                    role="train",
+                    uri=src.path,
+                    revision=src.revision,
+                    config=src.config,
+                    split=src.split,
+                    weight=src.weight,
+                    sha256=loaded.dataset_hash,
+                    rows=len(src_rows),
+                )
+            )
+        rows, used = interleave(per_source, [s.weight for s in cfg.sources], config.seed)
+        for pin, n in zip(pins, used, strict=True):
+            pin.rows_used = n
+        # A mixture's dataset hash covers every source's content and the mixing weights.
+        train_hash = sha256_json([p.model_dump(mode="json", exclude={"rows_used"}) for p in pins])
+    else:
+        assert cfg.path is not None  # DataConfig guarantees path when there are no sources
+        loaded = load_rows(cfg.path)
+        rows = _canonicalize_parts(loaded, schema, cfg)
+        pins.append(
+            DatasetSourcePin(role="train", uri=cfg.path, sha256=loaded.dataset_hash, rows=len(rows))
+        )
+        train_hash = loaded.dataset_hash
     if cfg.max_samples is not None:
         rows = rows[: cfg.max_samples]
     eval_rows: list[dict[str, Any]] | None = None
@@ -372,6 +425,9 @@ def load_train_data(config: RunConfig) -> TrainData:
         loaded_eval = load_rows(cfg.eval_path)
         eval_rows = _canonicalize_parts(loaded_eval, schema, cfg)
         eval_hash = loaded_eval.dataset_hash
+        pins.append(
+            DatasetSourcePin(role="eval", uri=cfg.eval_path, sha256=eval_hash, rows=len(eval_rows))
+        )
     elif cfg.eval_split > 0:
         rows, eval_rows = split_rows(rows, cfg.eval_split, config.seed)
         eval_hash = sha256_rows(eval_rows)
@@ -380,8 +436,9 @@ def load_train_data(config: RunConfig) -> TrainData:
         schema=schema,
         eval=eval_rows,
         path=cfg.path,
-        dataset_hash=loaded.dataset_hash,
+        dataset_hash=train_hash,
         eval_dataset_hash=eval_hash,
+        sources=pins,
     )
     mode = cfg.contamination_check
     if mode != "off" and eval_rows:

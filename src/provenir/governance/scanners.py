@@ -266,13 +266,14 @@ ScanPolicy = Literal["report", "mask", "refuse"]
 
 
 def apply_scan_policy(
-    dataset: Any, policy: ScanPolicy = "report", **scan_kwargs: Any
+    dataset: Any, policy: ScanPolicy = "report", *, what: str = "training data", **scan_kwargs: Any
 ) -> tuple[Any, ScanSummary]:
     """Scan before training and act: ``report`` (data unchanged), ``mask`` (PII and secrets
     replaced by placeholders), or ``refuse`` (:class:`DataError` if anything was found).
 
     Returns ``(dataset to train on, summary)``; a file path comes back as a list of dicts when
-    masked. The summary's ``action`` records what was done.
+    masked. The summary's ``action`` records what was done. ``what`` names the rows in the
+    refusal message (``training data``, ``eval data``).
     """
     if policy not in ("report", "mask", "refuse"):
         raise GovernanceError(f"invalid scan policy {policy!r}: expected report, mask or refuse")
@@ -287,7 +288,7 @@ def apply_scan_policy(
         }
         found = ", ".join(f"{k}={v}" for k, v in counts.items() if v)
         raise DataError(
-            f"training data contains PII or secrets ({found}); mask it (provenir scan --mask) or fix it"
+            f"{what} contains PII or secrets ({found}); mask it (provenir scan --mask) or fix it"
         )
     if policy == "mask":
         summary.action = "masked"

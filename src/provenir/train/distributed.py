@@ -75,8 +75,14 @@ def plan_launch(config: RunConfig, gpus: int | None = None) -> LaunchPlan:
     return LaunchPlan(nproc, d.num_nodes, "cuda", "nccl")
 
 
-def torchrun_command(config: RunConfig, plan: LaunchPlan, config_path: Path, run_dir: Path) -> list[str]:
-    """The ``torchrun`` command line that runs the worker on every rank of this node."""
+def torchrun_command(
+    config: RunConfig, plan: LaunchPlan, config_path: Path, run_dir: Path, data: TrainData | None = None
+) -> list[str]:
+    """The ``torchrun`` command line that runs the worker on every rank of this node.
+
+    ``data``'s stored-rows pins travel on the command line, so every rank reads the exact rows the
+    manifest records (and checks their hash) instead of reloading and rescanning the source.
+    """
     d = config.distributed
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={plan.nproc_per_node}"]
     if plan.num_nodes == 1:
@@ -88,7 +94,14 @@ def torchrun_command(config: RunConfig, plan: LaunchPlan, config_path: Path, run
             f"--master-addr={d.master_addr}",
             f"--master-port={d.master_port}",
         ]
-    return [*cmd, "-m", "provenir.train.worker", "--config", str(config_path), "--run-dir", str(run_dir)]
+    worker = [*cmd, "-m", "provenir.train.worker", "--config", str(config_path), "--run-dir", str(run_dir)]
+    for flag, pin in (
+        ("--train-rows", data and data.train_rows_pin),
+        ("--eval-rows", data and data.eval_rows_pin),
+    ):
+        if pin is not None:
+            worker += [flag, pin.model_dump_json()]
+    return worker
 
 
 def deepspeed_config(config: RunConfig) -> dict[str, Any]:
@@ -149,7 +162,11 @@ class DistributedLauncher:
         result_path = run_dir / RESULT_FILE
         result_path.unlink(missing_ok=True)
         env = {**os.environ, "PROVENIR_WORLD_SIZE": str(plan.world_size)}
-        proc = subprocess.run(torchrun_command(config, plan, config_path, run_dir), env=env)
+        if dataset.train_rows_pin is None:
+            raise BackendError(
+                "distributed training needs the run's stored rows (run it through the run driver)"
+            )
+        proc = subprocess.run(torchrun_command(config, plan, config_path, run_dir, dataset), env=env)
         if proc.returncode != 0:
             raise BackendError(f"distributed training failed: torchrun exited with code {proc.returncode}")
         if not result_path.is_file():

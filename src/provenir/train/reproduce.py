@@ -1,20 +1,24 @@
 """``provenir reproduce``: check a manifest's inputs, replay the run, compare the weights.
 
-Before anything trains, the manifest must verify (hash, file form, signature), its embedded
-config must still resolve to the recorded ``config_hash`` under this Provenir version, and the
-dataset on disk must hash to the recorded ``dataset_hash``. Otherwise nothing runs.
+Before anything trains: the manifest must verify (hash, file form, signature) and record a
+completed run; its embedded config must still resolve to the recorded ``config_hash`` under this
+Provenir version; and every pinned input (:mod:`provenir.core.inputs`: model and adapter files,
+chat template, dataset sources, the exact training and eval rows) must be derived again from what
+is on disk and equal what was recorded. Otherwise nothing runs, and the error names each input
+that differs. When the replay is not bitwise identical, the environment fields that differ from
+the original run are listed: they are the usual reason.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from provenir.core.config import RunConfig
+from provenir.core.environment import environment_diff
 from provenir.core.errors import ReproducibilityError
 from provenir.core.manifest import RunManifest
-from provenir.data.loading import dataset_hash
+from provenir.core.store import RunStore
 from provenir.train.runner import RunOptions, train
 
 
@@ -26,6 +30,7 @@ class Reproduction:
     replay: RunManifest
     identical: bool
     metric_deltas: dict[str, tuple[float, float]] = field(default_factory=dict)
+    environment_differences: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -34,34 +39,26 @@ class Reproduction:
 
 
 def check_inputs(manifest: RunManifest) -> RunConfig:
-    """The config to replay, after checking that neither it nor the dataset changed."""
+    """The config to replay, after checking the run finished and its config still hashes alike.
+
+    The pinned inputs themselves are re-derived and compared by the run driver
+    (``RunOptions.expected_inputs``) before it writes or trains anything.
+    """
+    if manifest.status != "completed":
+        raise ReproducibilityError(
+            f"run {manifest.run_id} is {manifest.status}: only a completed run can be reproduced"
+        )
+    if manifest.inputs is None:
+        raise ReproducibilityError(
+            f"run {manifest.run_id} has a schema-{manifest.schema_version} manifest that pins no inputs "
+            "(model files, rows); it cannot be replayed against them"
+        )
     config = RunConfig.from_dict(manifest.config)
     if config.config_hash() != manifest.config_hash:
         raise ReproducibilityError(
             f"config hash changed: the manifest's config now resolves to {config.config_hash()[:16]}…, "
             f"recorded {manifest.config_hash[:16]}… (a Provenir upgrade changed config defaults?)"
         )
-    current = dataset_hash(config.data.path)
-    if current != manifest.dataset_hash:
-        raise ReproducibilityError(
-            f"dataset changed: {config.data.path} hashes to {current[:16]}…, "
-            f"the manifest recorded {manifest.dataset_hash[:16]}…"
-        )
-    if config.data.eval_path and manifest.eval_dataset_hash:
-        current_eval = dataset_hash(config.data.eval_path)
-        if current_eval != manifest.eval_dataset_hash:
-            raise ReproducibilityError(
-                f"eval dataset changed: {config.data.eval_path} hashes to {current_eval[:16]}…, "
-                f"the manifest recorded {manifest.eval_dataset_hash[:16]}…"
-            )
-    if config.init_adapter:
-        from provenir.core.hashing import sha256_path
-
-        recorded = manifest.extra.get("init_adapter_hash")
-        if sha256_path(config.init_adapter) != recorded:
-            raise ReproducibilityError(
-                f"initial adapter changed: {config.init_adapter} no longer hashes as recorded"
-            )
     return config
 
 
@@ -70,13 +67,16 @@ def reproduce(manifest_file: str | os.PathLike[str], *, output_dir: str | None =
     original, raw = RunManifest.load_with_text(manifest_file)
     original.verify(raw=raw)
     config = check_inputs(original)
-    if output_dir is not None:
-        config = config.model_copy(update={"output_dir": output_dir})
-    else:
-        # Replays land beside the original: <output_dir>/manifests/<id>.json -> <output_dir>.
-        config = config.model_copy(update={"output_dir": str(Path(manifest_file).resolve().parent.parent)})
+    # Replays land beside the original unless told otherwise.
+    store = RunStore(output_dir) if output_dir is not None else RunStore.of_manifest_file(manifest_file)
+    config = config.model_copy(update={"output_dir": str(store.root)})
     replay = train(
-        config, RunOptions(provenance=[*original.provenance, original.run_id], relation="reproduce")
+        config,
+        RunOptions(
+            provenance=[*original.provenance, original.run_id],
+            relation="reproduce",
+            expected_inputs=original.inputs,
+        ),
     )
     identical = original.adapter_hash is not None and original.adapter_hash == replay.adapter_hash
     deltas = {
@@ -84,13 +84,14 @@ def reproduce(manifest_file: str | os.PathLike[str], *, output_dir: str | None =
         for k in sorted(set(original.metrics) & set(replay.metrics))
         if k not in ("train_runtime_s", "train_cpu_s") and original.metrics[k] != replay.metrics[k]
     }
+    env_diff = [] if identical else environment_diff(original.environment, replay.environment)
     from provenir.governance.audit import AuditLogger
 
-    AuditLogger(Path(config.output_dir) / "audit").log(
+    AuditLogger(store.audit_dir).log(
         "reproduce_completed",
         run_id=replay.run_id,
         original_run_id=original.run_id,
         identical=identical,
         adapter_hash=replay.adapter_hash,
     )
-    return Reproduction(original, replay, identical, deltas)
+    return Reproduction(original, replay, identical, deltas, env_diff)

@@ -20,8 +20,11 @@ from provenir.core.atomic import atomic_write_text
 from provenir.core.config import RunConfig
 from provenir.core.environment import capture_environment, git_state
 from provenir.core.errors import BackendError, ConfigError, ProvenirError, ReproducibilityError
-from provenir.core.hashing import sha256_file, sha256_path
-from provenir.core.manifest import RunManifest, manifest_path, manifests_dir, new_run_id, run_dir, utc_now
+from provenir.core.hashing import sha256_file
+from provenir.core.inputs import RunInputs, diff_inputs
+from provenir.core.manifest import RunManifest, new_run_id, utc_now
+from provenir.core.store import RunStore
+from provenir.data.pinned_rows import EVAL_ROWS_FILE, TRAIN_ROWS_FILE, rows_pin, write_rows
 from provenir.governance.audit import AuditLogger
 from provenir.plugins.registry import PluginRegistry
 
@@ -35,6 +38,8 @@ class RunOptions:
 
     ``resume``: ``True`` continues the newest unfinished run with the same config hash from its
     last checkpoint (``save_steps`` must have been set); a run id continues that run.
+    ``expected_inputs``: the inputs a replay must find (``provenir reproduce``); any difference
+    is a :class:`ReproducibilityError` before anything is written or trained.
     """
 
     provenance: list[str] | None = None
@@ -42,19 +47,36 @@ class RunOptions:
     run_id: str | None = None
     resume: bool | str = False
     backend: Any | None = None  # an already-built backend instance (tests, RLAIF callbacks)
+    expected_inputs: RunInputs | None = None
 
 
 def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     """Train one run and return its sealed, saved manifest."""
     opts = options or RunOptions()
+    store = RunStore(config.output_dir)
     data = _load_data(config)
     scans = _scan(config, data)
-    audit = AuditLogger(Path(config.output_dir) / "audit")
     backend = opts.backend if opts.backend is not None else select_backend(config)
-    previous = find_resumable(config, opts.resume, data.dataset_hash) if opts.resume else None
+    previous = find_resumable(config, store, opts.resume, data.dataset_hash) if opts.resume else None
+    inputs = pin_inputs(config, data, backend)
+    if opts.expected_inputs is not None:
+        differences = diff_inputs(opts.expected_inputs, inputs)
+        if differences:
+            raise ReproducibilityError("inputs differ from the original run: " + "; ".join(differences))
+    if previous is not None and previous.inputs is not None:
+        differences = diff_inputs(previous.inputs, inputs)
+        if differences:
+            raise ReproducibilityError(
+                f"run {previous.run_id}: inputs changed since it started, cannot resume it: "
+                + "; ".join(differences)
+            )
     run_id = previous.run_id if previous else (opts.run_id or new_run_id())
-    rdir = run_dir(config.output_dir, run_id)
+    rdir = store.run_dir(run_id)
     rdir.mkdir(parents=True, exist_ok=True)
+    # The exact rows, stored once: every rank of a distributed run reads these, not the source.
+    data.train_rows_pin = write_rows(rdir, TRAIN_ROWS_FILE, data.train)
+    if data.eval is not None:
+        data.eval_rows_pin = write_rows(rdir, EVAL_ROWS_FILE, data.eval)
     config.to_yaml(rdir / "config.yaml")
     git_sha, dirty = git_state()
     manifest = RunManifest(
@@ -72,23 +94,20 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         relation=opts.relation or (previous.relation if previous else None),
         config=config.model_dump(mode="json"),
         data_path=config.data.path,
-        environment=capture_environment(),
+        inputs=inputs,
+        environment=run_environment(backend),
         scans=scans,
     )
-    manifest.extra["train_rows"] = len(data.train)
     if data.contamination is not None:
         manifest.extra["contamination"] = data.contamination
-    if data.eval:
-        manifest.extra["eval_rows"] = len(data.eval)
-    if config.init_adapter:
-        manifest.extra["init_adapter_hash"] = sha256_path(config.init_adapter)
     if previous is not None:
         manifest.timestamp = previous.timestamp  # the run started then; this is its continuation
     from provenir.train.tracking import build_tracker
 
+    audit = AuditLogger(store.audit_dir)
     tracker = build_tracker(config, rdir)  # a missing tracking package fails here, before any manifest
     callbacks = _run_callbacks(config, data, tracker)  # so does an evaluation the data cannot support
-    path = manifest_path(config.output_dir, run_id)
+    path = store.manifest_path(run_id)
     manifest.seal(config.manifest.signing_key_path).save(path)
     started = audit.log(
         "training_resumed" if previous else "training_started",
@@ -201,13 +220,75 @@ def _attach_callbacks(backend: Any, callbacks: list[Any]) -> list[Any]:
 
 
 def _scan(config: RunConfig, data: TrainData) -> dict[str, Any] | None:
-    """Scan (and mask, or refuse) the training rows when ``data.scan`` asks for it."""
+    """Scan (and mask, or refuse) the training and eval rows when ``data.scan`` asks for it.
+
+    The summary's top level is the training rows' scan; ``eval`` holds the eval rows' scan.
+    """
     if config.data.scan == "off":
         return None
     from provenir.governance.scanners import apply_scan_policy
 
-    data.train, summary = apply_scan_policy(data.train, config.data.scan)
-    return summary.to_dict()
+    data.train, summary = apply_scan_policy(data.train, config.data.scan, what="training data")
+    result = summary.to_dict()
+    if data.eval:
+        data.eval, eval_summary = apply_scan_policy(data.eval, config.data.scan, what="eval data")
+        result["eval"] = eval_summary.to_dict()
+    return result
+
+
+def pin_inputs(config: RunConfig, data: TrainData, backend: Any) -> RunInputs:
+    """Everything the run will consume, by content, derived before anything is written.
+
+    The base model is pinned when the backend loads one (a backend sets ``loads_model = False``
+    when it does not, like ``stub``); the chat template is pinned as it will render the rows.
+    """
+    notes: list[str] = []
+    model_pin = None
+    template = None
+    if getattr(backend, "loads_model", True):
+        from provenir.train.model_files import pin_model
+
+        model_pin = pin_model(config.model_name_or_path, config.model_revision)
+    else:
+        notes.append(f"model: backend {config.backend!r} loads no model, so none was pinned")
+    from provenir.data.templates import TEMPLATE_REGISTRY, TOKENIZER_TEMPLATE, template_pin
+
+    if config.data.template == TOKENIZER_TEMPLATE:
+        if model_pin is not None:
+            from provenir.train.backends.trl_backend import load_tokenizer
+            from provenir.train.tiny_model import resolve_model_path
+
+            tokenizer = load_tokenizer(resolve_model_path(config.model_name_or_path), config.model_revision)
+            template = template_pin(TOKENIZER_TEMPLATE, TEMPLATE_REGISTRY.resolve(TOKENIZER_TEMPLATE, tokenizer))
+        else:
+            notes.append("chat_template: the tokenizer's template is not pinned because no model is loaded")
+    else:
+        template = template_pin(config.data.template, TEMPLATE_REGISTRY.get(config.data.template))
+    adapter_pin = None
+    if config.init_adapter:
+        from provenir.train.model_files import pin_adapter
+
+        adapter_pin = pin_adapter(config.init_adapter)
+    return RunInputs(
+        model=model_pin,
+        init_adapter=adapter_pin,
+        chat_template=template,
+        datasets=list(data.sources),
+        training_rows=rows_pin(data.train, TRAIN_ROWS_FILE),
+        eval_rows=rows_pin(data.eval, EVAL_ROWS_FILE) if data.eval is not None else None,
+        notes=notes,
+    )
+
+
+def run_environment(backend: Any) -> dict[str, Any]:
+    """The environment of this run: interpreter, CPU and packages, plus torch's build and settings
+    when the backend trains with torch."""
+    env = capture_environment()
+    if getattr(backend, "loads_model", True):
+        from provenir.train.torch_environment import capture_torch_environment
+
+        env["torch"] = capture_torch_environment()
+    return env
 
 
 def select_backend(config: RunConfig) -> Any:
@@ -221,11 +302,13 @@ def select_backend(config: RunConfig) -> Any:
     return PluginRegistry.create("backend", config.backend)
 
 
-def find_resumable(config: RunConfig, resume: bool | str, data_hash: str | None) -> RunManifest:
+def find_resumable(
+    config: RunConfig, store: RunStore, resume: bool | str, data_hash: str | None
+) -> RunManifest:
     """The unfinished run to continue; refuses if its config or dataset differ from now."""
-    folder = manifests_dir(config.output_dir)
+    folder = store.manifests_dir
     if isinstance(resume, str):
-        candidates = [RunManifest.load(manifest_path(config.output_dir, resume))]
+        candidates = [RunManifest.load(store.manifest_path(resume))]
     else:
         candidates = []
         for p in folder.glob("*.json") if folder.is_dir() else []:
@@ -299,6 +382,8 @@ def _record_result(manifest: RunManifest, result: TrainResult, rdir: Path) -> No
         manifest.extra["non_finite_metrics"] = non_finite
     manifest.environment["device"] = result.device
     manifest.resumed_from = result.resumed_from
+    if manifest.inputs is not None:
+        manifest.inputs.resumed_checkpoint = result.resumed_checkpoint
     if result.train_runtime_s is not None:
         manifest.metrics["train_runtime_s"] = round(result.train_runtime_s, 3)
     manifest.extra.update(result.extra)

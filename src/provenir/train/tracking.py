@@ -92,7 +92,8 @@ class Tracker(Protocol):
 
 def run_record(config: RunConfig, run_id: str) -> dict[str, str]:
     """Provenir's identity of a run, logged next to the config: run id, config hash, dataset path."""
-    return {"run_id": run_id, "config_hash": config.config_hash(), "data_path": config.data.path}
+    data = config.data.path or " + ".join(f"{s.path} (weight {s.weight:g})" for s in config.data.sources)
+    return {"run_id": run_id, "config_hash": config.config_hash(), "data_path": data}
 
 
 def manifest_record(manifest: RunManifest) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Entry point of one rank under ``torchrun`` (started by :class:`~provenir.train.distributed.DistributedLauncher`).
 
-Every rank trains; rank 0 saves the adapter and writes ``worker_result.json`` for the launcher.
+Every rank trains on the exact rows the run driver stored in the run folder (hash-checked, never
+reloaded from the source); rank 0 saves the adapter and writes ``worker_result.json`` for the launcher.
 """
 
 from __future__ import annotations
@@ -11,11 +12,27 @@ import json
 import os
 from pathlib import Path
 
+from provenir.core.abstractions import TrainData
 from provenir.core.atomic import atomic_write_json
 from provenir.core.config import RunConfig
-from provenir.data.loading import load_train_data
+from provenir.core.inputs import RowsPin
+from provenir.data.loading import schema_for
+from provenir.data.pinned_rows import read_rows
 from provenir.plugins.registry import PluginRegistry
 from provenir.train.distributed import RESULT_FILE
+
+
+def stored_train_data(
+    config: RunConfig, run_dir: Path, train_pin: RowsPin, eval_pin: RowsPin | None
+) -> TrainData:
+    """The rows the run driver stored, hash-checked: no rank reloads or rescans the source."""
+    return TrainData(
+        train=read_rows(run_dir, train_pin),
+        schema=schema_for(config),
+        eval=read_rows(run_dir, eval_pin) if eval_pin is not None else None,
+        train_rows_pin=train_pin,
+        eval_rows_pin=eval_pin,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,13 +40,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--run-dir", required=True, type=Path)
+    parser.add_argument("--train-rows", required=True, type=RowsPin.model_validate_json)
+    parser.add_argument("--eval-rows", type=RowsPin.model_validate_json)
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
     config = RunConfig.from_yaml(args.config)
     backend = PluginRegistry.create("backend", config.backend)
     if hasattr(backend, "progress"):
         backend.progress = rank == 0
-    result = backend.fit(config, load_train_data(config), args.run_dir)
+    result = backend.fit(
+        config, stored_train_data(config, args.run_dir, args.train_rows, args.eval_rows), args.run_dir
+    )
     if rank == 0:
         payload = dataclasses.asdict(result)
         payload["adapter_dir"] = str(result.adapter_dir) if result.adapter_dir else None

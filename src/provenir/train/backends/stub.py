@@ -20,6 +20,9 @@ from provenir.plugins.registry import PluginRegistry
 class StubBackend:
     """Instant backend for tests of everything around training."""
 
+    #: The run driver pins (hashes) the base model only for backends that load one.
+    loads_model = False
+
     def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
         """Write the placeholder adapter and report zero training."""
         adapter = run_dir / "adapter"
