@@ -2,7 +2,8 @@
 
 Before anything trains, the manifest must verify (hash, file form, signature), its embedded
 config must still resolve to the recorded ``config_hash`` under this Provenir version, and the
-dataset on disk must hash to the recorded ``dataset_hash``. Otherwise nothing runs.
+dataset on disk must hash to the recorded ``dataset_hash``. Otherwise nothing runs. A replay
+that is not bitwise identical names the environment fields that differ from the original's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provenir.core.config import RunConfig
+from provenir.core.environment import environment_diff
 from provenir.core.errors import ReproducibilityError
 from provenir.core.manifest import RunManifest
 from provenir.data.loading import dataset_hash
@@ -26,6 +28,8 @@ class Reproduction:
     replay: RunManifest
     identical: bool
     metric_deltas: dict[str, tuple[float, float]] = field(default_factory=dict)
+    environment_changes: list[str] = field(default_factory=list)
+    """``path: original -> replay`` for every environment field that differs (see ``environment_diff``)."""
 
     @property
     def verdict(self) -> str:
@@ -93,4 +97,5 @@ def reproduce(manifest_file: str | os.PathLike[str], *, output_dir: str | None =
         identical=identical,
         adapter_hash=replay.adapter_hash,
     )
-    return Reproduction(original, replay, identical, deltas)
+    changes = environment_diff(original.environment, replay.environment)
+    return Reproduction(original, replay, identical, deltas, changes)
