@@ -240,3 +240,15 @@ def test_cli_report_lineage_compare_and_errors(tmp_path: Path) -> None:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_environment_section_shows_nested_records_as_dotted_rows(tmp_path: Path) -> None:
+    out = tmp_path / "artifacts"
+    m = stub_run(out)
+    html = render_report(m.run_id, output_dir=out)
+    section = html[html.index('<h2 id="environment">') : html.index('<h2 id="config">')]
+    cpu = m.environment["cpu"]
+    assert f"<tr><th>cpu.logical_cpus</th><td>{cpu['logical_cpus']}</td></tr>" in section
+    if cpu["flags"]:
+        assert f"<tr><th>cpu.flags</th><td>{', '.join(cpu['flags'])}</td></tr>" in section
+    assert "{" not in section  # no record printed as a Python dict

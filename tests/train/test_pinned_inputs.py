@@ -100,7 +100,7 @@ def test_changed_model_file_or_chat_template_is_refused_before_training(
     tok_config.write_text(json.dumps({**settings, "chat_template": CHAT_TEMPLATE}, indent=2))
 
     result = reproduce(manifest)
-    assert result.identical, result.environment_differences
+    assert result.identical, result.environment_changes
     assert result.replay.inputs == original.inputs
 
 

@@ -76,3 +76,31 @@ def test_reproduce_real_trl_run_is_bitwise_identical(tmp_path: Path, tiny_model_
     result = reproduce(manifest_path(config.output_dir, original.run_id))
     assert result.identical, result.metric_deltas
     assert result.replay.adapter_hash == original.adapter_hash
+
+
+def test_a_differing_replay_names_the_environment_fields_that_changed(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from provenir.cli.main import build_app
+
+    _, original, path = stub_run(tmp_path)
+    assert reproduce(path).environment_changes == []  # same machine, same process: nothing differs
+    # The original as if recorded elsewhere, with weights the replay cannot match; sealed
+    # consistently so it still verifies.
+    original.environment["cpu"]["model"] = "Some Other CPU 9000"
+    original.environment["packages"]["torch"] = "0.0.1"
+    original.environment["executable"] = "/opt/old/bin/python"
+    original.adapter_hash = "0" * 64
+    original.seal().save(path)
+    result = reproduce(path)
+    assert not result.identical
+    current = result.replay.environment
+    assert result.environment_changes == [
+        f"cpu.model: Some Other CPU 9000 -> {current['cpu']['model']}",
+        "executable: /opt/old/bin/python -> (absent)",
+        f"packages.torch: 0.0.1 -> {current['packages']['torch']}",
+    ]
+    cli = CliRunner().invoke(build_app(), ["reproduce", str(path)])
+    assert cli.exit_code == 1
+    assert "environment differs from the original run:" in cli.output
+    assert f"cpu.model: Some Other CPU 9000 -> {current['cpu']['model']}" in cli.output

@@ -77,12 +77,12 @@ def register(app: typer.Typer) -> None:
         for k, (a, b) in result.metric_deltas.items():
             table.add_row(k, f"{a:.6g}", f"{b:.6g}", f"{b - a:+.3g}")
         console.print(table)
-        if result.environment_differences:
-            console.print("environment fields that differ from the original run:")
-            for line in result.environment_differences:
-                console.print(f"  {line}", markup=False)
+        if result.environment_changes:
+            console.print("environment differs from the original run:")
+            for line in result.environment_changes:
+                console.print(f"  {line}", markup=False, highlight=False)
         else:
-            console.print("no recorded environment field differs from the original run")
+            console.print("environment: no recorded field differs from the original run")
         raise typer.Exit(1)
 
     runs_app = typer.Typer(help="List runs.", no_args_is_help=True)

@@ -239,8 +239,21 @@ def _env_rows(run: RunArtifacts) -> list[tuple[str, Any]]:
     for key in sorted(
         set(env) - {"python", "implementation", "platform", "machine", "device", "packages", "executable"}
     ):
-        rows.append((key, env[key]))
+        rows.extend(_flat_rows(key, env[key]))
     return rows
+
+
+def _flat_rows(key: str, value: Any) -> list[tuple[str, Any]]:
+    """Nested environment records (``cpu``, ``torch``, per-GPU entries) as dotted ``key`` rows."""
+    if isinstance(value, dict):
+        if not value:
+            return [(key, "—")]
+        return [row for sub in sorted(value, key=str) for row in _flat_rows(f"{key}.{sub}", value[sub])]
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        return [row for i, v in enumerate(value) for row in _flat_rows(f"{key}.{i}", v)]
+    if isinstance(value, list):
+        return [(key, ", ".join(map(str, value)) or "—")]
+    return [(key, value)]
 
 
 def _training_plots(run: RunArtifacts) -> list[tuple[str, str]]:

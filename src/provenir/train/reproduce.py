@@ -30,7 +30,8 @@ class Reproduction:
     replay: RunManifest
     identical: bool
     metric_deltas: dict[str, tuple[float, float]] = field(default_factory=dict)
-    environment_differences: list[str] = field(default_factory=list)
+    environment_changes: list[str] = field(default_factory=list)
+    """``path: original -> replay`` for every environment field that differs (see ``environment_diff``)."""
 
     @property
     def verdict(self) -> str:
@@ -84,7 +85,7 @@ def reproduce(manifest_file: str | os.PathLike[str], *, output_dir: str | None =
         for k in sorted(set(original.metrics) & set(replay.metrics))
         if k not in ("train_runtime_s", "train_cpu_s") and original.metrics[k] != replay.metrics[k]
     }
-    env_diff = [] if identical else environment_diff(original.environment, replay.environment)
+    env_diff = environment_diff(original.environment, replay.environment)
     from provenir.governance.audit import AuditLogger
 
     AuditLogger(store.audit_dir).log(
