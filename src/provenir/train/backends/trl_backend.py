@@ -11,12 +11,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenir.core.abstractions import TrainData, TrainResult
 from provenir.core.config import RunConfig
 from provenir.core.errors import BackendError
 from provenir.plugins.registry import PluginRegistry
+
+if TYPE_CHECKING:
+    from provenir.train.checkpoints import ResumePoint
 
 
 def resolve_device(config: RunConfig) -> str:
@@ -139,7 +142,7 @@ def template_prompt(template: str, tokenizer: Any, row: dict[str, Any]) -> str:
     return TEMPLATE_REGISTRY.format(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
 
 
-def resume_point(run_dir: Path) -> Any:
+def resume_point(run_dir: Path) -> ResumePoint:
     """Where this run continues: the newest complete checkpoint (see :mod:`provenir.train.checkpoints`).
 
     Unfinished checkpoints are reported (once, by rank 0) and moved out of Trainer's way.
