@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from provenir.core.inputs import CheckpointPin
+
 if TYPE_CHECKING:
     from provenir.core.config import RunConfig
     from provenir.core.inputs import DatasetSourcePin, RowsPin
@@ -53,6 +55,8 @@ class TrainResult:
     resumed_from: str | None = None
     train_runtime_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The files of the checkpoint this run continued from (resumed_from is its name).
+    resumed_checkpoint: CheckpointPin | None = None
 
 
 @runtime_checkable

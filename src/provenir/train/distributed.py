@@ -22,6 +22,7 @@ from typing import Any
 from provenir.core.abstractions import TrainData, TrainResult
 from provenir.core.config import RunConfig
 from provenir.core.errors import BackendError, ConfigError
+from provenir.core.inputs import CheckpointPin
 
 RESULT_FILE = "worker_result.json"
 
@@ -178,6 +179,11 @@ class DistributedLauncher:
             log_history=data["log_history"],
             device=data["device"],
             resumed_from=data.get("resumed_from"),
+            resumed_checkpoint=(
+                CheckpointPin.model_validate(data["resumed_checkpoint"])
+                if data.get("resumed_checkpoint")
+                else None
+            ),
             train_runtime_s=data.get("train_runtime_s"),
             extra={
                 "world_size": plan.world_size,

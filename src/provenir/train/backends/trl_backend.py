@@ -8,14 +8,18 @@ inside :meth:`TRLBackend.fit`, so registering the backend costs nothing.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenir.core.abstractions import TrainData, TrainResult
 from provenir.core.config import RunConfig
 from provenir.core.errors import BackendError
 from provenir.plugins.registry import PluginRegistry
+
+if TYPE_CHECKING:
+    from provenir.train.checkpoints import ResumePoint
 
 
 def resolve_device(config: RunConfig) -> str:
@@ -138,14 +142,20 @@ def template_prompt(template: str, tokenizer: Any, row: dict[str, Any]) -> str:
     return TEMPLATE_REGISTRY.format(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
 
 
-def last_checkpoint(run_dir: Path) -> str | None:
-    """The newest ``checkpoint-N`` of this run: a run folder with checkpoints is resumed, not restarted."""
-    folder = run_dir / "checkpoints"
-    if not folder.is_dir():
-        return None
-    from transformers.trainer_utils import get_last_checkpoint
+def resume_point(run_dir: Path) -> ResumePoint:
+    """Where this run continues: the newest complete checkpoint (see :mod:`provenir.train.checkpoints`).
 
-    return get_last_checkpoint(str(folder))
+    Unfinished checkpoints are reported (once, by rank 0) and moved out of Trainer's way.
+    """
+    from provenir.train.checkpoints import find_resume_checkpoint, set_aside
+
+    point = find_resume_checkpoint(run_dir)
+    if point.skipped and int(os.environ.get("RANK", "0")) == 0:
+        for message, dest in zip(point.messages, set_aside(run_dir, point.skipped), strict=True):
+            print(f"{message}; moved to {dest}", file=sys.stderr)
+        if point.checkpoint is None:
+            print("no complete checkpoint to resume from; training starts again from step 0", file=sys.stderr)
+    return point
 
 
 def common_args(config: RunConfig, run_dir: Path, device: str) -> dict[str, Any]:
@@ -219,6 +229,11 @@ class TRLBackend:
                 "distributed.strategy: fsdp requested but Trainer did not enable FSDP (no GPU?)"
             )
         callbacks = list(self.callbacks)
+        if config.save_steps:
+            from provenir.train.checkpoints import CheckpointMarkerCallback
+
+            # First, so that a callback stopping the process in on_save finds the checkpoint marked.
+            callbacks.insert(0, CheckpointMarkerCallback())
         if self.progress:
             from transformers import PrinterCallback
 
@@ -232,8 +247,9 @@ class TRLBackend:
 
     def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
         """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs."""
+        point = resume_point(run_dir)  # before loading the model: an altered checkpoint fails fast
         trainer, tokenizer, device = self.build_trainer(config, dataset, run_dir)
-        checkpoint = last_checkpoint(run_dir)
+        checkpoint = str(point.checkpoint) if point.checkpoint else None
         started, cpu_started = time.perf_counter(), time.process_time()
         output = trainer.train(resume_from_checkpoint=checkpoint)
         runtime, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -256,7 +272,8 @@ class TRLBackend:
             metrics=metrics,
             log_history=list(trainer.state.log_history),
             device=device,
-            resumed_from=Path(checkpoint).name if checkpoint else None,
+            resumed_from=point.pin.name if point.pin else None,
+            resumed_checkpoint=point.pin,
             train_runtime_s=runtime,
             # What torch.distributed actually ran with, not what was asked for.
             extra={"world_size": trainer.args.world_size},
