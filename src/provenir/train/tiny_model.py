@@ -19,6 +19,7 @@ from typing import Any
 
 from provenir.core.config import TINY_MODEL_ID
 from provenir.core.hashing import sha256_json
+from provenir.core.home import provenir_home
 
 #: Bump when the recipe changes so a stale cached build is never reused.
 RECIPE_VERSION = 1
@@ -51,7 +52,7 @@ SPECIAL_TOKENS = [
 
 def cache_root() -> Path:
     """Folder under which built models are cached."""
-    return Path(os.environ.get("PROVENIR_HOME", Path.home() / ".cache" / "provenir")) / "models"
+    return provenir_home() / "models"
 
 
 def _corpus_texts() -> list[str]:

@@ -33,12 +33,12 @@ def resolve_device(config: RunConfig) -> str:
     return config.device
 
 
-def load_tokenizer(model_path: str) -> Any:
-    """Tokenizer of ``model_path`` with a pad token (EOS when the model defines none)."""
+def load_tokenizer(model_path: str, revision: str | None = None) -> Any:
+    """Tokenizer of ``model_path`` (at hub ``revision``) with a pad token (EOS when the model defines none)."""
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
     except (OSError, ValueError) as exc:
         raise BackendError(f"cannot load tokenizer for {model_path!r}: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
@@ -70,7 +70,7 @@ def load_model(config: RunConfig, model_path: str, device: str) -> Any:
     from transformers import AutoModelForCausalLM
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.precision]
-    kwargs: dict[str, Any] = {"dtype": dtype}
+    kwargs: dict[str, Any] = {"dtype": dtype, "revision": config.model_revision}
     quant = quantization_config(config)
     if quant is not None:
         kwargs["quantization_config"] = quant
@@ -209,7 +209,7 @@ class TRLBackend:
         set_seed(config.seed)
         device = resolve_device(config)
         model_path = resolve_model_path(config.model_name_or_path)
-        tokenizer = load_tokenizer(model_path)
+        tokenizer = load_tokenizer(model_path, revision=config.model_revision)
         model = load_model(config, model_path, device)
         if config.init_adapter:
             from peft import PeftModel
