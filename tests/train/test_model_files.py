@@ -11,8 +11,8 @@ import pytest
 
 from provenir.core.config import TINY_MODEL_ID
 from provenir.core.errors import ConfigError
-from provenir.core.inputs import FileSetPin, file_set_digest
-from provenir.train.model_files import diff_file_sets, pin_adapter, pin_model
+from provenir.core.inputs import FileSetPin, diff_file_sets, file_set_digest
+from provenir.train.model_files import pin_adapter, pin_model
 
 COMMIT_A = "a" * 40
 COMMIT_B = "b" * 40

@@ -78,28 +78,6 @@ def pin_adapter(path: str) -> FileSetPin:
     return _pin_folder(folder, path, "local", "adapter")
 
 
-def diff_file_sets(label: str, recorded: FileSetPin, current: FileSetPin) -> list[str]:
-    """One line per difference between two pins of ``label`` (e.g. "model"); empty when equal.
-
-    >>> diff_file_sets("model", recorded, current)  # doctest: +SKIP
-    ['model file model.safetensors changed: sha256 1a2b3c4d… -> 3c4d5e6f…']
-    """
-    lines = []
-    if recorded.resolved_revision != current.resolved_revision:
-        lines.append(
-            f"{label} revision resolved to {current.resolved_revision} (recorded {recorded.resolved_revision})"
-        )
-    for rel in sorted(recorded.files.keys() | current.files.keys()):
-        old, new = recorded.files.get(rel), current.files.get(rel)
-        if old is None:
-            lines.append(f"{label} file {rel} added")
-        elif new is None:
-            lines.append(f"{label} file {rel} removed")
-        elif old != new:
-            lines.append(f"{label} file {rel} changed: sha256 {old[:8]}… -> {new[:8]}…")
-    return lines
-
-
 def _is_hub_id(source: str) -> bool:
     return bool(_HUB_ID.fullmatch(source)) and "--" not in source and ".." not in source
 
