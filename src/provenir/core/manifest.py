@@ -226,7 +226,8 @@ class RunManifest(BaseModel):
         if not p.is_file():
             raise ManifestError(f"manifest not found: {p}")
         try:
-            raw = p.read_text(encoding="utf-8")
+            # Bytes, not text mode: newline translation would hide CRLF edits from the byte check.
+            raw = p.read_bytes().decode("utf-8")
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ManifestTamperedError(
