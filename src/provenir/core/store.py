@@ -31,7 +31,6 @@ from provenir.core.manifest import ManifestVerification, RunManifest, validate_r
 
 #: Characters a run id (or a prefix of one) may contain; anything else is treated as a path.
 _ID_CHARS = re.compile(r"^[0-9a-f-]{4,36}$")
-_RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 #: The default artifacts root; ``$PROVENIR_OUTPUT_DIR`` overrides it for every command.
 DEFAULT_OUTPUT_DIR = "artifacts"
@@ -111,12 +110,12 @@ class RunStore:
         folder = self.manifests_dir
         if not folder.is_dir():
             return []
-        return sorted(p.stem for p in folder.glob("*.json") if _RUN_ID.match(p.stem) and p.is_file())
+        return sorted(p.stem for p in folder.glob("*.json") if _is_run_id(p.stem) and p.is_file())
 
     def holds(self, manifest_file: str | os.PathLike[str]) -> bool:
         """True when ``manifest_file`` is one of this store's manifest files."""
         path = Path(manifest_file)
-        return _RUN_ID.match(path.stem) is not None and path.resolve().parent == self.manifests_dir.resolve()
+        return _is_run_id(path.stem) and path.resolve().parent == self.manifests_dir.resolve()
 
     # -- finding and reading ------------------------------------------------------------------
 
@@ -145,7 +144,7 @@ class RunStore:
             if not candidate.is_file():
                 raise ManifestError(f"manifest not found: {candidate}")
             return candidate
-        if not _ID_CHARS.match(text):
+        if not _ID_CHARS.fullmatch(text):
             raise ManifestError(
                 f"{text!r} is neither a manifest file nor a run id (a UUID such as "
                 "123e4567-e89b-42d3-a456-426614174000, or a unique prefix of one)"
@@ -226,7 +225,7 @@ class RunStore:
         result = manifest.check(
             raw=raw, trusted_public_key=trusted_public_key, run_directory=rdir if has_dir else None
         )
-        if _RUN_ID.match(path.stem) and path.stem != manifest.run_id:
+        if _is_run_id(path.stem) and path.stem != manifest.run_id:
             # The hash covers run_id, so a sealed manifest copied under another name still checks
             # out by itself: only the file name shows the substitution.
             result.problems.append(f"the file is named for run {path.stem} but holds run {manifest.run_id}")
@@ -246,6 +245,14 @@ class RunStore:
                 elif sha256_file(f) != sha:
                     result.problems.append(f"input rows {rel} changed (hash differs)")
         return result
+
+
+def _is_run_id(text: str) -> bool:
+    try:
+        validate_run_id(text)
+    except ManifestError:
+        return False
+    return True
 
 
 def _row_pins(manifest: RunManifest) -> list[tuple[str, str]]:
