@@ -129,7 +129,7 @@ def test_every_stage_is_audited(tmp_path: Path, scored: dict[str, Any]) -> None:
     flywheel = make(tmp_path, scored, CountingGenerator())
     flywheel.run(progress=False)
     flywheel.run(progress=False)
-    audit_dir = tmp_path / "artifacts/flywheel/fw/audit"
+    audit_dir = tmp_path / "artifacts/audit"  # the store's one audit log, beside the runs
     assert AuditLogger(audit_dir).verify().records == 12  # start + 4 stages + end, twice
     records = AuditReader(audit_dir).query(limit=100, order="asc").records
     stages = [(r.fields["stage"], r.fields["status"]) for r in records if r.event == "flywheel_stage"]

@@ -28,7 +28,6 @@ from provenir.api.errors import GuardMiddleware, install_error_handlers
 from provenir.api.routes import protected, public
 from provenir.api.run_index import RunIndex
 from provenir.api.settings import ApiSettings
-from provenir.core.manifest import manifests_dir
 
 logger = logging.getLogger("provenir.api")
 
@@ -37,7 +36,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """Build the FastAPI application for ``settings`` (default: ``artifacts/``, no token)."""
     settings = settings or ApiSettings()
     run_index = RunIndex(
-        settings.resolved_index_path, manifests_dir(settings.output_dir), max_age_s=settings.index_max_age_s
+        settings.resolved_index_path, settings.store.manifests_dir, max_age_s=settings.index_max_age_s
     )
 
     @asynccontextmanager

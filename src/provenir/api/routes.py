@@ -1,9 +1,9 @@
 """The read-only endpoints. Each one validates its input, calls one library function and shapes
 the answer; the logic lives in :mod:`provenir.core`, :mod:`provenir.governance` and friends.
 
-Run ids are checked against the UUID pattern before any path is built from them (and
-:func:`provenir.core.manifest.manifest_path` checks again), so no request can name a file
-outside the artifacts folder.
+Every path comes from the settings' :class:`~provenir.core.store.RunStore`. Run ids are checked
+against the UUID pattern before any path is built from them (and the store checks again), so no
+request can name a file outside the artifacts folder.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from provenir.api.models import (
 )
 from provenir.api.run_index import RunIndex
 from provenir.api.settings import ApiSettings
-from provenir.core.errors import EvaluationError, ManifestTamperedError
-from provenir.core.manifest import RunManifest, manifest_path, run_dir
+from provenir.core.errors import EvaluationError
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 
 RunId = Annotated[
     str,
@@ -67,6 +68,10 @@ def _settings(request: Request) -> ApiSettings:
     return settings
 
 
+def _store(request: Request) -> RunStore:
+    return _settings(request).store
+
+
 def _index(request: Request) -> RunIndex:
     index: RunIndex = request.app.state.run_index
     return index
@@ -83,8 +88,8 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _load_manifest(settings: ApiSettings, run_id: str) -> tuple[RunManifest, str]:
-    path = manifest_path(settings.output_dir, run_id)
+def _load_manifest(store: RunStore, run_id: str) -> tuple[RunManifest, str]:
+    path = store.manifest_path(run_id)
     if not path.is_file():
         raise ApiError(404, "not_found", f"no run {run_id}")
     manifest, raw = RunManifest.load_with_text(path)  # ManifestTamperedError -> 409
@@ -133,12 +138,12 @@ def get_run(request: Request, run_id: RunId) -> RunDetail:
     """One run: summary, training metrics, outputs and its evaluation (eval.json if present)."""
     from provenir.eval.harness import EVAL_FILENAME, EvalResult
 
-    settings = _settings(request)
-    manifest, _ = _load_manifest(settings, run_id)
+    store = _store(request)
+    manifest, _ = _load_manifest(store, run_id)
     eval_summary: dict[str, Any] | None = None
     eval_source: Literal["eval.json", "manifest"] | None = None
     eval_error = None
-    eval_path = run_dir(settings.output_dir, run_id) / EVAL_FILENAME
+    eval_path = store.run_dir(run_id) / EVAL_FILENAME
     if eval_path.is_file():
         try:
             eval_summary, eval_source = EvalResult.load(eval_path).summary(), "eval.json"
@@ -198,11 +203,11 @@ def get_run_report(request: Request, run_id: RunId) -> HTMLResponse:
     """The run's self-contained HTML report (plots inline, no external fetches)."""
     from provenir.reporting.report import render_report
 
-    settings = _settings(request)
-    if not manifest_path(settings.output_dir, run_id).is_file():
+    store = _store(request)
+    if not store.manifest_path(run_id).is_file():
         raise ApiError(404, "not_found", f"no run {run_id}")
     # allow_path=False: the id is looked up in the artifacts folder, never treated as a path.
-    html = render_report(run_id, output_dir=settings.output_dir, allow_path=False)
+    html = render_report(run_id, output_dir=store.root, allow_path=False)
     return HTMLResponse(
         html,
         headers={"Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"},
@@ -226,7 +231,7 @@ def get_manifest(request: Request, run_id: RunId) -> Response:
 
     It is served even if it was edited (use ``/verify`` to judge it), but not if it is not JSON.
     """
-    path = manifest_path(_settings(request).output_dir, run_id)
+    path = _store(request).manifest_path(run_id)
     try:
         raw = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
@@ -245,43 +250,25 @@ def get_manifest(request: Request, run_id: RunId) -> Response:
     tags=["manifests"],
 )
 def verify_manifest(request: Request, run_id: RunId) -> ManifestVerifyResponse:
-    """Check the stored manifest: content hash, exact file bytes, signature, and every output
-    file it lists (under ``runs/<run_id>/``). ``ok`` is false, with the problems, on any change."""
+    """Check the stored manifest: content hash, exact file bytes, signature, that the file holds the
+    run it is named for, and every file it lists under ``runs/<run_id>/``. ``ok`` is false, with
+    the problems, on any change: the same outcome as ``provenir manifest verify`` and the report."""
     settings = _settings(request)
-    path = manifest_path(settings.output_dir, run_id)
-    if not path.is_file():
+    store = settings.store
+    if not store.manifest_path(run_id).is_file():
         raise ApiError(404, "not_found", f"no run {run_id}")
-    try:
-        manifest, raw = RunManifest.load_with_text(path)
-    except ManifestTamperedError as exc:
-        problem = " ".join(str(exc).replace(str(path), f"manifests/{run_id}.json").split())
-        return ManifestVerifyResponse(
-            run_id=run_id,
-            ok=False,
-            hash_ok=False,
-            canonical_ok=False,
-            signature="unknown",
-            problems=[problem],
-        )
-    result = manifest.check(
-        raw=raw,
-        trusted_public_key=settings.trusted_public_key,
-        run_directory=run_dir(settings.output_dir, run_id),
-    )
-    problems = list(result.problems)
-    if manifest.run_id != run_id:
-        # The hash covers run_id, so a sealed manifest copied under another name still
-        # checks out by itself: only the file name shows the substitution.
-        problems.append(f"the file is named for run {run_id} but holds run {manifest.run_id}")
+    # allow_path=False: the id is looked up in the store, never read as a path. Problems name
+    # files relative to the store, so no server path reaches the client.
+    result = store.verify(run_id, trusted_public_key=settings.trusted_public_key, allow_path=False)
     return ManifestVerifyResponse(
         run_id=run_id,
-        ok=not problems,
+        ok=result.ok,
         hash_ok=result.hash_ok,
         canonical_ok=result.canonical_ok,
         signature=result.signature,
         signer_fingerprint=result.signer_fingerprint,
         outputs_ok=result.outputs_ok,
-        problems=problems,
+        problems=list(result.problems),
     )
 
 

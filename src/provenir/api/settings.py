@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from provenir.core.errors import ConfigError
+from provenir.core.store import RunStore
 
 TOKEN_ENV = "PROVENIR_API_TOKEN"
 #: Shorter tokens are refused: a bearer token is the only thing standing between the network and
@@ -86,14 +87,19 @@ class ApiSettings(BaseModel):
         return value
 
     @property
+    def store(self) -> RunStore:
+        """The run store served: every manifest, run folder and verification goes through it."""
+        return RunStore(self.output_dir)
+
+    @property
     def resolved_audit_dir(self) -> Path:
         """The audit folder actually used."""
-        return self.audit_dir if self.audit_dir is not None else self.output_dir / "audit"
+        return self.audit_dir if self.audit_dir is not None else self.store.audit_dir
 
     @property
     def resolved_index_path(self) -> Path:
         """The SQLite index file actually used."""
-        return self.index_path if self.index_path is not None else self.output_dir / "index" / "runs.sqlite3"
+        return self.index_path if self.index_path is not None else self.store.index_dir / "runs.sqlite3"
 
     @property
     def auth_enabled(self) -> bool:

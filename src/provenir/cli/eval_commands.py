@@ -81,7 +81,9 @@ def register(app: typer.Typer) -> None:
             from provenir.train.evaluation import audited_gate
 
             gate = RegressionGate(tolerance, mode="relative" if relative else "absolute")
-            audit_dir = manifest.resolve().parent.parent / "audit" if manifest is not None else None
+            from provenir.core.store import RunStore
+
+            audit_dir = RunStore.of_manifest_file(manifest).audit_dir if manifest is not None else None
             run_id = result.extra.get("run_id")
             typer.echo(
                 audited_gate(gate, result, EvalResult.load(baseline), audit_dir, run_id=run_id).message()

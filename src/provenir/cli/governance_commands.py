@@ -12,9 +12,17 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_AUDIT_DIR = Path("artifacts") / "audit"
+AuditDir = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Audit folder (default: the audit/ of $PROVENIR_OUTPUT_DIR or artifacts)."),
+]
 
-AuditDir = Annotated[Path, typer.Option("--dir", help="Audit folder (default: artifacts/audit).")]
+
+def _audit_dir(directory: Path | None) -> Path:
+    """``--dir``, else the default store's audit folder."""
+    from provenir.core.store import RunStore
+
+    return directory if directory is not None else RunStore().audit_dir
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +36,7 @@ def register(app: typer.Typer) -> None:
     @audit_app.callback(invoke_without_command=True)
     def audit_list(
         ctx: typer.Context,
-        directory: AuditDir = DEFAULT_AUDIT_DIR,
+        directory: AuditDir = None,
         run_id: Annotated[str | None, typer.Option(help="Only this run.")] = None,
         event: Annotated[str | None, typer.Option(help="Only this event name.")] = None,
         actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
@@ -46,7 +54,7 @@ def register(app: typer.Typer) -> None:
             return
         from provenir.governance.audit import AuditReader
 
-        page = AuditReader(directory).query(
+        page = AuditReader(_audit_dir(directory)).query(
             run_id=run_id,
             event=event,
             actor=actor,
@@ -70,7 +78,7 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     def audit_verify(
-        directory: AuditDir = DEFAULT_AUDIT_DIR,
+        directory: AuditDir = None,
         head: Annotated[
             str | None,
             typer.Option(help="Anchored head SEQ:HASH recorded elsewhere; detects cut-off records."),
@@ -88,7 +96,7 @@ def register(app: typer.Typer) -> None:
                     f"invalid --head {head!r}: expected SEQ:SHA256 as printed by `audit verify`"
                 )
             expected = (int(seq), digest)
-        logger = AuditLogger(directory)
+        logger = AuditLogger(_audit_dir(directory))
         result = logger.check(expected_head=expected)
         for problem in result.problems:
             typer.echo(f"  - {problem}", err=True)
@@ -96,11 +104,11 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"ok: {result.records} records, chain intact; head {result.head_seq}:{result.head_hash}")
 
     @audit_app.command("repair")
-    def audit_repair(directory: AuditDir = DEFAULT_AUDIT_DIR) -> None:
+    def audit_repair(directory: AuditDir = None) -> None:
         """Complete or cut off a torn last line (saved aside first); never touches good records."""
         from provenir.governance.audit import AuditLogger
 
-        result = AuditLogger(directory).repair()
+        result = AuditLogger(_audit_dir(directory)).repair()
         messages = {
             "none": "nothing to repair: the last line is complete",
             "completed_newline": "the last record was intact but lacked its newline: completed",
@@ -179,13 +187,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate a Hugging Face model card from a run manifest."""
         from provenir.core.errors import GovernanceError
-        from provenir.core.manifest import RunManifest, run_dir
+        from provenir.core.manifest import RunManifest
+        from provenir.core.store import RunStore
         from provenir.governance.model_card import DEFAULT_CARD_NAME, ModelCardGenerator
 
         loaded = RunManifest.load(manifest)
-        # <output_dir>/manifests/<run_id>.json -> <output_dir>
-        output_dir = manifest.resolve().parent.parent
-        run_folder = run_dir(output_dir, loaded.run_id)
+        store = RunStore.of_manifest_file(manifest)
+        run_folder = store.run_dir(loaded.run_id)
         eval_result = None
         candidate = eval_file or (run_folder / "eval.json")
         if eval_file is not None or candidate.is_file():
@@ -203,7 +211,7 @@ def register(app: typer.Typer) -> None:
         if not no_audit:
             from provenir.governance.audit import AuditLogger
 
-            AuditLogger(output_dir / "audit").log(
+            AuditLogger(store.audit_dir).log(
                 "model_card_generated",
                 run_id=loaded.run_id,
                 path=str(written),

@@ -19,26 +19,35 @@ def register(app: typer.Typer) -> None:
 
     @manifest_app.command("verify")
     def verify(
-        manifest: Annotated[Path, typer.Argument(help="Manifest JSON file.")],
+        run: Annotated[
+            str, typer.Argument(help="Manifest JSON file, or a run id (or unique prefix) in --output-dir.")
+        ],
         check_outputs: Annotated[
             bool, typer.Option(help="Also re-hash the run's adapter and log files.")
         ] = True,
         public_key: Annotated[
             str | None, typer.Option(help="Trusted Ed25519 public key (base64) to require.")
         ] = None,
+        output_dir: Annotated[
+            Path | None,
+            typer.Option(
+                help="Artifacts root a run id is looked up in (default: $PROVENIR_OUTPUT_DIR or artifacts)."
+            ),
+        ] = None,
     ) -> None:
         """Check hash, file form, signature and (by default) output files; exit 2 if anything is off."""
         from provenir.core.errors import ManifestTamperedError
-        from provenir.core.manifest import RunManifest
+        from provenir.core.store import RunStore
 
-        m, raw = RunManifest.load_with_text(manifest)
-        rdir = manifest.resolve().parent.parent / "runs" / m.run_id if check_outputs else None
-        result = m.check(raw=raw, trusted_public_key=public_key, run_directory=rdir)
-        if not result.ok:
-            raise ManifestTamperedError(f"{manifest}: " + "; ".join(result.problems))
+        stored = RunStore(output_dir).open(run, trusted_public_key=public_key, check_outputs=check_outputs)
+        result = stored.verification
+        if not result.ok or stored.manifest is None:
+            raise ManifestTamperedError(f"{stored.manifest_file}: " + "; ".join(result.problems))
         signer = f" by key {result.signer_fingerprint}" if result.signer_fingerprint else ""
         outputs = " outputs ok," if result.outputs_ok else ""
-        console.print(f"[green]ok[/] {m.run_id}: hash ok,{outputs} signature {result.signature}{signer}")
+        console.print(
+            f"[green]ok[/] {stored.manifest.run_id}: hash ok,{outputs} signature {result.signature}{signer}"
+        )
 
     @manifest_app.command("show")
     def show(manifest: Annotated[Path, typer.Argument(help="Manifest JSON file.")]) -> None:

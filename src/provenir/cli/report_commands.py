@@ -11,7 +11,12 @@ from rich.console import Console
 
 console = Console(soft_wrap=True)
 
-OutputDir = Annotated[Path, typer.Option(help="Artifacts root holding manifests/ and runs/.")]
+OutputDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Artifacts root holding manifests/ and runs/ (default: $PROVENIR_OUTPUT_DIR or artifacts)."
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +33,7 @@ def register(app: typer.Typer) -> None:
         public_key: Annotated[
             str | None, typer.Option(help="Trusted Ed25519 public key (base64) the signature must match.")
         ] = None,
-        output_dir: OutputDir = Path("artifacts"),
+        output_dir: OutputDir = None,
     ) -> None:
         """Write one self-contained HTML report (plots inline, no network) for a run."""
         from provenir.reporting.report import write_report
@@ -46,14 +51,14 @@ def register(app: typer.Typer) -> None:
     @app.command("lineage")
     def lineage(
         run: Annotated[str, typer.Argument(help="Run id (or a unique prefix) or manifest JSON file.")],
-        output_dir: OutputDir = Path("artifacts"),
+        output_dir: OutputDir = None,
     ) -> None:
         """Print the provenance tree (parents and children) a run belongs to."""
-        from provenir.reporting.artifacts import resolve_manifest_file
+        from provenir.core.store import RunStore
         from provenir.reporting.lineage import build_lineage
 
-        mfile = resolve_manifest_file(run, output_dir)
-        console.print(build_lineage(mfile.resolve().parent.parent, mfile.stem).rich_tree())
+        store, mfile = RunStore(output_dir).locate(run)
+        console.print(build_lineage(store.root, mfile.stem).rich_tree())
 
     @app.command("compare")
     def compare(
@@ -61,7 +66,7 @@ def register(app: typer.Typer) -> None:
         run_b: Annotated[str, typer.Argument(help="Candidate run id or manifest.")],
         tolerance: Annotated[float, typer.Option(help="Regression gate tolerance (absolute).")] = 0.02,
         as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
-        output_dir: OutputDir = Path("artifacts"),
+        output_dir: OutputDir = None,
     ) -> None:
         """Config diff, input/output hashes and metric deltas (with paired significance) of B vs A."""
         from provenir.eval.regression import RegressionGate

@@ -90,7 +90,9 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.command("list")
     def runs_list(
-        output_dir: Annotated[str, typer.Option(help="Artifacts root.")] = "artifacts",
+        output_dir: Annotated[
+            str | None, typer.Option(help="Artifacts root (default: $PROVENIR_OUTPUT_DIR or artifacts).")
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
     ) -> None:
         """Runs found under the artifacts root, newest first."""
@@ -133,9 +135,10 @@ def register(app: typer.Typer) -> None:
 
 def print_run_summary(manifest: RunManifest, output_dir: str) -> None:
     """Where a finished run's adapter, manifest and logs are."""
-    from provenir.core.manifest import manifest_path, run_dir
+    from provenir.core.store import RunStore
 
-    rdir = run_dir(output_dir, manifest.run_id)
+    store = RunStore(output_dir)
+    rdir = store.run_dir(manifest.run_id)
     console.print(f"[bold]run[/] {manifest.run_id} ({manifest.name}) [green]{manifest.status}[/]")
     if manifest.resumed_from:
         console.print(f"  resumed from {manifest.resumed_from}")
@@ -146,5 +149,5 @@ def print_run_summary(manifest: RunManifest, output_dir: str) -> None:
         (rdir / p.split("/")[0] for p in manifest.outputs if p.startswith(("adapter/", "model/"))), None
     )
     console.print(f"  adapter      {adapter}")
-    console.print(f"  manifest     {manifest_path(output_dir, manifest.run_id)}")
+    console.print(f"  manifest     {store.manifest_path(manifest.run_id)}")
     console.print(f"  log          {rdir / 'train_log.jsonl'}")

@@ -38,7 +38,7 @@ def new_run_id() -> str:
 
 def validate_run_id(run_id: str) -> str:
     """Return ``run_id`` if it is a canonical lowercase UUID, else raise (blocks path traversal)."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise ManifestError(
             f"invalid run id {run_id!r}: expected a UUID like 123e4567-e89b-42d3-a456-426614174000"
         )
@@ -226,7 +226,8 @@ class RunManifest(BaseModel):
         if not p.is_file():
             raise ManifestError(f"manifest not found: {p}")
         try:
-            raw = p.read_text(encoding="utf-8")
+            # Bytes, not text mode: newline translation would hide CRLF edits from the byte check.
+            raw = p.read_bytes().decode("utf-8")
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ManifestTamperedError(

@@ -9,13 +9,20 @@ Layout under an artifacts root (``output_dir``)::
 
 Nothing else in Provenir builds these paths: the run driver writes through a store, and the
 CLI, the REST API and reports read and verify through one, so "is this run intact?" has one
-answer everywhere.
+answer everywhere::
+
+    from provenir.core.store import RunStore
+
+    store = RunStore("artifacts")
+    result = store.verify("123e4567")          # a run id, a unique prefix, or a manifest path
+    print(result.ok, result.problems)
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from provenir.core.errors import ManifestError, ManifestTamperedError
@@ -33,6 +40,25 @@ OUTPUT_DIR_ENV = "PROVENIR_OUTPUT_DIR"
 def default_output_dir() -> str:
     """``$PROVENIR_OUTPUT_DIR`` or ``artifacts``."""
     return os.environ.get(OUTPUT_DIR_ENV) or DEFAULT_OUTPUT_DIR
+
+
+@dataclass
+class StoredRun:
+    """A manifest file found in a store, read and verified: where every reader of a run starts.
+
+    ``manifest`` is None when the file cannot be read as a manifest at all (the reason is then
+    the verification's only problem).
+    """
+
+    store: RunStore
+    manifest_file: Path
+    manifest: RunManifest | None
+    verification: ManifestVerification
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder of the run the manifest holds (None when it could not be read)."""
+        return self.store.run_dir(self.manifest.run_id) if self.manifest is not None else None
 
 
 class RunStore:
@@ -80,17 +106,37 @@ class RunStore:
         return self.runs_dir / validate_run_id(run_id)
 
     def run_ids(self) -> list[str]:
-        """Ids of every manifest file in the store (unsorted contents not read)."""
+        """Sorted ids of the manifest files in the store (files not named ``<run id>.json`` are no run)."""
         folder = self.manifests_dir
-        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.json") if _is_run_id(p.stem) and p.is_file())
+
+    def holds(self, manifest_file: str | os.PathLike[str]) -> bool:
+        """True when ``manifest_file`` is one of this store's manifest files."""
+        path = Path(manifest_file)
+        return _is_run_id(path.stem) and path.resolve().parent == self.manifests_dir.resolve()
 
     # -- finding and reading ------------------------------------------------------------------
+
+    def locate(self, ref: str | os.PathLike[str], *, allow_path: bool = True) -> tuple[RunStore, Path]:
+        """The store holding the manifest ``ref`` names, and that manifest file.
+
+        ``ref`` is a run id or unique run-id prefix (looked up here), or, with ``allow_path``, a
+        manifest path, which brings its own store (the folder above its ``manifests/``).
+        """
+        path = self.resolve(ref, allow_path=allow_path)
+        if self.holds(path):
+            return self, path
+        return RunStore.of_manifest_file(path), path
 
     def resolve(self, ref: str | os.PathLike[str], *, allow_path: bool = True) -> Path:
         """The manifest file for ``ref``: a manifest path, a run id, or a unique run-id prefix.
 
         ``allow_path=False`` accepts run ids only: use it whenever ``ref`` comes from someone
         other than the local user (a web request), so it can never name a file outside the store.
+        Raises :class:`ManifestError` naming the folder searched when nothing (or more than one
+        run) matches.
         """
         text = os.fspath(ref)
         candidate = Path(text)
@@ -98,22 +144,22 @@ class RunStore:
             if not candidate.is_file():
                 raise ManifestError(f"manifest not found: {candidate}")
             return candidate
-        if not _ID_CHARS.match(text):
+        if not _ID_CHARS.fullmatch(text):
             raise ManifestError(
                 f"{text!r} is neither a manifest file nor a run id (a UUID such as "
                 "123e4567-e89b-42d3-a456-426614174000, or a unique prefix of one)"
             )
+        # Matched against listed ids, never globbed or joined: a ref cannot leave the folder.
+        matches = [rid for rid in self.run_ids() if rid.startswith(text)]
         folder = self.manifests_dir
-        # Only id characters reach the glob, so a ref cannot walk out of the manifests folder.
-        matches = sorted(folder.glob(f"{text}*.json")) if folder.is_dir() else []
         if not matches:
             raise ManifestError(
                 f"no run {text!r} in {folder} (use --output-dir to point at another artifacts folder)"
             )
         if len(matches) > 1:
-            shown = ", ".join(p.stem for p in matches[:5])
+            shown = ", ".join(matches[:5])
             raise ManifestError(f"run id prefix {text!r} is ambiguous in {folder}: {shown}")
-        return matches[0]
+        return self.manifest_path(matches[0])
 
     def load(self, ref: str | os.PathLike[str], *, allow_path: bool = True) -> RunManifest:
         """The manifest ``ref`` names (not verified: see :meth:`verify`)."""
@@ -131,35 +177,96 @@ class RunStore:
     ) -> ManifestVerification:
         """Everything that can be checked about a stored run, as one outcome (never raises on tampering).
 
-        Checks the manifest's hash, exact bytes and signature; that the file is named for the
-        run it holds; and, with ``check_outputs``, every output file and every stored input-rows
-        file against its recorded SHA-256. A missing or unparseable manifest is reported as a
-        failed verification, not raised; only a ref that names no run raises :class:`ManifestError`.
+        Checks the manifest's hash, exact bytes and signature; that a file named for a run holds
+        that run; and, with ``check_outputs``, every output file and every stored input-rows file
+        against its recorded SHA-256 (a missing run folder fails when the manifest lists files in
+        it). An unreadable manifest is a failed verification, not an exception; only a ref that
+        names no run raises :class:`ManifestError`. Problems name files relative to the store
+        (``manifests/<id>.json``, ``runs/<id>``), never by an absolute path.
         """
-        path = self.resolve(ref, allow_path=allow_path)
+        return self.open(
+            ref, trusted_public_key=trusted_public_key, check_outputs=check_outputs, allow_path=allow_path
+        ).verification
+
+    def open(
+        self,
+        ref: str | os.PathLike[str],
+        *,
+        trusted_public_key: str | None = None,
+        check_outputs: bool = True,
+        allow_path: bool = True,
+    ) -> StoredRun:
+        """Find, read and verify the run ``ref`` names (see :meth:`verify` for the checks)."""
+        store, path = self.locate(ref, allow_path=allow_path)
         try:
             manifest, raw = RunManifest.load_with_text(path)
         except ManifestTamperedError as exc:
-            return ManifestVerification(False, False, "unknown", problems=[str(exc)])
+            return StoredRun(store, path, None, _unreadable(exc, path))
+        except OSError as exc:
+            # Unreadable (permissions, a folder named *.json): nothing about the run can be trusted.
+            problem = f"manifest file cannot be read ({exc.strerror or type(exc).__name__})"
+            return StoredRun(
+                store, path, None, ManifestVerification(False, False, "unknown", problems=[problem])
+            )
+        return StoredRun(
+            store, path, manifest, store._check(manifest, raw, path, trusted_public_key, check_outputs)
+        )
+
+    def _check(
+        self,
+        manifest: RunManifest,
+        raw: str,
+        path: Path,
+        trusted_public_key: str | None,
+        check_outputs: bool,
+    ) -> ManifestVerification:
         rdir = self.run_dir(manifest.run_id)
         has_dir = check_outputs and rdir.is_dir()
         result = manifest.check(
             raw=raw, trusted_public_key=trusted_public_key, run_directory=rdir if has_dir else None
         )
-        if path.stem != manifest.run_id:
+        if _is_run_id(path.stem) and path.stem != manifest.run_id:
             # The hash covers run_id, so a sealed manifest copied under another name still checks
             # out by itself: only the file name shows the substitution.
             result.problems.append(f"the file is named for run {path.stem} but holds run {manifest.run_id}")
+        pins = _row_pins(manifest)
         if check_outputs and not has_dir:
-            result.outputs_ok = False
-            result.problems.append(f"run folder runs/{manifest.run_id} is missing: outputs not checked")
-        if has_dir and manifest.inputs is not None:
-            for pin in (manifest.inputs.training_rows, manifest.inputs.eval_rows):
-                if pin is None:
-                    continue
-                f = rdir / pin.path
-                if not f.is_file():
-                    result.problems.append(f"input rows {pin.path} are missing")
-                elif sha256_file(f) != pin.sha256:
-                    result.problems.append(f"input rows {pin.path} changed (hash differs)")
+            # A manifest that lists no files needs no run folder (a failed run, a hand-made record).
+            result.outputs_ok = not (manifest.outputs or pins)
+            if not result.outputs_ok:
+                result.problems.append(f"run folder runs/{manifest.run_id} is missing: outputs not checked")
+        if has_dir:
+            for rel, sha in pins:
+                f = rdir / rel
+                if not f.resolve().is_relative_to(rdir.resolve()):
+                    result.problems.append(f"input rows path {rel} points outside the run folder")
+                elif not f.is_file():
+                    result.problems.append(f"input rows {rel} are missing")
+                elif sha256_file(f) != sha:
+                    result.problems.append(f"input rows {rel} changed (hash differs)")
         return result
+
+
+def _is_run_id(text: str) -> bool:
+    try:
+        validate_run_id(text)
+    except ManifestError:
+        return False
+    return True
+
+
+def _row_pins(manifest: RunManifest) -> list[tuple[str, str]]:
+    """``(path, sha256)`` of the exact-rows files the manifest pins in its run folder."""
+    if manifest.inputs is None:
+        return []
+    pins = (manifest.inputs.training_rows, manifest.inputs.eval_rows)
+    return [(p.path, p.sha256) for p in pins if p is not None]
+
+
+def _unreadable(exc: ManifestTamperedError, path: Path) -> ManifestVerification:
+    """The outcome for a manifest file that does not parse: one problem, without the file's path."""
+    message = str(exc)
+    prefix = f"{path}: "
+    # The caller names the file; a problem must not carry a server path (the API serves it).
+    message = message[len(prefix) :] if message.startswith(prefix) else message.replace(str(path), path.name)
+    return ManifestVerification(False, False, "unknown", problems=[" ".join(message.split())])

@@ -21,6 +21,7 @@ from provenir.core.errors import DataError, EvaluationError, ManifestTamperedErr
 from provenir.core.hashing import sha256_file
 from provenir.core.jsonl import iter_json_lines
 from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.eval.harness import EvalResult, MultiMetricEvaluator
 
 __all__ = ["attach_to_manifest", "evaluate_predictions_file", "read_predictions"]
@@ -92,15 +93,16 @@ def attach_to_manifest(
     is sealed again (and signed again when a signing key is configured). It is verified first,
     so an evaluation is never attached to a manifest that was already tampered with.
     """
-    manifest, raw = RunManifest.load_with_text(manifest_path)
-    check = manifest.check(raw=raw)
-    if not check.ok:
+    # Outputs are not checked: eval.json may already have been replaced by this evaluation.
+    stored = RunStore.of_manifest_file(manifest_path).open(manifest_path, check_outputs=False)
+    manifest = stored.manifest
+    if manifest is None or not stored.verification.ok:
         raise ManifestTamperedError(
-            f"{manifest_path}: " + "; ".join(check.problems) + "; not attaching an evaluation"
+            f"{manifest_path}: " + "; ".join(stored.verification.problems) + "; not attaching an evaluation"
         )
     manifest.eval = result.summary()
     if eval_path is not None:
-        rdir = Path(manifest_path).resolve().parent.parent / "runs" / manifest.run_id
+        rdir = stored.store.run_dir(manifest.run_id)
         try:
             rel = eval_path.resolve().relative_to(rdir.resolve()).as_posix()
         except ValueError:

@@ -21,7 +21,8 @@ stage          output               contents
 
 ``summary.json`` records the inputs' hashes, counts per stage and the output's SHA-256;
 ``flywheel_state.json`` makes the run resumable stage by stage (:mod:`provenir.flywheel.state`);
-``audit/audit.jsonl`` gets one event per stage and one at the end.
+the store's audit log (``<output_dir>/audit``, what ``provenir audit`` reads) gets one event per
+stage and one at the end.
 
 A variant row is ``{prompt, response, provenance}`` where ``provenance`` names the failure that
 produced it (``failure_index``: 0-based row of the mined dataset, ``failure_key``: the
@@ -42,6 +43,7 @@ from provenir.core.atomic import atomic_write_json, atomic_write_text
 from provenir.core.errors import DataError, EvaluationError
 from provenir.core.hashing import sha256_file, sha256_json
 from provenir.core.manifest import utc_now
+from provenir.core.store import RunStore
 from provenir.flywheel.config import FlywheelConfig
 from provenir.flywheel.generators import ModelParaphraser, VariantGenerator, build_generators
 from provenir.flywheel.mining import Failure, mine_failures
@@ -135,7 +137,7 @@ class DataFlywheel:
         cfg = self.config
         self.folder.mkdir(parents=True, exist_ok=True)
         ledger = StageLedger(self.folder)
-        audit = AuditLogger(self.folder / "audit")
+        audit = AuditLogger(RunStore(cfg.output_dir).audit_dir)
         run_id = f"flywheel:{cfg.name}"
         audit.log(
             "flywheel_started",

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenir.core.errors import EvaluationError, ManifestError
-from provenir.core.manifest import ManifestVerification, RunManifest, manifests_dir, run_dir
+from provenir.core.errors import EvaluationError, ManifestTamperedError
+from provenir.core.manifest import ManifestVerification, RunManifest
+from provenir.core.store import RunStore
 from provenir.eval.harness import EVAL_FILENAME, EvalResult
 
-#: Characters a run id (or a prefix of one) may contain; anything else is treated as a path.
-_ID_CHARS = re.compile(r"^[0-9a-f-]{4,36}$")
 TRAIN_LOG_FILENAME = "train_log.jsonl"
 
 
@@ -36,43 +34,14 @@ class RunArtifacts:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def store(self) -> RunStore:
+        """The store the run was found in."""
+        return RunStore(self.output_dir)
+
+    @property
     def run_dir(self) -> Path:
         """``<output_dir>/runs/<run_id>``."""
-        return run_dir(self.output_dir, self.manifest.run_id)
-
-
-def resolve_manifest_file(
-    ref: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, allow_path: bool = True
-) -> Path:
-    """The manifest file for ``ref``: a manifest path, a run id, or a unique run-id prefix.
-
-    ``allow_path=False`` accepts run ids only: use it whenever ``ref`` comes from someone other
-    than the local user (a web request), so it can never name a file outside ``output_dir``.
-    Raises :class:`ManifestError` naming the folder searched when nothing (or more than one run)
-    matches.
-    """
-    text = os.fspath(ref)
-    candidate = Path(text)
-    if allow_path and (text.endswith(".json") or candidate.is_file()):
-        if not candidate.is_file():
-            raise ManifestError(f"manifest not found: {candidate}")
-        return candidate
-    folder = manifests_dir(output_dir)
-    # Only id characters reach the glob, so a ref cannot walk out of the manifests folder.
-    if not _ID_CHARS.match(text):
-        raise ManifestError(
-            f"{text!r} is neither a manifest file nor a run id (a UUID such as "
-            "123e4567-e89b-42d3-a456-426614174000, or a unique prefix of one)"
-        )
-    matches = sorted(folder.glob(f"{text}*.json")) if folder.is_dir() else []
-    if not matches:
-        raise ManifestError(
-            f"no run {text!r} in {folder} (use --output-dir to point at another artifacts folder)"
-        )
-    if len(matches) > 1:
-        shown = ", ".join(p.stem for p in matches[:5])
-        raise ManifestError(f"run id prefix {text!r} is ambiguous in {folder}: {shown}")
-    return matches[0]
+        return self.store.run_dir(self.manifest.run_id)
 
 
 def read_train_log(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -96,25 +65,23 @@ def read_train_log(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 def load_run(
     ref: str | os.PathLike[str],
-    output_dir: str | os.PathLike[str] = "artifacts",
+    output_dir: str | os.PathLike[str] | None = None,
     *,
     trusted_public_key: str | None = None,
     allow_path: bool = True,
 ) -> RunArtifacts:
     """Load a run's manifest, verify it (recording, not raising), and read its log and eval.
 
-    ``output_dir`` is only used to resolve a run id; a manifest path brings its own artifacts
-    root (``<output_dir>/manifests/<run_id>.json``). ``allow_path``: see :func:`resolve_manifest_file`.
+    ``output_dir`` (default: :func:`~provenir.core.store.default_output_dir`) is only used to
+    resolve a run id; a manifest path brings its own artifacts root. The verification is
+    :meth:`RunStore.verify`'s, so a report says what ``provenir manifest verify`` and the API say.
+    ``allow_path``: see :meth:`RunStore.resolve`. A manifest that is not readable JSON raises
+    :class:`ManifestTamperedError` (there is nothing to report on).
     """
-    mfile = resolve_manifest_file(ref, output_dir, allow_path=allow_path)
-    manifest, raw = RunManifest.load_with_text(mfile)
-    root = mfile.resolve().parent.parent
-    rdir = run_dir(root, manifest.run_id)
-    verification = manifest.check(
-        raw=raw, trusted_public_key=trusted_public_key, run_directory=rdir if rdir.is_dir() else None
-    )
-    if not rdir.is_dir():
-        verification.problems.append(f"run folder {rdir} is missing: outputs not checked")
+    stored = RunStore(output_dir).open(ref, trusted_public_key=trusted_public_key, allow_path=allow_path)
+    manifest, rdir = stored.manifest, stored.run_dir
+    if manifest is None or rdir is None:
+        raise ManifestTamperedError(f"{stored.manifest_file}: " + "; ".join(stored.verification.problems))
     log, notes = read_train_log(rdir / TRAIN_LOG_FILENAME)
     eval_result: EvalResult | None = None
     eval_file = rdir / EVAL_FILENAME
@@ -126,4 +93,6 @@ def load_run(
             eval_result = EvalResult.from_dict(manifest.eval)
     except EvaluationError as exc:
         notes.append(f"evaluation result unreadable: {exc}")
-    return RunArtifacts(manifest, mfile, root, verification, log, eval_result, notes)
+    return RunArtifacts(
+        manifest, stored.manifest_file, stored.store.root, stored.verification, log, eval_result, notes
+    )

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from provenir.core.errors import ManifestError
-from provenir.core.manifest import RunManifest, manifests_dir, validate_run_id
+from provenir.core.manifest import RunManifest, validate_run_id
+from provenir.core.store import RunStore
 
 if TYPE_CHECKING:
     from rich.tree import Tree
@@ -132,12 +133,12 @@ def _parent_of(manifest: RunManifest) -> str | None:
 
 
 def load_manifests(output_dir: str | os.PathLike[str]) -> dict[str, RunManifest]:
-    """Every readable manifest under ``<output_dir>/manifests``, by run id (unreadable ones skipped)."""
-    folder = manifests_dir(output_dir)
+    """Every readable manifest of the store at ``output_dir``, by run id (unreadable ones skipped)."""
+    store = RunStore(output_dir)
     out: dict[str, RunManifest] = {}
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for run_id in store.run_ids():
         try:
-            m = RunManifest.load(path)
+            m = RunManifest.load(store.manifest_path(run_id))
         except ManifestError:
             continue
         out[m.run_id] = m
@@ -157,7 +158,7 @@ def build_lineage(
     validate_run_id(run_id)
     runs = manifests if manifests is not None else load_manifests(output_dir)
     if run_id not in runs:
-        raise ManifestError(f"no run {run_id!r} in {manifests_dir(output_dir)}")
+        raise ManifestError(f"no run {run_id!r} in {RunStore(output_dir).manifests_dir}")
     focus = runs[run_id]
     root = focus.provenance[0] if focus.provenance else run_id
     members = {rid: m for rid, m in runs.items() if rid == root or root in m.provenance}

@@ -294,11 +294,8 @@ def build_report_html(
 
     m = run.manifest
     notes = list(run.notes)
-    lineage = (
-        build_lineage(run.output_dir, m.run_id)
-        if (run.manifest_file.resolve().parent.name == "manifests")
-        else None
-    )
+    # A manifest file outside any store has no siblings to draw a lineage from.
+    lineage = build_lineage(run.output_dir, m.run_id) if run.store.holds(run.manifest_file) else None
     show_lineage = lineage is not None and len(lineage.nodes) > 1
     eval_fig = eval_curves(run.train_log)
     data_rows, scan_rows = _data_rows(run)
@@ -337,7 +334,7 @@ def build_report_html(
 def render_report(
     ref: str | os.PathLike[str],
     *,
-    output_dir: str | os.PathLike[str] = "artifacts",
+    output_dir: str | os.PathLike[str] | None = None,
     baseline: str | os.PathLike[str] | None = None,
     tolerance: float = 0.02,
     trusted_public_key: str | None = None,
@@ -376,7 +373,7 @@ def write_plot_images(
     ref: str | os.PathLike[str],
     folder: str | os.PathLike[str],
     *,
-    output_dir: str | os.PathLike[str] = "artifacts",
+    output_dir: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Write the report's training and evaluation charts as PNG files (for READMEs and slides)."""
     from provenir.core.atomic import atomic_write_bytes

@@ -24,7 +24,8 @@ from provenir.core.atomic import atomic_write_json, atomic_write_text
 from provenir.core.config import RunConfig
 from provenir.core.errors import ConfigError, DataError
 from provenir.core.hashing import sha256_file, sha256_json
-from provenir.core.manifest import RunManifest, manifest_path, run_dir
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.data.loading import read_rows, split_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import RegressionGate
@@ -90,8 +91,9 @@ class RLAIFPipeline:
 
     def __init__(self, config: RLAIFConfig, judge: Any | None = None, progress: bool = True) -> None:
         self.config = config
-        self.folder = Path(config.output_dir) / "rlaif" / config.name
-        self.audit = AuditLogger(Path(config.output_dir) / "audit")
+        self.store = RunStore(config.output_dir)
+        self.folder = self.store.root / "rlaif" / config.name
+        self.audit = AuditLogger(self.store.audit_dir)
         self.progress = progress
         self._judge_override = judge
         self.train_rows, self.eval_rows = self._load_prompts()
@@ -218,7 +220,6 @@ class RLAIFPipeline:
         return result
 
     def _iteration(self, k: int, judge: Any) -> tuple[IterationSummary, str | None]:
-        cfg = self.config
         it_dir = self.folder / f"iter-{k}"
         summary = IterationSummary(iteration=k, prompts=len(self.train_rows))
         parent = self.state["best"]
@@ -245,7 +246,7 @@ class RLAIFPipeline:
             k, "train", self._train(k, prs["file"], parent["adapter"])
         )
         summary.run_id = trn["run_id"]
-        adapter = str(run_dir(cfg.output_dir, trn["run_id"]) / "adapter")
+        adapter = str(self.store.run_dir(trn["run_id"]) / "adapter")
 
         ev = self._done(k, "eval") or self._record(k, "eval", self._eval_run(trn["run_id"], adapter))
         new_eval = EvalResult.load(ev["file"])
@@ -425,9 +426,9 @@ class RLAIFPipeline:
     def _eval_run(self, run_id: str, adapter: str) -> dict[str, Any]:
         from provenir.eval.run_evaluation import attach_to_manifest
 
-        out = run_dir(self.config.output_dir, run_id) / EVAL_FILENAME
+        out = self.store.run_dir(run_id) / EVAL_FILENAME
         result = self._evaluate(adapter, out)
-        attach_to_manifest(manifest_path(self.config.output_dir, run_id), result, out)
+        attach_to_manifest(self.store.manifest_path(run_id), result, out)
         return {"file": str(out), "sha256": sha256_file(out), "run_id": run_id}
 
     def _gate(self, new: EvalResult, previous: EvalResult) -> dict[str, Any]:
@@ -448,7 +449,7 @@ class RLAIFPipeline:
         gate: dict[str, Any],
     ) -> None:
         """Reference the iteration's data files (with hashes) and the gate decision; re-seal."""
-        path = manifest_path(self.config.output_dir, run_id)
+        path = self.store.manifest_path(run_id)
         manifest = RunManifest.load(path)
         manifest.verify()
         manifest.extra["rlaif"] = {

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provenir.core.config import RunConfig
-from provenir.core.errors import EvaluationError, RegressionError
-from provenir.core.manifest import RunManifest, run_dir
+from provenir.core.errors import EvaluationError, ManifestTamperedError, RegressionError
+from provenir.core.store import RunStore
 from provenir.data.loading import load_train_data, read_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import GateDecision, RegressionGate
@@ -41,12 +41,13 @@ def evaluate_run(
     Writes ``eval.json`` into the run folder and, with ``attach``, the summary into the
     manifest. Returns the result and the ``eval.json`` path.
     """
-    mpath = Path(manifest_path)
-    manifest, raw = RunManifest.load_with_text(mpath)
-    output_dir = mpath.resolve().parent.parent
-    rdir = run_dir(output_dir, manifest.run_id)
-    # Evaluate only what the manifest vouches for: the adapter must be the one it hashed.
-    manifest.verify(raw=raw, run_directory=rdir)
+    # A path brings its own store; evaluate only what the manifest vouches for (the adapter must
+    # be the one it hashed), judged exactly as `provenir manifest verify` judges it.
+    stored = RunStore.of_manifest_file(manifest_path).open(manifest_path)
+    manifest, rdir, store = stored.manifest, stored.run_dir, stored.store
+    if not stored.verification.ok or manifest is None or rdir is None:
+        problems = "; ".join(stored.verification.problems)
+        raise ManifestTamperedError(f"{stored.manifest_file}: {problems}; not evaluating it")
     config = RunConfig.from_dict(manifest.config)
     if device is not None:
         config = config.model_copy(update={"device": device})
@@ -84,10 +85,10 @@ def evaluate_run(
     )
     eval_path = result.save(rdir / EVAL_FILENAME)
     if attach:
-        attach_to_manifest(mpath, result, eval_path)
+        attach_to_manifest(stored.manifest_file, result, eval_path)
     from provenir.governance.audit import AuditLogger
 
-    AuditLogger(output_dir / "audit").log(
+    AuditLogger(store.audit_dir).log(
         "evaluation_completed",
         run_id=manifest.run_id,
         rows=len(rows),

@@ -1,4 +1,4 @@
-"""Listing runs from the manifests folder (the REST API keeps an index; the CLI reads files)."""
+"""Listing the runs of a :class:`~provenir.core.store.RunStore` (the REST API keeps an index; the CLI reads files)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 from provenir.core.errors import ManifestError
-from provenir.core.manifest import RunManifest, manifests_dir
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 
 
 def summarize(manifest: RunManifest) -> dict[str, Any]:
@@ -39,16 +40,15 @@ def unreadable_summary(run_id: str) -> dict[str, Any]:
     }
 
 
-def list_runs(output_dir: str | os.PathLike[str] = "artifacts") -> list[dict[str, Any]]:
-    """Summaries of every readable manifest, newest first; unreadable files are listed as such."""
-    folder = manifests_dir(output_dir)
+def list_runs(output_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Summaries of every run in the store at ``output_dir`` (default: the default store), newest
+    first; manifests that cannot be read are listed as such."""
+    store = RunStore(output_dir)
     rows: list[dict[str, Any]] = []
-    if not folder.is_dir():
-        return rows
-    for path in folder.glob("*.json"):
+    for run_id in store.run_ids():
         try:
-            rows.append(summarize(RunManifest.load(path)))
+            rows.append(summarize(RunManifest.load(store.manifest_path(run_id))))
         except ManifestError as exc:
-            rows.append({**unreadable_summary(path.stem), "error": str(exc)})
+            rows.append({**unreadable_summary(run_id), "error": str(exc)})
     rows.sort(key=lambda r: r["timestamp"], reverse=True)
     return rows
