@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from provenir.core.manifest import RunManifest, manifest_path
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -36,5 +37,5 @@ def make_manifest(artifacts: Path, i: int, **fields: Any) -> RunManifest:
     }
     values.update(fields)
     manifest = RunManifest(**values).seal()
-    manifest.save(manifest_path(artifacts, manifest.run_id))
+    manifest.save(RunStore(artifacts).manifest_path(manifest.run_id))
     return manifest

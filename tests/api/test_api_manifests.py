@@ -8,7 +8,8 @@ from pathlib import Path
 
 from api_support import TOKEN, make_manifest, run_id_for
 
-from provenir.core.manifest import generate_signing_key, manifest_path, run_dir
+from provenir.core.manifest import generate_signing_key
+from provenir.core.store import RunStore
 
 
 def _verify(client, url: str, rid: str) -> dict:
@@ -22,14 +23,14 @@ def test_manifest_is_served_byte_for_byte(artifacts: Path, serve, client) -> Non
     url, _ = serve(artifacts, token=TOKEN)
     r = client.get(f"{url}/manifests/{manifest.run_id}")
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
-    assert r.content == manifest_path(artifacts, manifest.run_id).read_bytes()
+    assert r.content == RunStore(artifacts).manifest_path(manifest.run_id).read_bytes()
     assert client.get(f"{url}/manifests/{run_id_for(42)}").status_code == 404
 
 
 def test_verify_reports_each_kind_of_tampering(artifacts: Path, serve, client) -> None:
     manifest = make_manifest(artifacts, 0)
     rid = manifest.run_id
-    path = manifest_path(artifacts, rid)
+    path = RunStore(artifacts).manifest_path(rid)
     url, _ = serve(artifacts, token=TOKEN)
     clean = _verify(client, url, rid)
     assert clean == {
@@ -78,7 +79,7 @@ def test_verify_checks_output_files(artifacts: Path, serve, client) -> None:
     manifest = train(RunConfig(name="outs", backend="stub", output_dir=str(artifacts)))
     url, _ = serve(artifacts, token=TOKEN)
     assert _verify(client, url, manifest.run_id)["ok"] is True
-    adapter = run_dir(artifacts, manifest.run_id) / "adapter" / "stub_adapter.bin"
+    adapter = RunStore(artifacts).run_dir(manifest.run_id) / "adapter" / "stub_adapter.bin"
     adapter.write_bytes(adapter.read_bytes() + b"\0")
     changed = _verify(client, url, manifest.run_id)
     assert changed["ok"] is False and changed["outputs_ok"] is False and changed["hash_ok"] is True
@@ -90,7 +91,7 @@ def test_verify_checks_output_files(artifacts: Path, serve, client) -> None:
 def test_verify_catches_a_manifest_copied_under_another_id(artifacts: Path, serve, client) -> None:
     manifest = make_manifest(artifacts, 0)
     other = run_id_for(7)
-    manifest_path(artifacts, other).write_text(manifest.to_json())
+    RunStore(artifacts).manifest_path(other).write_text(manifest.to_json())
     url, _ = serve(artifacts, token=TOKEN)
     result = _verify(client, url, other)
     # Intact by itself (hash and bytes fine), but not the run its file name claims.
@@ -102,7 +103,7 @@ def test_verify_signatures_against_the_trusted_key(artifacts: Path, tmp_path: Pa
     key = tmp_path / "signing.pem"
     fingerprint = generate_signing_key(key)
     signed = make_manifest(artifacts, 0)
-    signed.seal(signing_key=key).save(manifest_path(artifacts, signed.run_id))
+    signed.seal(signing_key=key).save(RunStore(artifacts).manifest_path(signed.run_id))
     unsigned = make_manifest(artifacts, 1)
     url, _ = serve(artifacts, token=TOKEN)
     result = _verify(client, url, signed.run_id)

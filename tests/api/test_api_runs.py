@@ -7,7 +7,7 @@ from pathlib import Path
 
 from api_support import TOKEN, make_manifest, run_id_for
 
-from provenir.core.manifest import manifest_path, run_dir
+from provenir.core.store import RunStore
 from provenir.eval.harness import EVAL_FILENAME, EvalResult
 
 
@@ -77,14 +77,14 @@ def test_new_runs_appear_and_paging_never_repeats_a_run(artifacts: Path, serve, 
     assert got == [run_id_for(i) for i in reversed(range(30))]
     assert client.get(f"{url}/runs").json()["total"] == 35
     # A deleted manifest disappears from the listing.
-    manifest_path(artifacts, run_id_for(3)).unlink()
+    RunStore(artifacts).manifest_path(run_id_for(3)).unlink()
     assert client.get(f"{url}/runs").json()["total"] == 34
 
 
 def test_unreadable_manifests_are_listed_as_such(artifacts: Path, serve, client) -> None:
     good = make_manifest(artifacts, 0)
     bad = make_manifest(artifacts, 1)
-    manifest_path(artifacts, bad.run_id).write_text("{ not json")
+    RunStore(artifacts).manifest_path(bad.run_id).write_text("{ not json")
     (artifacts / "manifests" / "notes.json").write_text("{}")  # not a run file: ignored
     url, _ = serve(artifacts, token=TOKEN)
     body = client.get(f"{url}/runs").json()
@@ -101,7 +101,7 @@ def test_run_detail_with_eval_json(artifacts: Path, serve, client) -> None:
     manifest = make_manifest(artifacts, 0, metrics={"train_loss": 0.25, "diverged": 1.0})
     # NaN cannot be sealed (RFC 8785), but an unsealed manifest written by hand can hold one.
     manifest.metrics["diverged"] = float("nan")
-    manifest_path(artifacts, manifest.run_id).write_text(manifest.to_json())
+    RunStore(artifacts).manifest_path(manifest.run_id).write_text(manifest.to_json())
     result = EvalResult.from_dict(
         {
             "metrics": {
@@ -110,7 +110,7 @@ def test_run_detail_with_eval_json(artifacts: Path, serve, client) -> None:
             "n": 4,
         }
     )
-    result.save(run_dir(artifacts, manifest.run_id) / EVAL_FILENAME)
+    result.save(RunStore(artifacts).run_dir(manifest.run_id) / EVAL_FILENAME)
     url, _ = serve(artifacts, token=TOKEN)
     detail = client.get(f"{url}/runs/{manifest.run_id}").json()
     assert detail["run_id"] == manifest.run_id and detail["status"] == "completed"
@@ -130,7 +130,7 @@ def test_run_detail_falls_back_to_the_manifest_eval_and_reports_a_bad_eval_json(
     url, _ = serve(artifacts, token=TOKEN)
     detail = client.get(f"{url}/runs/{manifest.run_id}").json()
     assert detail["eval_source"] == "manifest" and detail["eval"] == summary
-    eval_path = run_dir(artifacts, manifest.run_id) / EVAL_FILENAME
+    eval_path = RunStore(artifacts).run_dir(manifest.run_id) / EVAL_FILENAME
     eval_path.parent.mkdir(parents=True, exist_ok=True)
     eval_path.write_text("{broken")
     detail = client.get(f"{url}/runs/{manifest.run_id}").json()
@@ -145,7 +145,7 @@ def test_run_detail_errors(artifacts: Path, serve, client) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     # A manifest copied under another run's file name is not that run.
     other = run_id_for(5)
-    manifest_path(artifacts, other).write_text(manifest.to_json())
+    RunStore(artifacts).manifest_path(other).write_text(manifest.to_json())
     swapped = client.get(f"{url}/runs/{other}")
     assert swapped.status_code == 409 and swapped.json()["error"] == "tampered"
     listing = {r["run_id"]: r for r in client.get(f"{url}/runs").json()["runs"]}
@@ -162,5 +162,5 @@ def test_a_stub_training_run_end_to_end(artifacts: Path, serve, client) -> None:
     assert [r["run_id"] for r in runs["runs"]] == [manifest.run_id]
     detail = client.get(f"{url}/runs/{manifest.run_id}").json()
     assert detail["outputs"] == manifest.outputs and detail["adapter_hash"] == manifest.adapter_hash
-    stored = json.loads(manifest_path(artifacts, manifest.run_id).read_text())
+    stored = json.loads(RunStore(artifacts).manifest_path(manifest.run_id).read_text())
     assert stored["config_hash"] == detail["config_hash"]

@@ -17,7 +17,7 @@ from provenir.api.run_index import InvalidCursorError, RunIndex, decode_cursor, 
 from provenir.api.server import check_exposure
 from provenir.api.settings import TOKEN_ENV, ApiSettings, load_settings
 from provenir.core.errors import ConfigError
-from provenir.core.manifest import manifest_path, manifests_dir
+from provenir.core.store import RunStore
 
 
 def test_settings_precedence_default_file_env_override(tmp_path: Path, monkeypatch) -> None:
@@ -85,7 +85,7 @@ def test_cursor_round_trip_and_forgery() -> None:
 def test_index_refreshes_incrementally(artifacts: Path, tmp_path: Path, monkeypatch) -> None:
     for i in range(20):
         make_manifest(artifacts, i)
-    index = RunIndex(tmp_path / "idx.sqlite3", manifests_dir(artifacts), max_age_s=3600)
+    index = RunIndex(tmp_path / "idx.sqlite3", RunStore(artifacts).manifests_dir, max_age_s=3600)
     assert index.refresh(force=True) == 20
     assert index.refresh(force=True) == 0  # nothing changed: nothing re-read
 
@@ -94,7 +94,7 @@ def test_index_refreshes_incrementally(artifacts: Path, tmp_path: Path, monkeypa
     monkeypatch.setattr(RunIndex, "_row", staticmethod(lambda *a: parsed.append(a[0]) or real_row(*a)))
     edited = make_manifest(artifacts, 4, name="renamed")  # atomic save: rename into the folder
     make_manifest(artifacts, 20)
-    manifest_path(artifacts, run_id_for(7)).unlink()
+    RunStore(artifacts).manifest_path(run_id_for(7)).unlink()
     assert index.refresh(force=True) == 3
     assert sorted(parsed) == sorted([edited.run_id, run_id_for(20)])
     page = index.list(limit=100)
@@ -102,7 +102,7 @@ def test_index_refreshes_incrementally(artifacts: Path, tmp_path: Path, monkeypa
     index.close()
 
     # A fresh instance on the same file keeps the rows (it is persistent), and so does a restart.
-    again = RunIndex(tmp_path / "idx.sqlite3", manifests_dir(artifacts))
+    again = RunIndex(tmp_path / "idx.sqlite3", RunStore(artifacts).manifests_dir)
     parsed.clear()
     assert again.refresh(force=True) == 0 and parsed == []
     again.close()
@@ -110,9 +110,9 @@ def test_index_refreshes_incrementally(artifacts: Path, tmp_path: Path, monkeypa
 
 def test_in_place_edits_are_seen_within_max_age(artifacts: Path, tmp_path: Path) -> None:
     m = make_manifest(artifacts, 0)
-    index = RunIndex(tmp_path / "idx.sqlite3", manifests_dir(artifacts), max_age_s=0)
+    index = RunIndex(tmp_path / "idx.sqlite3", RunStore(artifacts).manifests_dir, max_age_s=0)
     assert index.list().rows[0]["name"] == m.name
-    path = manifest_path(artifacts, m.run_id)
+    path = RunStore(artifacts).manifest_path(m.run_id)
     # Edit in place (no rename, folder mtime unchanged): a different size is enough to notice.
     stat = os.stat(artifacts / "manifests")
     path.write_text(path.read_text().replace(f'"name": "{m.name}"', '"name": "edited-in-place"'))
@@ -124,7 +124,7 @@ def test_a_damaged_index_is_rebuilt(artifacts: Path, tmp_path: Path) -> None:
     make_manifest(artifacts, 0)
     db = tmp_path / "idx.sqlite3"
     db.write_bytes(b"this is not a database" * 100)
-    index = RunIndex(db, manifests_dir(artifacts))
+    index = RunIndex(db, RunStore(artifacts).manifests_dir)
     assert index.list().total == 1
 
 
@@ -132,7 +132,7 @@ def test_an_unwritable_index_location_falls_back_to_memory(artifacts: Path, tmp_
     make_manifest(artifacts, 0)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    index = RunIndex(blocker / "idx.sqlite3", manifests_dir(artifacts))  # parent is a file
+    index = RunIndex(blocker / "idx.sqlite3", RunStore(artifacts).manifests_dir)  # parent is a file
     assert index.list().total == 1
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from provenir.core.errors import ManifestError, ManifestTamperedError
-from provenir.core.manifest import RunManifest, generate_signing_key, manifest_path, validate_run_id
+from provenir.core.manifest import RunManifest, generate_signing_key, validate_run_id
+from provenir.core.store import RunStore
 
 
 def make_manifest() -> RunManifest:
@@ -35,7 +36,7 @@ def test_seed_fields_present() -> None:
 
 def test_sealed_manifest_verifies_and_round_trips(tmp_path: Path) -> None:
     m = make_manifest()
-    path = m.save(manifest_path(tmp_path, m.run_id))
+    path = m.save(RunStore(tmp_path).manifest_path(m.run_id))
     loaded, raw = RunManifest.load_with_text(path)
     assert loaded == m
     assert loaded.verify(raw=raw).ok
@@ -127,7 +128,7 @@ def test_load_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", ["../etc/passwd", "abc", "11111111-1111-4111-8111-11111111111/", ""])
 def test_run_id_validation_blocks_traversal(bad: str, tmp_path: Path) -> None:
     with pytest.raises(ManifestError):
-        manifest_path(tmp_path, bad)
+        RunStore(tmp_path).manifest_path(bad)
 
 
 def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from provenir.cli.main import main
-from provenir.core.manifest import RunManifest, run_dir
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.eval.harness import EvalResult
 
 
@@ -106,11 +107,11 @@ def test_trained_run_is_evaluated_and_attached_to_the_manifest(
     assert _cli(["eval", str(mpath), "--max-new-tokens", "4"]) == 0
     assert "exact_match" in capsys.readouterr().out
 
-    eval_path = run_dir(artifacts, manifest.run_id) / "eval.json"
+    eval_path = RunStore(artifacts).run_dir(manifest.run_id) / "eval.json"
     result = EvalResult.load(eval_path)
     assert result.n == 4 and len(result.predictions or []) == 4
     after, raw = RunManifest.load_with_text(mpath)
     assert after.eval == result.summary()
     assert after.manifest_hash != old_hash  # re-sealed because its content changed
     assert "eval.json" in after.outputs
-    after.verify(raw=raw, run_directory=run_dir(artifacts, manifest.run_id))
+    after.verify(raw=raw, run_directory=RunStore(artifacts).run_dir(manifest.run_id))

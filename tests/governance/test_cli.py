@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from provenir.cli.governance_commands import register
 from provenir.core.config import RunConfig
-from provenir.core.manifest import RunManifest, manifest_path
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.governance.audit import AuditLogger
 
 RUN = "123e4567-e89b-42d3-a456-426614174000"
@@ -111,7 +112,7 @@ def test_model_card_command(app: typer.Typer, tmp_path: Path) -> None:
         seed=1, config=cfg.model_dump(mode="json"), status="completed",
     ).seal()  # fmt: skip
     artifacts = tmp_path / "artifacts"
-    mpath = m.save(manifest_path(artifacts, m.run_id))
+    mpath = m.save(RunStore(artifacts).manifest_path(m.run_id))
     run_folder = artifacts / "runs" / m.run_id
     run_folder.mkdir(parents=True)
     (run_folder / "eval.json").write_text(

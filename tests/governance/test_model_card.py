@@ -9,7 +9,8 @@ import pytest
 
 from provenir.core.config import RunConfig
 from provenir.core.errors import GovernanceError
-from provenir.core.manifest import RunManifest, manifest_path
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.governance.model_card import ModelCardGenerator, safe_card_path
 
 EVAL = {"metrics": {"exact_match": {"mean": 0.5, "ci_lower": 0.4, "ci_upper": 0.6, "n": 50}}}
@@ -70,7 +71,7 @@ def test_eval_result_forms_and_fallback_to_manifest_eval() -> None:
 
 def test_tampered_manifest_is_reported_in_the_card(tmp_path: Path) -> None:
     m = _manifest()
-    path = m.save(manifest_path(tmp_path, m.run_id))
+    path = m.save(RunStore(tmp_path).manifest_path(m.run_id))
     path.write_text(path.read_text().replace('"seed": 42', '"seed": 43'))
     card = ModelCardGenerator().generate(path, EVAL)
     assert "DOES NOT MATCH" in card.text and "failed verification" in card.text

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from provenir.core.config import RunConfig
-from provenir.core.manifest import RunManifest, manifest_path
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 
 
 @pytest.fixture(scope="module")
@@ -34,5 +35,5 @@ def real_run(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) ->
         eval_dataset=load_train_data(config).eval,
     )
     manifest = train(config, RunOptions(backend=TRLBackend(callbacks=[callback], progress=False)))
-    evaluate_run(manifest_path(out, manifest.run_id), max_new_tokens=8)
-    return out, RunManifest.load(manifest_path(out, manifest.run_id))
+    evaluate_run(RunStore(out).manifest_path(manifest.run_id), max_new_tokens=8)
+    return out, RunManifest.load(RunStore(out).manifest_path(manifest.run_id))

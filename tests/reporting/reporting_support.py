@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from provenir.core.config import RunConfig
-from provenir.core.manifest import RunManifest, run_dir
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 
 
 def stub_run(output_dir: Path, **overrides: Any) -> RunManifest:
@@ -23,4 +24,4 @@ def write_eval(output_dir: Path, run_id: str, predictions: list[str], references
     result = MultiMetricEvaluator(["exact_match", "token_f1"]).evaluate_texts(
         predictions, [[r] for r in references], item_keys=[f"item{i}" for i in range(len(references))]
     )
-    result.save(run_dir(output_dir, run_id) / "eval.json")
+    result.save(RunStore(output_dir).run_dir(run_id) / "eval.json")

@@ -8,7 +8,7 @@ import pytest
 from reporting_support import stub_run, write_eval
 from rich.console import Console
 
-from provenir.core.manifest import run_dir
+from provenir.core.store import RunStore
 from provenir.eval.harness import EvalResult
 from provenir.eval.regression import mcnemar_test
 from provenir.reporting.artifacts import load_run
@@ -43,8 +43,8 @@ def test_compare_two_runs_with_paired_significance(tmp_path: Path) -> None:
     em = gate.comparisons["exact_match"]
     assert em.delta == pytest.approx(25 / 40 - 1.0)
     assert em.test == "mcnemar" and em.verdict == "regression"
-    new = EvalResult.load(run_dir(out, b.run_id) / "eval.json").metrics["exact_match"].scores
-    base = EvalResult.load(run_dir(out, a.run_id) / "eval.json").metrics["exact_match"].scores
+    new = EvalResult.load(RunStore(out).run_dir(b.run_id) / "eval.json").metrics["exact_match"].scores
+    base = EvalResult.load(RunStore(out).run_dir(a.run_id) / "eval.json").metrics["exact_match"].scores
     assert em.p_value == pytest.approx(mcnemar_test(new, base))
     assert gate.comparisons["token_f1"].test == "paired_bootstrap"
 

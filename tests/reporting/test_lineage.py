@@ -10,7 +10,8 @@ from reporting_support import stub_run
 from rich.console import Console
 
 from provenir.core.errors import ManifestError
-from provenir.core.manifest import RunManifest, manifest_path
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.reporting.lineage import build_lineage, lineage_svg
 from provenir.train.reproduce import reproduce
 
@@ -26,9 +27,9 @@ def family(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A -> B -> C (reproduce of a reproduce), A -> D, and an unrelated run E."""
     out = tmp_path / "artifacts"
     a = stub_run(out)
-    b = reproduce(manifest_path(out, a.run_id)).replay
-    c = reproduce(manifest_path(out, b.run_id)).replay
-    d = reproduce(manifest_path(out, a.run_id)).replay
+    b = reproduce(RunStore(out).manifest_path(a.run_id)).replay
+    c = reproduce(RunStore(out).manifest_path(b.run_id)).replay
+    d = reproduce(RunStore(out).manifest_path(a.run_id)).replay
     e = stub_run(out, seed=5)
     return out, {"A": a.run_id, "B": b.run_id, "C": c.run_id, "D": d.run_id, "E": e.run_id}
 
@@ -74,7 +75,7 @@ def test_svg_draws_every_run_and_edge(family: tuple[Path, dict[str, str]]) -> No
 
 def test_missing_ancestor_is_shown_not_hidden(family: tuple[Path, dict[str, str]]) -> None:
     out, ids = family
-    manifest_path(out, ids["B"]).unlink()
+    RunStore(out).manifest_path(ids["B"]).unlink()
     lineage = build_lineage(out, ids["C"])
     assert lineage.nodes[ids["B"]].missing and lineage.nodes[ids["C"]].parent == ids["B"]
     assert lineage.ancestors() == [ids["A"], ids["B"]]
@@ -84,9 +85,9 @@ def test_missing_ancestor_is_shown_not_hidden(family: tuple[Path, dict[str, str]
 def test_names_print_literally_and_self_loops_end(tmp_path: Path) -> None:
     out = tmp_path / "artifacts"
     m = stub_run(out)
-    edited = RunManifest.load(manifest_path(out, m.run_id))
+    edited = RunManifest.load(RunStore(out).manifest_path(m.run_id))
     edited.name, edited.provenance = "[bold red]x[/]", [m.run_id]  # a hand-edited, looping record
-    edited.seal().save(manifest_path(out, m.run_id))
+    edited.seal().save(RunStore(out).manifest_path(m.run_id))
     lineage = build_lineage(out, m.run_id)
     assert [n.run_id for _, n in lineage.walk()] == [m.run_id]
     assert "[bold red]x[/]" in render(lineage.rich_tree())

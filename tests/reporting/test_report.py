@@ -14,7 +14,8 @@ import pytest
 from reporting_support import stub_run, write_eval
 
 from provenir.core.errors import ManifestError
-from provenir.core.manifest import RunManifest, manifest_path, run_dir
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.eval.harness import EvalResult
 from provenir.reporting.artifacts import load_run
 from provenir.reporting.plots import series
@@ -86,7 +87,7 @@ def test_report_of_a_real_run_is_one_self_contained_file(
     assert "verified" in html and "FAILED" not in html
 
     # the final metric table shows eval.json's numbers and intervals
-    result = EvalResult.load(run_dir(out_dir, manifest.run_id) / "eval.json")
+    result = EvalResult.load(RunStore(out_dir).run_dir(manifest.run_id) / "eval.json")
     for name, m in result.metrics.items():
         row = re.search(
             rf"<tr><td>{name}</td><td class=\"num\">([^<]*)</td><td class=\"num\">([^<]*)</td>", html
@@ -114,7 +115,7 @@ def test_curves_come_from_the_train_log(real_run: tuple[Path, RunManifest]) -> N
 def test_same_artifacts_give_the_same_report_bytes(real_run: tuple[Path, RunManifest]) -> None:
     out_dir, manifest = real_run
     assert render_report(manifest.run_id, output_dir=out_dir) == render_report(
-        manifest_path(out_dir, manifest.run_id)
+        RunStore(out_dir).manifest_path(manifest.run_id)
     )
 
 
@@ -130,13 +131,13 @@ def test_user_controlled_strings_are_escaped(tmp_path: Path) -> None:
     )
     # The name pattern keeps such names out of configs, but a manifest is just a file: write one
     # with a hostile name and re-seal it, as anyone with write access could.
-    hostile = RunManifest.load(manifest_path(out, m.run_id))
+    hostile = RunManifest.load(RunStore(out).manifest_path(m.run_id))
     hostile.name = "<script>alert('name')</script>"
-    hostile.seal().save(manifest_path(out, m.run_id))
+    hostile.seal().save(RunStore(out).manifest_path(m.run_id))
     child = stub_run(out, seed=1)
-    child_manifest = RunManifest.load(manifest_path(out, child.run_id))
+    child_manifest = RunManifest.load(RunStore(out).manifest_path(child.run_id))
     child_manifest.provenance, child_manifest.relation = [m.run_id], "<b>rlaif</b>"
-    child_manifest.seal().save(manifest_path(out, child.run_id))
+    child_manifest.seal().save(RunStore(out).manifest_path(child.run_id))
 
     html = render_report(m.run_id, output_dir=out, baseline=child.run_id)
     assert_no_fetches(html)  # includes: no <script anywhere
@@ -154,7 +155,7 @@ def test_user_controlled_strings_are_escaped(tmp_path: Path) -> None:
 def test_tampered_run_still_renders_and_says_so(tmp_path: Path) -> None:
     out = tmp_path / "artifacts"
     m = stub_run(out)
-    adapter = run_dir(out, m.run_id) / "adapter" / "stub_adapter.bin"
+    adapter = RunStore(out).run_dir(m.run_id) / "adapter" / "stub_adapter.bin"
     adapter.write_bytes(adapter.read_bytes()[:-1] + b"\0")
     html = render_report(m.run_id, output_dir=out)
     assert "FAILED" in html

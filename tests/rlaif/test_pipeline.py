@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from provenir.core.errors import ConfigError, DataError
-from provenir.core.manifest import RunManifest, manifest_path, run_dir
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.rlaif import RLAIFConfig, RLAIFPipeline, RLAIFResult
 
 pytestmark = pytest.mark.slow
@@ -84,9 +85,9 @@ def test_dpo_trained_and_provenance_chains(two_iterations: tuple[RLAIFResult, RL
 
     result, config = two_iterations
     first, second = (it.run_id for it in result.iterations)
-    m1, m2 = (RunManifest.load(manifest_path(config.output_dir, r)) for r in (first, second))
+    m1, m2 = (RunManifest.load(RunStore(config.output_dir).manifest_path(r)) for r in (first, second))
     for m in (m1, m2):
-        m.verify(run_directory=run_dir(config.output_dir, m.run_id))
+        m.verify(run_directory=RunStore(config.output_dir).run_dir(m.run_id))
         assert m.algorithm == "dpo" and m.relation == "rlaif"
         rl = m.extra["rlaif"]
         for name in ("candidates", "judgments", "pairs"):
@@ -96,9 +97,9 @@ def test_dpo_trained_and_provenance_chains(two_iterations: tuple[RLAIFResult, RL
         assert "passed" in rl["gate"]
         assert m.eval is not None
     assert m1.provenance == [] and m2.provenance == [first]
-    assert m2.config["init_adapter"] == str(run_dir(config.output_dir, first) / "adapter")
-    w1 = load_file(run_dir(config.output_dir, first) / "adapter" / "adapter_model.safetensors")
-    w2 = load_file(run_dir(config.output_dir, second) / "adapter" / "adapter_model.safetensors")
+    assert m2.config["init_adapter"] == str(RunStore(config.output_dir).run_dir(first) / "adapter")
+    w1 = load_file(RunStore(config.output_dir).run_dir(first) / "adapter" / "adapter_model.safetensors")
+    w2 = load_file(RunStore(config.output_dir).run_dir(second) / "adapter" / "adapter_model.safetensors")
     assert any(float(v.abs().sum()) > 0 for k, v in w1.items() if "lora_B" in k)
     assert any(not (w1[k] == w2[k]).all() for k in w1)  # iteration 2 moved the adapter further
 
@@ -110,7 +111,7 @@ def test_eval_on_held_out_prompts(two_iterations: tuple[RLAIFResult, RLAIFConfig
     generated = {c["prompt"] for c in jsonl(result.folder / "iter-1" / "candidates.jsonl")}
     held_out = RLAIFPipeline(config, progress=False).eval_rows
     assert len(held_out) == 10 and not ({r["prompt"] for r in held_out} & generated)
-    ev = EvalResult.load(run_dir(config.output_dir, result.iterations[0].run_id) / "eval.json")
+    ev = EvalResult.load(RunStore(config.output_dir).run_dir(result.iterations[0].run_id) / "eval.json")
     assert ev.metrics["token_f1"].n == 10
     assert ev.item_keys == [_item_key(r["prompt"], [r["reference"]]) for r in held_out]
     assert result.iterations[0].gate_passed is not None and result.iterations[0].gate_message

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from provenir.core.config import RunConfig
-from provenir.core.manifest import RunManifest, run_dir
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.data.loading import load_train_data
 from provenir.train.backends.trl_backend import TRLBackend
 from provenir.train.runner import train
@@ -41,7 +42,7 @@ def assert_adapter_trained(manifest: RunManifest, out: Path) -> None:
 
     assert manifest.status == "completed"
     assert math.isfinite(manifest.metrics["train_loss"])
-    weights = load_file(run_dir(out, manifest.run_id) / "adapter" / "adapter_model.safetensors")
+    weights = load_file(RunStore(out).run_dir(manifest.run_id) / "adapter" / "adapter_model.safetensors")
     lora_b = [v for k, v in weights.items() if "lora_B" in k]
     assert lora_b and all(float(v.float().abs().sum()) > 0 for v in lora_b), (
         "LoRA B is still zero: nothing trained"
@@ -116,6 +117,8 @@ def test_grpo_with_weighted_sum_reward(tmp_path: Path, tiny_model_path: Path) ->
         PluginRegistry.unregister("reward", "test-em-format")
     assert_adapter_trained(manifest, tmp_path)
     assert manifest.metrics["global_step"] == 3
-    log = [json.loads(line) for line in (run_dir(tmp_path, manifest.run_id) / "train_log.jsonl").open()]
+    log = [
+        json.loads(line) for line in (RunStore(tmp_path).run_dir(manifest.run_id) / "train_log.jsonl").open()
+    ]
     assert any(e.get("reward_std", 0) > 0 for e in log), "no reward variance: GRPO had nothing to learn from"
     assert any("rewards/test-em-format/mean" in e for e in log)

@@ -35,7 +35,11 @@ CHAT_TEMPLATE = (
 
 def provenir(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "provenir.cli.main", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "provenir.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -124,7 +128,9 @@ def test_secrets_only_in_eval_rows_are_found(tmp_path: Path) -> None:
     split_file = write_jsonl(tmp_path / "split.jsonl", planted)
     with pytest.raises(DataError, match="eval data contains PII or secrets"):
         train(
-            RunConfig.from_dict({**base, "data": {"path": str(split_file), "eval_split": 0.25, "scan": "refuse"}})
+            RunConfig.from_dict(
+                {**base, "data": {"path": str(split_file), "eval_split": 0.25, "scan": "refuse"}}
+            )
         )
     masked = train(
         RunConfig.from_dict({**base, "data": {"path": str(split_file), "eval_split": 0.25, "scan": "mask"}})

@@ -8,7 +8,8 @@ import pytest
 
 from provenir.core.config import RunConfig
 from provenir.core.errors import ManifestTamperedError, ReproducibilityError
-from provenir.core.manifest import RunManifest, manifest_path
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.data.loading import resolve_data_path
 from provenir.train.reproduce import reproduce
 from provenir.train.runner import train
@@ -21,7 +22,7 @@ def stub_run(tmp_path: Path) -> tuple[RunConfig, RunManifest, Path]:
         {"backend": "stub", "output_dir": str(tmp_path / "artifacts"), "data": {"path": str(data)}}
     )
     manifest = train(config)
-    return config, manifest, manifest_path(config.output_dir, manifest.run_id)
+    return config, manifest, RunStore(config.output_dir).manifest_path(manifest.run_id)
 
 
 def test_reproduce_stub_is_identical_and_records_provenance(tmp_path: Path) -> None:
@@ -30,7 +31,7 @@ def test_reproduce_stub_is_identical_and_records_provenance(tmp_path: Path) -> N
     assert result.identical and result.verdict == "bitwise identical"
     assert result.replay.provenance == [original.run_id]
     assert result.replay.relation == "reproduce"
-    assert manifest_path(tmp_path / "artifacts", result.replay.run_id).is_file()
+    assert RunStore(tmp_path / "artifacts").manifest_path(result.replay.run_id).is_file()
 
 
 def test_reproduce_refuses_changed_dataset(tmp_path: Path) -> None:
@@ -73,7 +74,7 @@ def test_reproduce_real_trl_run_is_bitwise_identical(tmp_path: Path, tiny_model_
         }
     )
     original = train(config)
-    result = reproduce(manifest_path(config.output_dir, original.run_id))
+    result = reproduce(RunStore(config.output_dir).manifest_path(original.run_id))
     assert result.identical, result.metric_deltas
     assert result.replay.adapter_hash == original.adapter_hash
 

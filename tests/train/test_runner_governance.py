@@ -9,7 +9,7 @@ import pytest
 
 from provenir.core.config import RunConfig
 from provenir.core.errors import DataError
-from provenir.core.manifest import manifest_path
+from provenir.core.store import RunStore
 from provenir.governance.audit import AuditLogger, AuditReader
 from provenir.train.reproduce import reproduce
 from provenir.train.runner import train
@@ -48,7 +48,7 @@ def test_scan_mask_records_summary_without_the_value(tmp_path: Path) -> None:
 def test_training_and_reproduce_are_audited(tmp_path: Path) -> None:
     config = config_for(tmp_path, "off")
     manifest = train(config)
-    reproduce(manifest_path(config.output_dir, manifest.run_id))
+    reproduce(RunStore(config.output_dir).manifest_path(manifest.run_id))
     audit_dir = Path(config.output_dir) / "audit"
     AuditLogger(audit_dir).verify()
     events = [r["event"] for r in AuditReader(audit_dir).query(limit=50, order="asc").to_dict()["records"]]

@@ -14,7 +14,8 @@ import pytest
 
 from provenir.core.config import RunConfig
 from provenir.core.errors import ConfigError
-from provenir.core.manifest import RunManifest, new_run_id, run_dir
+from provenir.core.manifest import RunManifest, new_run_id
+from provenir.core.store import RunStore
 from provenir.train.tracking import (
     MlflowTracker,
     TensorBoardTracker,
@@ -148,7 +149,7 @@ def wandb_view(run_folder: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("status", ["completed", "failed"])
 def test_wandb_offline_run_reads_back(tmp_path: Path, wandb_service: None, status: str) -> None:
     config, run_id = make_config(tmp_path, "wandb"), new_run_id()
-    rdir = run_dir(config.output_dir, run_id)
+    rdir = RunStore(config.output_dir).run_dir(run_id)
     tracker = build_tracker(config, rdir)
     assert isinstance(tracker, WandbTracker) and tracker.mode == "offline"
     manifest = make_manifest(config, run_id, status)
@@ -203,7 +204,7 @@ def test_mlflow_sqlite_run_reads_back(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.chdir(tmp_path)  # to see that nothing (./mlruns) is written to the working directory
     config, run_id = make_config(tmp_path, "mlflow"), new_run_id()
-    tracker = build_tracker(config, run_dir(config.output_dir, run_id))
+    tracker = build_tracker(config, RunStore(config.output_dir).run_dir(run_id))
     assert isinstance(tracker, MlflowTracker)
     database = Path(config.output_dir).resolve() / "mlflow.db"
     assert tracker.tracking_uri == f"sqlite:///{database}"
@@ -247,7 +248,7 @@ def test_mlflow_runs_share_one_database_per_artifacts_root(tmp_path: Path) -> No
     config = make_config(tmp_path, "mlflow")
     for _ in range(2):
         run_id = new_run_id()
-        tracker = build_tracker(config, run_dir(config.output_dir, run_id))
+        tracker = build_tracker(config, RunStore(config.output_dir).run_dir(run_id))
         assert tracker is not None
         drive(tracker, config, run_id, make_manifest(config, run_id, "completed"))
     client = MlflowClient(tracking_uri=f"sqlite:///{Path(config.output_dir).resolve()}/mlflow.db")
@@ -274,7 +275,7 @@ def load_events(log_dir: Path) -> Any:
 @pytest.mark.parametrize("status", ["completed", "failed"])
 def test_tensorboard_event_files_read_back(tmp_path: Path, status: str) -> None:
     config, run_id = make_config(tmp_path, "tensorboard"), new_run_id()
-    rdir = run_dir(config.output_dir, run_id)
+    rdir = RunStore(config.output_dir).run_dir(run_id)
     tracker = build_tracker(config, rdir)
     assert isinstance(tracker, TensorBoardTracker) and tracker.log_dir == rdir / "tensorboard"
     manifest = make_manifest(config, run_id, status)
@@ -408,7 +409,7 @@ def test_callback_in_a_real_trl_run_forwards_every_logged_loss(tmp_path: Path, t
     # The runner starts the tracker, streams through a TrackingCallback, and finishes after sealing.
     backend = TRLBackend(progress=False)
     manifest = train(config, RunOptions(backend=backend))
-    rdir = run_dir(out, manifest.run_id)
+    rdir = RunStore(out).run_dir(manifest.run_id)
     assert not any(isinstance(cb, TrackingCallback) for cb in backend.callbacks)  # not left behind
 
     logged = [json.loads(line) for line in (rdir / "train_log.jsonl").read_text().splitlines()]
@@ -429,14 +430,13 @@ def test_runner_sends_stub_run_to_tensorboard(tmp_path: Path) -> None:
     """Through the run driver: a backend without callbacks has its log replayed, then finished."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from provenir.core.manifest import run_dir as run_folder
     from provenir.train.runner import train
 
     config = RunConfig.from_dict(
         {"backend": "stub", "output_dir": str(tmp_path), "observability_backend": "tensorboard"}
     )
     manifest = train(config)
-    events = EventAccumulator(str(run_folder(tmp_path, manifest.run_id) / "tensorboard"))
+    events = EventAccumulator(str(RunStore(tmp_path).run_dir(manifest.run_id) / "tensorboard"))
     events.Reload()
     text = " ".join(str(events.Tensors(tag)) for tag in events.Tags().get("tensors", []))
     assert manifest.manifest_hash in text

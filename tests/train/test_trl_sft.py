@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from provenir.core.config import RunConfig
-from provenir.core.manifest import RunManifest, manifest_path, run_dir
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.train.runner import train
 
 pytestmark = pytest.mark.slow
@@ -44,7 +45,7 @@ def test_lora_weights_change_and_loss_is_finite(two_runs: tuple[RunManifest, Run
     assert first.status == "completed"
     assert math.isfinite(first.metrics["final_loss"]) and math.isfinite(first.metrics["train_loss"])
     assert first.metrics["global_step"] == 6
-    weights = load_file(run_dir(out, first.run_id) / "adapter" / "adapter_model.safetensors")
+    weights = load_file(RunStore(out).run_dir(first.run_id) / "adapter" / "adapter_model.safetensors")
     lora_b = {k: v for k, v in weights.items() if "lora_B" in k}
     assert lora_b, "adapter has no LoRA B matrices"
     # PEFT initialises lora_B to zero: any non-zero entry means training moved the adapter.
@@ -61,8 +62,8 @@ def test_same_seed_gives_identical_adapter(two_runs: tuple[RunManifest, RunManif
 
 def test_manifest_is_complete_and_verifies(two_runs: tuple[RunManifest, RunManifest, Path]) -> None:
     first, _, out = two_runs
-    loaded, raw = RunManifest.load_with_text(manifest_path(out, first.run_id))
-    result = loaded.verify(raw=raw, run_directory=run_dir(out, first.run_id))
+    loaded, raw = RunManifest.load_with_text(RunStore(out).manifest_path(first.run_id))
+    result = loaded.verify(raw=raw, run_directory=RunStore(out).run_dir(first.run_id))
     assert result.outputs_ok
     assert "adapter/adapter_model.safetensors" in loaded.outputs
     assert loaded.environment["packages"]["trl"] and loaded.environment["device"] == "cpu"
@@ -110,7 +111,9 @@ def test_eval_every_n_steps_evaluates_during_training(tmp_path: Path, tiny_model
         eval={"eval_every_n_steps": 2, "max_new_tokens": 8},
     )
     manifest = train(config)
-    log = [json.loads(line) for line in (run_dir(tmp_path, manifest.run_id) / "train_log.jsonl").open()]
+    log = [
+        json.loads(line) for line in (RunStore(tmp_path).run_dir(manifest.run_id) / "train_log.jsonl").open()
+    ]
     evals = [e for e in log if "eval/exact_match" in e]
     assert [e["step"] for e in evals][:2] == [2, 4]
     assert all(0.0 <= e["eval/token_f1"] <= 1.0 for e in evals)

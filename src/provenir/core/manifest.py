@@ -45,21 +45,6 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
-def manifests_dir(output_dir: str | os.PathLike[str]) -> Path:
-    """Folder holding ``<run_id>.json`` manifests under an artifacts root."""
-    return Path(output_dir) / "manifests"
-
-
-def manifest_path(output_dir: str | os.PathLike[str], run_id: str) -> Path:
-    """``<output_dir>/manifests/<run_id>.json``."""
-    return manifests_dir(output_dir) / f"{validate_run_id(run_id)}.json"
-
-
-def run_dir(output_dir: str | os.PathLike[str], run_id: str) -> Path:
-    """``<output_dir>/runs/<run_id>``: adapter, logs and eval results of one run."""
-    return Path(output_dir) / "runs" / validate_run_id(run_id)
-
-
 def utc_now() -> str:
     """Current time as ISO-8601 UTC with microseconds."""
     return datetime.now(UTC).isoformat()

@@ -175,15 +175,24 @@ def _data_rows(run: RunArtifacts) -> tuple[list[tuple[str, Any]], list[tuple[str
     m = run.manifest
     data_cfg = m.config.get("data") or {}
     scans = m.scans or {}
-    train_rows = m.metrics.get("train_rows", scans.get("rows_scanned"))
+    inputs = m.inputs
+    train_rows: Any = inputs.training_rows.count if inputs is not None else None
+    if train_rows is None:
+        train_rows = "not recorded (schema-1 manifest)"
     split = data_cfg.get("eval_split") or 0
     eval_desc = data_cfg.get("eval_path") or (f"{split:g} of the training file held out" if split else "none")
+    sources = [p for p in (inputs.datasets if inputs is not None else []) if p.role == "train"]
     rows: list[tuple[str, Any]] = [
-        ("data path", m.data_path or data_cfg.get("path", "?")),
+        ("data path", m.data_path or ", ".join(p.uri for p in sources) or "not recorded"),
         ("dataset hash", m.dataset_hash or "—"),
-        ("training rows", int(train_rows) if train_rows is not None else "not recorded in the manifest"),
+        ("training rows", train_rows),
+        ("training rows hash", inputs.training_rows.sha256 if inputs is not None else "not recorded"),
         ("evaluation data", eval_desc),
         ("eval dataset hash", m.eval_dataset_hash or "—"),
+        (
+            "eval rows",
+            inputs.eval_rows.count if inputs is not None and inputs.eval_rows is not None else "none",
+        ),
         ("max samples", data_cfg.get("max_samples") or "all"),
         ("template", data_cfg.get("template", "?")),
     ]

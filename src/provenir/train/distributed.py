@@ -159,6 +159,10 @@ class DistributedLauncher:
     def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
         """Launch, wait, and return what rank 0 reported. The runner writes the manifest as usual."""
         plan = plan_launch(config)
+        from provenir.train.checkpoints import find_resume_checkpoint
+
+        # An altered checkpoint is refused here, on one line, rather than as a rank's traceback.
+        find_resume_checkpoint(run_dir)
         config_path = run_dir / "config.yaml"  # written by the run driver before fit
         result_path = run_dir / RESULT_FILE
         result_path.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from provenir.core.config import RunConfig
 from provenir.core.errors import EvaluationError, ManifestTamperedError, RegressionError
 from provenir.core.store import RunStore
 from provenir.data.loading import load_train_data, read_rows
+from provenir.data.pinned_rows import read_rows as read_stored_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import GateDecision, RegressionGate
 from provenir.eval.run_evaluation import attach_to_manifest
@@ -35,8 +36,8 @@ def evaluate_run(
 ) -> tuple[EvalResult, Path]:
     """Generate with a trained run's model (base + adapter) on its eval data and score it.
 
-    Data: ``data_path`` if given (rows as stored), else the run's own evaluation rows
-    (``data.eval_path`` or the ``data.eval_split`` hold-out, rebuilt exactly as in training).
+    Data: ``data_path`` if given (rows as stored), else the run's own evaluation rows as it stored
+    them in its run folder (``inputs.eval_rows``; rebuilt from the config for schema-1 manifests).
     Metrics default to the run's ``eval.metrics``; prompts are rendered with its template.
     Writes ``eval.json`` into the run folder and, with ``attach``, the summary into the
     manifest. Returns the result and the ``eval.json`` path.
@@ -54,13 +55,17 @@ def evaluate_run(
 
     if data_path is not None:
         rows = read_rows(data_path)
+    elif manifest.inputs is not None:
+        # The exact eval rows the run stored (after masking and splitting), hash-checked.
+        pin = manifest.inputs.eval_rows
+        rows = read_stored_rows(rdir, pin) if pin is not None else []
     else:
         rows = load_train_data(config).eval or []
-        if not rows:
-            raise EvaluationError(
-                f"run {manifest.run_id} has no evaluation data (no data.eval_path or data.eval_split); "
-                "pass a dataset"
-            )
+    if data_path is None and not rows:
+        raise EvaluationError(
+            f"run {manifest.run_id} has no evaluation data (no data.eval_path or data.eval_split); "
+            "pass a dataset"
+        )
     if any("prompt" not in r for r in rows):
         raise EvaluationError("every evaluation row needs a 'prompt' to generate from")
 
