@@ -38,7 +38,8 @@ def fake_server(latency: float) -> Iterator[str]:
     """Start the fake server in a child process; yield its base URL."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "provenir.testing.llm_server", "--latency", str(latency)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -68,13 +69,18 @@ def make_items(n: int) -> list[tuple[str, str, str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=1000, help="pairwise judgments (default 1000)")
     parser.add_argument("--latency", type=float, default=0.05, help="fake API latency in seconds")
     parser.add_argument("--concurrency", type=int, default=64, help="pairs in flight in the concurrent run")
-    parser.add_argument("--sequential-n", type=int, default=None,
-                        help="pairs to time sequentially (default: all --n); fewer are extrapolated")
+    parser.add_argument(
+        "--sequential-n",
+        type=int,
+        default=None,
+        help="pairs to time sequentially (default: all --n); fewer are extrapolated",
+    )
     parser.add_argument("--provider", choices=["anthropic", "openai"], default="anthropic")
     parser.add_argument("--progress", action="store_true", help="show the progress bars")
     args = parser.parse_args()
@@ -87,6 +93,7 @@ def main() -> int:
     retry = RetryPolicy(timeout=10)
 
     with fake_server(args.latency) as url, tempfile.TemporaryDirectory(prefix="judge-bench-") as cache_dir:
+
         def judge() -> AnthropicJudge | OpenAIJudge:
             if args.provider == "anthropic":
                 return AnthropicJudge(model="claude-haiku-4-5-20251001", base_url=url, retry=retry)
@@ -125,14 +132,21 @@ def main() -> int:
         cached_calls = http_calls(url) - calls0
 
     expected = ["a" if i % 2 else "b" for i in range(args.n)]
-    correct = [p.preferred for p in conc] == expected and cached == conc and \
-        [p.preferred for p in seq] == expected[:seq_n]
+    correct = (
+        [p.preferred for p in conc] == expected
+        and cached == conc
+        and [p.preferred for p in seq] == expected[:seq_n]
+    )
     extrapolated = f" (extrapolated from {seq_n})" if seq_n < args.n else ""
-    print(f"judge: {args.provider} SDK -> fake server in a child process, "
-          f"latency {args.latency * 1000:.0f} ms, position-bias control on (2 HTTP calls per pair)")
+    print(
+        f"judge: {args.provider} SDK -> fake server in a child process, "
+        f"latency {args.latency * 1000:.0f} ms, position-bias control on (2 HTTP calls per pair)"
+    )
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-          "(timings are CPU-bound in the SDK client; a loaded machine inflates them)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+        "(timings are CPU-bound in the SDK client; a loaded machine inflates them)"
+    )
     rows = [
         ("sequential (1 pair in flight)", seq_n, seq_calls, t_seq),
         (f"concurrent ({args.concurrency} pairs in flight)", args.n, conc_calls, t_conc),
@@ -142,11 +156,15 @@ def main() -> int:
     print(f"{'run':<34}{'pairs':>7}{'HTTP calls':>12}{'seconds':>10}{'pairs/s':>10}")
     for name, pairs, calls, seconds in rows:
         print(f"{name:<34}{pairs:>7}{calls:>12}{seconds:>10.2f}{pairs / seconds:>10.1f}")
-    print(f"sequential time for {args.n} pairs: {t_seq_full:.1f} s{extrapolated}; "
-          f"speed-up concurrent vs sequential: {t_seq_full / t_conc:.1f}x")
-    print(f"goal concurrent <= 3 s: {'met' if t_conc <= 3 else 'MISSED'} ({t_conc:.2f} s); "
-          f"cached re-run HTTP calls: {cached_calls} (must be 0); verdicts correct: {correct}; "
-          f"agreement rate: {agreement_rate(conc):.3f}")
+    print(
+        f"sequential time for {args.n} pairs: {t_seq_full:.1f} s{extrapolated}; "
+        f"speed-up concurrent vs sequential: {t_seq_full / t_conc:.1f}x"
+    )
+    print(
+        f"goal concurrent <= 3 s: {'met' if t_conc <= 3 else 'MISSED'} ({t_conc:.2f} s); "
+        f"cached re-run HTTP calls: {cached_calls} (must be 0); verdicts correct: {correct}; "
+        f"agreement rate: {agreement_rate(conc):.3f}"
+    )
     return 0 if cached_calls == 0 and correct else 1
 
 

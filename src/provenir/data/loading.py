@@ -413,9 +413,7 @@ def load_train_data(config: RunConfig) -> TrainData:
         assert cfg.path is not None  # DataConfig guarantees path when there are no sources
         loaded = load_rows(cfg.path)
         rows = _canonicalize_parts(loaded, schema, cfg)
-        pins.append(
-            DatasetSourcePin(role="train", uri=cfg.path, sha256=loaded.dataset_hash, rows=len(rows))
-        )
+        pins.append(DatasetSourcePin(role="train", uri=cfg.path, sha256=loaded.dataset_hash, rows=len(rows)))
         train_hash = loaded.dataset_hash
     if cfg.max_samples is not None:
         rows = rows[: cfg.max_samples]
@@ -425,9 +423,7 @@ def load_train_data(config: RunConfig) -> TrainData:
         loaded_eval = load_rows(cfg.eval_path)
         eval_rows = _canonicalize_parts(loaded_eval, schema, cfg)
         eval_hash = loaded_eval.dataset_hash
-        pins.append(
-            DatasetSourcePin(role="eval", uri=cfg.eval_path, sha256=eval_hash, rows=len(eval_rows))
-        )
+        pins.append(DatasetSourcePin(role="eval", uri=cfg.eval_path, sha256=eval_hash, rows=len(eval_rows)))
     elif cfg.eval_split > 0:
         rows, eval_rows = split_rows(rows, cfg.eval_split, config.seed)
         eval_hash = sha256_rows(eval_rows)

@@ -287,9 +287,7 @@ def apply_scan_policy(
             **(summary.secrets.counts if summary.secrets else {}),
         }
         found = ", ".join(f"{k}={v}" for k, v in counts.items() if v)
-        raise DataError(
-            f"{what} contains PII or secrets ({found}); mask it (provenir scan --mask) or fix it"
-        )
+        raise DataError(f"{what} contains PII or secrets ({found}); mask it (provenir scan --mask) or fix it")
     if policy == "mask":
         summary.action = "masked"
         return masker_for(secrets=summary.secrets is not None).mask(dataset), summary

@@ -259,7 +259,9 @@ def pin_inputs(config: RunConfig, data: TrainData, backend: Any) -> RunInputs:
             from provenir.train.tiny_model import resolve_model_path
 
             tokenizer = load_tokenizer(resolve_model_path(config.model_name_or_path), config.model_revision)
-            template = template_pin(TOKENIZER_TEMPLATE, TEMPLATE_REGISTRY.resolve(TOKENIZER_TEMPLATE, tokenizer))
+            template = template_pin(
+                TOKENIZER_TEMPLATE, TEMPLATE_REGISTRY.resolve(TOKENIZER_TEMPLATE, tokenizer)
+            )
         else:
             notes.append("chat_template: the tokenizer's template is not pinned because no model is loaded")
     else:
