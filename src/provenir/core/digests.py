@@ -90,6 +90,7 @@ def default_workers(jobs: int) -> int:
 
 def _open_cache() -> sqlite3.Connection | None:
     db = digest_cache_path()
+    conn = None
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(db, timeout=30)
@@ -98,6 +99,8 @@ def _open_cache() -> sqlite3.Connection | None:
         conn.commit()
         return conn
     except (OSError, sqlite3.Error) as exc:
+        if conn is not None:
+            conn.close()
         log.warning("digest cache %s unavailable, hashing without it: %s", db, exc)
         return None
 
