@@ -82,13 +82,15 @@ def file_key(path: Path) -> FileKey:
     return FileKey(str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def _default_workers(jobs: int) -> int:
+def default_workers(jobs: int) -> int:
+    """Hashing threads for ``jobs`` files: one per CPU this process may use, at most one per file."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(jobs, cpus, 32))
 
 
 def _open_cache() -> sqlite3.Connection | None:
     db = digest_cache_path()
+    conn = None
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(db, timeout=30)
@@ -97,6 +99,8 @@ def _open_cache() -> sqlite3.Connection | None:
         conn.commit()
         return conn
     except (OSError, sqlite3.Error) as exc:
+        if conn is not None:
+            conn.close()
         log.warning("digest cache %s unavailable, hashing without it: %s", db, exc)
         return None
 
@@ -165,7 +169,7 @@ def hash_files(paths: list[Path], *, workers: int | None = None, cache: bool = T
                 conn.close()
                 conn = None
         todo = sorted((k for k in keys if k not in cached), key=lambda k: -k.size)
-        n = workers if workers is not None else _default_workers(len(todo))
+        n = workers if workers is not None else default_workers(len(todo))
         if n <= 1 or len(todo) <= 1:
             hashed = [_hash_stable(k) for k in todo]
         else:
