@@ -20,6 +20,7 @@ from provenir.data.loading import (
     load_rows,
     load_train_data,
     read_rows,
+    resolve_data_path,
     split_rows,
 )
 
@@ -244,14 +245,25 @@ def test_hub_dataset_rows_and_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     datasets = pytest.importorskip("datasets")
     calls: list[tuple] = []
 
-    def fake(repo_id: str, split: str) -> object:
-        calls.append((repo_id, split))
+    def fake(repo_id: str, *, name: str | None, split: str, revision: str | None) -> object:
+        calls.append((repo_id, name, split, revision))
         return datasets.Dataset.from_list(SFT)
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
     data = load_train_data(_config("someone/sft"))
-    assert calls == [("someone/sft", "train")]  # loaded once for rows and hash together
+    assert calls == [("someone/sft", None, "train", None)]  # loaded once for rows and hash together
     assert data.train == SFT and data.dataset_hash == sha256_rows(SFT) == dataset_hash("someone/sft")
+    assert [(p.uri, p.sha256, p.rows) for p in data.sources] == [("someone/sft", sha256_rows(SFT), len(SFT))]
+
+    # A mixture source selects a config, split and revision of a hub dataset, and records them.
+    calls.clear()
+    source = {"path": "someone/sft", "config": "en", "split": "validation", "revision": "v1.0"}
+    mixed = load_train_data(RunConfig.from_dict({"data": {"sources": [source]}}))
+    assert calls == [("someone/sft", "en", "validation", "v1.0")]
+    pin = mixed.sources[0]
+    assert (pin.config, pin.split, pin.revision, pin.rows_used) == ("en", "validation", "v1.0", len(SFT))
+    with pytest.raises(DataError, match="revision only apply to hub datasets"):
+        dataset_hash(resolve_data_path("builtin:sft-sample"), revision="v1")
 
 
 # -- split and contamination policy -------------------------------------------------------------------

@@ -241,6 +241,7 @@ def test_kill_during_a_save_resumes_from_the_last_complete_checkpoint(
     assert backend.result is not None and backend.result.resumed_checkpoint is not None
     pin = backend.result.resumed_checkpoint
     assert pin.name == "checkpoint-2" and pin.files == checkpoint_files(checkpoints / "checkpoint-2")
+    assert resumed.inputs is not None and resumed.inputs.resumed_checkpoint == pin  # sealed in the manifest
     # The partial checkpoints were not used: set aside untouched, their steps saved afresh.
     stale = rdir / INCOMPLETE_DIR / "checkpoint-6" / "adapter_model.safetensors"
     assert stale.read_bytes() == weights[: len(weights) // 2]
@@ -291,6 +292,7 @@ def test_two_process_checkpoints_are_marked_and_the_pin_crosses_the_launcher(
     tmp_path: Path, tiny_model_path: Path
 ) -> None:
     from provenir.data.loading import load_train_data
+    from provenir.data.pinned_rows import TRAIN_ROWS_FILE, write_rows
     from provenir.train.distributed import DistributedLauncher
 
     settings: dict[str, Any] = {
@@ -313,6 +315,7 @@ def test_two_process_checkpoints_are_marked_and_the_pin_crosses_the_launcher(
         {**settings, "max_steps": 4, "distributed": {"strategy": "ddp", "num_processes": 2}}
     )
     ddp.to_yaml(rdir / "config.yaml")
+    data.train_rows_pin = write_rows(rdir, TRAIN_ROWS_FILE, data.train)  # what the run driver stores
     result = DistributedLauncher().fit(ddp, data, rdir)
     pin = result.resumed_checkpoint
     assert result.extra["world_size"] == 2 and result.resumed_from == "checkpoint-2" and pin is not None

@@ -79,6 +79,20 @@ def test_changed_model_file_or_chat_template_is_refused_before_training(
         model / "model.safetensors"
     )
     assert pins.chat_template.origin == "tokenizer"
+    env = original.environment
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in cpuinfo.read_text().splitlines()
+            if ln.startswith("model name")
+        ]
+        if names:
+            assert env["cpu"]["model"] == names[0]
+    assert "executable" not in env and sys.executable not in json.dumps(env)
+    import torch
+
+    assert env["torch"]["version"] == torch.__version__  # the trl backend records torch's build
     manifest = RunStore(root).manifest_path(original.run_id)
     before = counts(root)
 

@@ -97,15 +97,17 @@ def test_settings_changes_are_recorded_and_diffed() -> None:
     before = capture_torch_environment()
     threads = torch.get_num_threads()
     precision = torch.get_float32_matmul_precision()
+    # warn_only kept as it was: an earlier test in this process (Trainer's full_determinism) may have set it.
+    warn_only = before["deterministic_warn_only"]
     try:
         torch.set_num_threads(1 if threads != 1 else 2)
         torch.set_float32_matmul_precision("medium" if precision != "medium" else "high")
-        torch.use_deterministic_algorithms(not before["deterministic_algorithms"])
+        torch.use_deterministic_algorithms(not before["deterministic_algorithms"], warn_only=warn_only)
         after = capture_torch_environment()
     finally:
         torch.set_num_threads(threads)
         torch.set_float32_matmul_precision(precision)
-        torch.use_deterministic_algorithms(before["deterministic_algorithms"])
+        torch.use_deterministic_algorithms(before["deterministic_algorithms"], warn_only=warn_only)
     expected = [
         f"torch.deterministic_algorithms: {before['deterministic_algorithms']!r} -> "
         f"{after['deterministic_algorithms']!r}",

@@ -117,7 +117,8 @@ def test_eval_every_n_steps_evaluates_during_training(tmp_path: Path, tiny_model
     evals = [e for e in log if "eval/exact_match" in e]
     assert [e["step"] for e in evals][:2] == [2, 4]
     assert all(0.0 <= e["eval/token_f1"] <= 1.0 for e in evals)
-    assert manifest.extra["train_rows"] == 18 and manifest.extra["eval_rows"] == 6
+    assert manifest.inputs is not None and manifest.inputs.eval_rows is not None
+    assert manifest.inputs.training_rows.count == 18 and manifest.inputs.eval_rows.count == 6
 
 
 def test_eval_every_n_steps_without_eval_data_fails_before_the_run(tmp_path: Path) -> None:

@@ -203,7 +203,7 @@ def _read_hub(
 
     split = split or "train"
     try:
-        ds = datasets.load_dataset(repo_id, config, split=split, revision=revision)
+        ds = datasets.load_dataset(repo_id, name=config, split=split, revision=revision)
     except Exception as exc:  # offline, missing, gated, or no train split: all need the same advice
         raise DataError(
             f"{repo_id!r} is not a local file or folder, and as a hub dataset it could not be loaded "

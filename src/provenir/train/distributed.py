@@ -96,12 +96,10 @@ def torchrun_command(
             f"--master-port={d.master_port}",
         ]
     worker = [*cmd, "-m", "provenir.train.worker", "--config", str(config_path), "--run-dir", str(run_dir)]
-    for flag, pin in (
-        ("--train-rows", data and data.train_rows_pin),
-        ("--eval-rows", data and data.eval_rows_pin),
-    ):
-        if pin is not None:
-            worker += [flag, pin.model_dump_json()]
+    if data is not None:
+        for flag, pin in (("--train-rows", data.train_rows_pin), ("--eval-rows", data.eval_rows_pin)):
+            if pin is not None:
+                worker += [flag, pin.model_dump_json()]
     return worker
 
 
