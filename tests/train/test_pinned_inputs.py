@@ -93,6 +93,8 @@ def test_changed_model_file_or_chat_template_is_refused_before_training(
     import torch
 
     assert env["torch"]["version"] == torch.__version__  # the trl backend records torch's build
+    # ... and its settings as training ran (Trainer's full_determinism), not the process defaults.
+    assert env["torch"]["deterministic_algorithms"] is True
     manifest = RunStore(root).manifest_path(original.run_id)
     before = counts(root)
 
@@ -223,3 +225,4 @@ def test_ddp_with_scan_mask_trains_on_the_masked_rows(tmp_path: Path, tiny_model
     assert masked_run.inputs is not None and premasked_run.inputs is not None
     assert masked_run.inputs.training_rows.sha256 == premasked_run.inputs.training_rows.sha256
     assert masked_run.adapter_hash == premasked_run.adapter_hash
+    assert masked_run.environment["torch"]["deterministic_algorithms"] is True  # reported by rank 0

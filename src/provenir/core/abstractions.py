@@ -57,6 +57,9 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
     # The files of the checkpoint this run continued from (resumed_from is its name).
     resumed_checkpoint: CheckpointPin | None = None
+    #: Environment facts the backend observed while training (e.g. torch's settings as the
+    #: trainer set them); merged into the manifest's ``environment``.
+    environment: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable

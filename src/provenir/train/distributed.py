@@ -181,6 +181,7 @@ class DistributedLauncher:
             log_history=data["log_history"],
             device=data["device"],
             resumed_from=data.get("resumed_from"),
+            environment=data.get("environment", {}),
             resumed_checkpoint=(
                 CheckpointPin.model_validate(data["resumed_checkpoint"])
                 if data.get("resumed_checkpoint")

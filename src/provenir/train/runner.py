@@ -95,7 +95,7 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         config=config.model_dump(mode="json"),
         data_path=config.data.path,
         inputs=inputs,
-        environment=run_environment(backend),
+        environment=capture_environment(),
         scans=scans,
     )
     if data.contamination is not None:
@@ -282,17 +282,6 @@ def pin_inputs(config: RunConfig, data: TrainData, backend: Any) -> RunInputs:
     )
 
 
-def run_environment(backend: Any) -> dict[str, Any]:
-    """The environment of this run: interpreter, CPU and packages, plus torch's build and settings
-    when the backend trains with torch."""
-    env = capture_environment()
-    if getattr(backend, "loads_model", True):
-        from provenir.train.torch_environment import capture_torch_environment
-
-        env["torch"] = capture_torch_environment()
-    return env
-
-
 def select_backend(config: RunConfig) -> Any:
     """The configured backend, behind the torchrun launcher when more than one process trains."""
     if config.distributed.strategy != "none" or config.distributed.num_nodes > 1:
@@ -383,6 +372,7 @@ def _record_result(manifest: RunManifest, result: TrainResult, rdir: Path) -> No
     if non_finite:
         manifest.extra["non_finite_metrics"] = non_finite
     manifest.environment["device"] = result.device
+    manifest.environment.update(result.environment)
     manifest.resumed_from = result.resumed_from
     if manifest.inputs is not None:
         manifest.inputs.resumed_checkpoint = result.resumed_checkpoint

@@ -249,6 +249,10 @@ class TRLBackend:
         """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs."""
         point = resume_point(run_dir)  # before loading the model: an altered checkpoint fails fast
         trainer, tokenizer, device = self.build_trainer(config, dataset, run_dir)
+        from provenir.train.torch_environment import capture_torch_environment
+
+        # After the trainer is built: full_determinism has set torch's deterministic modes by now.
+        torch_settings = capture_torch_environment()
         checkpoint = str(point.checkpoint) if point.checkpoint else None
         started, cpu_started = time.perf_counter(), time.process_time()
         output = trainer.train(resume_from_checkpoint=checkpoint)
@@ -275,6 +279,7 @@ class TRLBackend:
             resumed_from=point.pin.name if point.pin else None,
             resumed_checkpoint=point.pin,
             train_runtime_s=runtime,
+            environment={"torch": torch_settings},
             # What torch.distributed actually ran with, not what was asked for.
             extra={"world_size": trainer.args.world_size},
         )
