@@ -181,6 +181,10 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         license: Annotated[str | None, typer.Option(help="License id for the card metadata.")] = None,
+        allow_failed: Annotated[
+            bool,
+            typer.Option("--allow-failed", help="Write a card for a run that did not complete (it says so)."),
+        ] = False,
         no_audit: Annotated[
             bool, typer.Option("--no-audit", help="Do not record the event in <output_dir>/audit.")
         ] = False,
@@ -201,7 +205,7 @@ def register(app: typer.Typer) -> None:
                 eval_result = json.loads(candidate.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError) as exc:
                 raise GovernanceError(f"{candidate}: cannot read evaluation results ({exc})") from None
-        card = ModelCardGenerator(license=license).generate(manifest, eval_result)
+        card = ModelCardGenerator(license=license).generate(manifest, eval_result, allow_failed=allow_failed)
         if out is None:
             written = card.save_in(run_folder, DEFAULT_CARD_NAME)
         elif out.is_dir():

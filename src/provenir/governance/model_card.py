@@ -8,32 +8,47 @@
     card.save("MODEL_CARD.md")
 
 The card is ``huggingface_hub.ModelCard`` text: YAML metadata (``base_model``, ``datasets``
-when the data is a hub id, ``license``, ``tags``, ``library_name`` and a ``model-index`` with
-every metric's mean; its 95% interval goes in the metric name and ``args``) followed by sections
-on training configuration, data and scans, provenance (manifest hash, signature status) and
-limitations. Nothing touches the network.
+when the training data is a hub id, ``license``, ``tags``, ``library_name`` and a ``model-index``
+with every metric's mean; its 95% interval goes in the metric name and ``args``) followed by
+sections on evaluation, training configuration, inputs (model files, chat template, data
+sources, exact rows), scans, provenance (manifest hash, signature status, the command that
+replays the run) and limitations. Nothing touches the network.
+
+Every fact comes from the manifest or the evaluation record. Each metric names the data it was
+computed on and that data's SHA-256, as the evaluation record states them
+(:func:`evaluation_dataset`); the ``model-index`` dataset is that evaluation data, never the
+training set. A run that did not complete gets no card unless ``allow_failed`` is passed, and
+then the card says so in its first lines.
 
 ``eval_result`` may be ``None`` (the manifest's own ``eval`` is used if present), a dict
-``{"metrics": {name: {"mean", "ci_lower", "ci_upper", "n"}}}``, or an object whose
-``to_dict()`` returns that dict (``provenir.eval``'s result).
+``{"metrics": {name: {"mean", "ci_lower", "ci_upper", "n"}}, "extra": {"data", "data_sha256",
+"data_rows"}}`` (``extra`` optional), or an object whose ``to_dict()`` returns that dict
+(``provenir.eval``'s result).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import GovernanceError
+from provenir.core.inputs import FileSetPin
 from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 
 DEFAULT_CARD_NAME = "MODEL_CARD.md"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 _FILE_SUFFIX = re.compile(r"\.(jsonl|json|csv|parquet|txt|arrow)$", re.IGNORECASE)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.md$")
+#: ``extra["data"]`` of an evaluation of the run's own stored eval rows (``provenir eval RUN``);
+#: the second spelling is what evaluations recorded before the rows' hash was recorded with them.
+RUN_EVAL_ROWS = ("run eval rows", "run eval split")
 
 
 def _one_line(value: Any, limit: int = 200) -> str:
@@ -42,9 +57,88 @@ def _one_line(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _metrics_from(eval_result: Any) -> dict[str, dict[str, float | int | None]]:
+def _is_hub_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(_HUB_ID.match(value)) and not _FILE_SUFFIX.search(value)
+
+
+@dataclass(frozen=True)
+class EvalDataset:
+    """What an evaluation's metrics were computed on, as its record (and the manifest) state it.
+
+    ``name``: the path, hub id or ``builtin:<name>`` the evaluation read, or a description of
+    the run's own stored eval rows; None when the record does not say. ``sha256``: that data's
+    hash (the stored rows' hash for the run's own rows, the file's or hub rows' hash otherwise);
+    None when not recorded. ``missing`` says why something is not known.
+    """
+
+    name: str | None
+    sha256: str | None
+    rows: int | None
+    hub_id: str | None = None
+    own_rows: bool = False
+    missing: str | None = None
+
+    def describe(self) -> str:
+        """One line: name, rows and hash, or why they are unknown."""
+        if self.name is None:
+            return f"not recorded: {self.missing}"
+        text = self.name
+        if self.rows is not None:
+            text += f", {self.rows} rows"
+        text += f", SHA-256 {self.sha256}" if self.sha256 else f" (hash not recorded: {self.missing})"
+        return text
+
+
+def evaluation_dataset(manifest: RunManifest, extra: Mapping[str, Any] | None) -> EvalDataset:
+    """The data an evaluation of ``manifest``'s run was computed on, from the record's ``extra``.
+
+    ``provenir eval`` records ``data`` (the path it read, or ``run eval rows`` for the run's
+    own stored eval rows), ``data_sha256`` and ``data_rows``. For the run's own rows of an
+    older record without a hash, the manifest's pin of those rows (``inputs.eval_rows``) is
+    used: that is exactly what such an evaluation read. Nothing is guessed otherwise: a record
+    that does not name its data (a hand-made or pipeline evaluation) is reported as such.
+    """
+    extra = extra or {}
+    data, sha, rows = extra.get("data"), extra.get("data_sha256"), extra.get("data_rows")
+    sha = sha if isinstance(sha, str) and sha else None
+    rows = rows if isinstance(rows, int) and not isinstance(rows, bool) else None
+    if data in RUN_EVAL_ROWS:
+        inputs = manifest.inputs
+        pin = inputs.eval_rows if inputs is not None else None
+        sources = [p.uri for p in inputs.datasets if p.role == "eval"] if inputs is not None else []
+        origin = f"from {', '.join(sources)}" if sources else "held out from the training data"
+        if sha is None and pin is not None:
+            sha = pin.sha256
+        if rows is None and pin is not None:
+            rows = pin.count
+        missing = None if sha else f"this manifest (schema {manifest.schema_version}) pins no eval rows"
+        name = f"eval rows of run {manifest.run_id[:8]} ({origin})"
+        return EvalDataset(name, sha, rows, None, True, missing)
+    if isinstance(data, str) and data:
+        missing = None if sha else "the evaluation record has no hash of its data"
+        return EvalDataset(data, sha, rows, data if _is_hub_id(data) else None, False, missing)
+    return EvalDataset(None, None, rows, missing="the evaluation record does not say what data it scored")
+
+
+def reproduce_command(
+    manifest_file: str | os.PathLike[str], *, cwd: str | os.PathLike[str] | None = None
+) -> tuple[str, Path]:
+    """``provenir reproduce <path>`` for a stored manifest, and the folder ``<path>`` is relative to.
+
+    The path is relative to ``cwd`` (default: the current folder) when the manifest lies inside
+    it, else relative to the root of the run store holding it (``manifests/<run_id>.json``), so
+    a card never carries an absolute path of the machine that wrote it.
+    """
+    path = Path(manifest_file).resolve()
+    here = Path(cwd if cwd is not None else Path.cwd()).resolve()
+    base = here if path.is_relative_to(here) else RunStore.of_manifest_file(path).root
+    return f"provenir reproduce {shlex.quote(path.relative_to(base).as_posix())}", base
+
+
+def _eval_record(eval_result: Any) -> tuple[dict[str, dict[str, float | int | None]], dict[str, Any], float]:
+    """Metrics, ``extra`` and confidence level of an evaluation result (see the module doc)."""
     if eval_result is None:
-        return {}
+        return {}, {}, 0.95
     data = eval_result.to_dict() if hasattr(eval_result, "to_dict") else eval_result
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
         raise GovernanceError(
@@ -60,7 +154,9 @@ def _metrics_from(eval_result: Any) -> dict[str, dict[str, float | int | None]]:
         ):
             raise GovernanceError(f"eval metric {name!r}: expected a dict with a numeric 'mean'")
         out[str(name)] = {k: m.get(k) for k in ("mean", "ci_lower", "ci_upper", "n")}
-    return out
+    extra = data.get("extra") if isinstance(data.get("extra"), dict) else {}
+    confidence = data.get("confidence")
+    return out, extra, float(confidence) if isinstance(confidence, int | float) else 0.95
 
 
 def safe_card_path(directory: str | os.PathLike[str], filename: str = DEFAULT_CARD_NAME) -> Path:
@@ -125,9 +221,20 @@ class ModelCardGenerator:
         self.extra_tags = list(extra_tags or [])
 
     def generate(
-        self, manifest: RunManifest | str | os.PathLike[str], eval_result: Any = None
+        self,
+        manifest: RunManifest | str | os.PathLike[str],
+        eval_result: Any = None,
+        *,
+        allow_failed: bool = False,
+        manifest_file: str | os.PathLike[str] | None = None,
     ) -> GeneratedModelCard:
-        """Card for ``manifest`` (a :class:`RunManifest` or a path to one) and ``eval_result``."""
+        """Card for ``manifest`` (a :class:`RunManifest` or a path to one) and ``eval_result``.
+
+        A run whose status is not ``completed`` raises :class:`GovernanceError` unless
+        ``allow_failed``; its card then opens by saying the run did not complete, with its error.
+        ``manifest_file`` (implied when ``manifest`` is a path) is where the manifest is stored:
+        the card's reproduce command names it (see :func:`reproduce_command`).
+        """
         try:
             from huggingface_hub import EvalResult, ModelCard, ModelCardData
         except ImportError:
@@ -136,21 +243,27 @@ class ModelCardGenerator:
             ) from None
         raw = None
         if not isinstance(manifest, RunManifest):
+            manifest_file = manifest
             manifest, raw = RunManifest.load_with_text(manifest)
+        if manifest.status != "completed" and not allow_failed:
+            error = f" ({_one_line(manifest.error, 300)})" if manifest.error else ""
+            raise GovernanceError(
+                f"run {manifest.run_id} is {manifest.status}, not completed{error}: a model card describes "
+                "a finished model; pass --allow-failed (allow_failed=True) for a card that says it failed"
+            )
         if eval_result is None and manifest.eval:
             eval_result = manifest.eval
-        metrics = _metrics_from(eval_result)
+        metrics, eval_extra, confidence = _eval_record(eval_result)
+        eval_data = evaluation_dataset(manifest, eval_extra)
         verification = manifest.check(raw=raw)
 
         config = manifest.config or {}
         base_model = str(config.get("model_name_or_path") or "") or None
         data_cfg: dict[str, Any] = config["data"] if isinstance(config.get("data"), dict) else {}
         data_path = manifest.data_path or data_cfg.get("path")
-        hub_dataset = (
-            data_path
-            if isinstance(data_path, str) and _HUB_ID.match(data_path) and not _FILE_SUFFIX.search(data_path)
-            else None
-        )
+        train_uris = [p.uri for p in manifest.inputs.datasets if p.role == "train"] if manifest.inputs else []
+        # Hub metadata `datasets` lists what the model was trained on; metrics name their own data.
+        hub_datasets = [u for u in (train_uris or [data_path]) if _is_hub_id(u)]
         peft: dict[str, Any] = config["peft"] if isinstance(config.get("peft"), dict) else {}
         uses_adapter = bool(peft.get("enabled", False))
         model_name = _one_line(manifest.name, 96)
@@ -163,16 +276,16 @@ class ModelCardGenerator:
         ]
         license_ = self.license or str(manifest.extra.get("license") or "other")
 
+        dataset_args = {"sha256": eval_data.sha256, "rows": eval_data.rows}
         eval_results = [
             EvalResult(
                 task_type="text-generation",
-                dataset_type=hub_dataset or "provenir-eval",
-                dataset_name=_one_line(
-                    manifest.eval_dataset_hash or data_path or "held-out evaluation set", 96
-                ),
+                dataset_type=eval_data.hub_id or "provenir-eval",
+                dataset_name=_one_line(eval_data.name or "evaluation data not recorded", 200),
+                dataset_args={k: v for k, v in dataset_args.items() if v is not None} or None,
                 metric_type=name,
                 metric_value=float(m["mean"] or 0.0),
-                metric_name=_metric_label(name, m),
+                metric_name=_metric_label(name, m, confidence),
                 metric_args={k: m[k] for k in ("ci_lower", "ci_upper", "n") if m.get(k) is not None},
             )
             for name, m in sorted(metrics.items())
@@ -180,29 +293,64 @@ class ModelCardGenerator:
         card_data = ModelCardData(
             model_name=model_name,
             base_model=base_model,
-            datasets=[hub_dataset] if hub_dataset else None,
+            datasets=hub_datasets or None,
             license=license_,
             library_name="peft" if uses_adapter else "transformers",
             pipeline_tag="text-generation",
             tags=list(dict.fromkeys(t for t in tags if t)),
             eval_results=eval_results or None,
         )
-        body = self._body(manifest, metrics, verification, data_path, base_model)
+        body = self._body(
+            manifest,
+            _Evaluation(metrics, confidence, eval_data),
+            verification,
+            data_path,
+            base_model,
+            self._reproduce_line(manifest, manifest_file),
+        )
         text = f"---\n{card_data.to_yaml()}\n---\n\n{body}"
         return GeneratedModelCard(
             text=text, card=ModelCard(text, ignore_metadata_errors=True), run_id=manifest.run_id
         )
 
+    @staticmethod
+    def _reproduce_line(manifest: RunManifest, manifest_file: str | os.PathLike[str] | None) -> str:
+        # Only what `provenir reproduce` accepts is offered: it refuses anything else.
+        if manifest.status != "completed":
+            return f"- Reproduce: not possible: `provenir reproduce` replays completed runs only (this one is {manifest.status})"
+        if manifest.inputs is None:
+            return (
+                f"- Reproduce: not possible: this manifest (schema {manifest.schema_version}) pins no inputs "
+                "to replay against"
+            )
+        if manifest_file is None:
+            rel = RunStore(".").manifest_path(manifest.run_id).as_posix()
+            return f"- Reproduce (from the artifacts folder that holds this run): `provenir reproduce {rel}`"
+        command, base = reproduce_command(manifest_file)
+        if base == Path.cwd().resolve():
+            return f"- Reproduce: `{command}`"
+        return f"- Reproduce (from the artifacts folder `{_one_line(base.name, 80)}` that holds this run): `{command}`"
+
     def _body(
         self,
         manifest: RunManifest,
-        metrics: dict[str, dict[str, Any]],
+        evaluation: _Evaluation,
         verification: Any,
         data_path: Any,
         base_model: str | None,
+        reproduce: str,
     ) -> str:
         c = manifest.config or {}
+        metrics = evaluation.metrics
         lines = [f"# {_one_line(manifest.name, 96)}", ""]
+        if manifest.status != "completed":
+            what = "failed" if manifest.status == "failed" else "did not complete"
+            error = f"error: {_one_line(manifest.error, 500)}" if manifest.error else "no error was recorded"
+            lines += [
+                f"> **This run {what}** (status `{manifest.status}`; {error}). "
+                "It did not produce a finished model: this card records the attempt.",
+                "",
+            ]
         lines += [
             f"Fine-tuned from `{_one_line(base_model or 'unknown')}` "
             f"with {_one_line(manifest.algorithm).upper()} "
@@ -213,7 +361,16 @@ class ModelCardGenerator:
             "",
         ]
         if metrics:
-            lines += ["| Metric | Mean | 95% CI | n |", "|---|---|---|---|"]
+            data = evaluation.data
+            pct = f"{evaluation.confidence * 100:g}%"
+            dataset = _one_line(data.name or "not recorded", 120)
+            digest = f"`{data.sha256}`" if data.sha256 else "not recorded"
+            lines += [
+                f"Computed on: {_one_line(data.describe(), 400)}.",
+                "",
+                f"| Metric | Mean | {pct} CI | n | Dataset | Dataset SHA-256 |",
+                "|---|---|---|---|---|---|",
+            ]
             for name, m in sorted(metrics.items()):
                 ci = (
                     f"[{m['ci_lower']:.4f}, {m['ci_upper']:.4f}]"
@@ -223,7 +380,7 @@ class ModelCardGenerator:
                 )
                 lines.append(
                     f"| {_one_line(name)} | {m['mean']:.4f} | {ci} | "
-                    f"{m.get('n') if m.get('n') is not None else 'n/a'} |"
+                    f"{m.get('n') if m.get('n') is not None else 'n/a'} | {dataset} | {digest} |"
                 )
         else:
             lines.append("No evaluation results were recorded for this run.")
@@ -249,6 +406,7 @@ class ModelCardGenerator:
                 f"rslora={_one_line(peft.get('use_rslora'))} |"
             )
         lines.append(f"| config_hash | `{manifest.config_hash}` |")
+        lines += ["", "## Inputs", "", *self._input_lines(manifest)]
         lines += [
             "",
             "## Training data",
@@ -258,6 +416,7 @@ class ModelCardGenerator:
         ]
         if manifest.eval_dataset_hash:
             lines.append(f"- Evaluation dataset SHA-256: `{manifest.eval_dataset_hash}`")
+        lines += self._row_lines(manifest)
         lines += self._scan_lines(manifest.scans)
         sig = verification.signature
         lines += [
@@ -281,11 +440,69 @@ class ModelCardGenerator:
             lines.append(f"- Parent runs: {', '.join(_one_line(p, 40) for p in manifest.provenance)}")
         if manifest.adapter_hash:
             lines.append(f"- Weights SHA-256: `{manifest.adapter_hash}`")
-        lines.append(f"- Reproduce: `provenir reproduce artifacts/manifests/{manifest.run_id}.json`")
+        lines.append(reproduce)
         lines += ["", "## Limitations", ""] + [
             f"- {item}" for item in self._limitations(manifest, metrics, verification)
         ]
         return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _input_lines(manifest: RunManifest) -> list[str]:
+        inputs = manifest.inputs
+        if inputs is None:
+            return [
+                f"- Not recorded in this manifest (schema {manifest.schema_version}): no input was pinned."
+            ]
+        out = [
+            "- Base model: " + (_file_set_text(inputs.model) if inputs.model else "not pinned"),
+        ]
+        if inputs.init_adapter is not None:
+            out.append("- Initial adapter: " + _file_set_text(inputs.init_adapter))
+        t = inputs.chat_template
+        out.append(
+            "- Chat template: "
+            + (
+                f"`{_one_line(t.name)}` ({t.origin}{f', version {_one_line(t.version)}' if t.version else ''}), "
+                f"SHA-256 `{t.sha256}`"
+                if t is not None
+                else "not pinned"
+            )
+        )
+        ck = inputs.resumed_checkpoint
+        if ck is not None:
+            out.append(
+                f"- Resumed from checkpoint `{_one_line(ck.name)}`: {len(ck.files)} files, digest `{ck.digest}`"
+            )
+        out += [f"- Not pinned: {_one_line(note, 300)}" for note in inputs.notes]
+        return out
+
+    @staticmethod
+    def _row_lines(manifest: RunManifest) -> list[str]:
+        inputs = manifest.inputs
+        if inputs is None:
+            return [f"- Exact rows: not recorded in this manifest (schema {manifest.schema_version})"]
+        out = []
+        for p in inputs.datasets:
+            where = ", ".join(
+                f"{k} {_one_line(v)}"
+                for k, v in (("revision", p.revision), ("config", p.config), ("split", p.split))
+                if v
+            )
+            used = f", {p.rows_used} used" if p.rows_used is not None else ""
+            weight = f", weight {p.weight:g}" if p.weight is not None else ""
+            out.append(
+                f"- {'Training' if p.role == 'train' else 'Evaluation'} source `{_one_line(p.uri)}`"
+                f"{f' ({where})' if where else ''}: SHA-256 `{p.sha256}`, {p.rows} rows{used}{weight}"
+            )
+        r = inputs.training_rows
+        out.append(f"- Training rows: {r.count}, SHA-256 `{r.sha256}` (exactly what training read)")
+        e = inputs.eval_rows
+        out.append(
+            f"- Evaluation rows: {e.count}, SHA-256 `{e.sha256}`"
+            if e is not None
+            else "- Evaluation rows: none"
+        )
+        return out
 
     @staticmethod
     def _scan_lines(scans: dict[str, Any] | None) -> list[str]:
@@ -335,10 +552,25 @@ class ModelCardGenerator:
         return items
 
 
-def _metric_label(name: str, m: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class _Evaluation:
+    metrics: dict[str, dict[str, Any]]
+    confidence: float
+    data: EvalDataset
+
+
+def _file_set_text(pin: FileSetPin) -> str:
+    revision = pin.resolved_revision or pin.requested_revision
+    return (
+        f"`{_one_line(pin.source)}` ({pin.kind}{f', revision {_one_line(revision)}' if revision else ''}), "
+        f"{len(pin.files)} files, digest `{pin.digest}`"
+    )
+
+
+def _metric_label(name: str, m: dict[str, Any], confidence: float = 0.95) -> str:
     lo, hi = m.get("ci_lower"), m.get("ci_upper")
     label = _one_line(name, 60)
     if isinstance(lo, int | float) and isinstance(hi, int | float):
-        label += f" (95% CI {lo:.4f}-{hi:.4f}"
+        label += f" ({confidence * 100:g}% CI {lo:.4f}-{hi:.4f}"
         label += f", n={m['n']})" if m.get("n") is not None else ")"
     return label

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from provenir.core.config import RunConfig
 from provenir.core.errors import EvaluationError, ManifestTamperedError, RegressionError
+from provenir.core.hashing import sha256_rows
 from provenir.core.store import RunStore
-from provenir.data.loading import load_train_data, read_rows
+from provenir.data.loading import load_rows, load_train_data
 from provenir.data.pinned_rows import read_rows as read_stored_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import GateDecision, RegressionGate
@@ -53,14 +54,18 @@ def evaluate_run(
     if device is not None:
         config = config.model_copy(update={"device": device})
 
+    # data_sha256 names what the metrics were computed on, so a model card can state it.
     if data_path is not None:
-        rows = read_rows(data_path)
+        loaded = load_rows(data_path)  # its hash is the one a manifest records for a source
+        rows, data_sha256 = loaded.rows, loaded.dataset_hash
     elif manifest.inputs is not None:
         # The exact eval rows the run stored (after masking and splitting), hash-checked.
         pin = manifest.inputs.eval_rows
         rows = read_stored_rows(rdir, pin) if pin is not None else []
+        data_sha256 = pin.sha256 if pin is not None else None
     else:
         rows = load_train_data(config).eval or []
+        data_sha256 = sha256_rows(rows)
     if data_path is None and not rows:
         raise EvaluationError(
             f"run {manifest.run_id} has no evaluation data (no data.eval_path or data.eval_split); "
@@ -86,7 +91,11 @@ def evaluate_run(
     )
     result = evaluator.evaluate(rows, predictions)
     result.extra.update(
-        run_id=manifest.run_id, data=data_path or "run eval split", template=config.data.template
+        run_id=manifest.run_id,
+        data=data_path or "run eval rows",
+        data_sha256=data_sha256,
+        data_rows=len(rows),
+        template=config.data.template,
     )
     eval_path = result.save(rdir / EVAL_FILENAME)
     if attach:
