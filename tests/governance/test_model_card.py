@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from provenir.core.config import RunConfig
-from provenir.core.errors import GovernanceError
+from provenir.core.errors import BackendError, GovernanceError
 from provenir.core.manifest import RunManifest
 from provenir.core.store import RunStore
 from provenir.governance.model_card import ModelCardGenerator, safe_card_path
@@ -91,3 +91,140 @@ def test_crafted_names_cannot_escape_the_chosen_folder(tmp_path: Path) -> None:
         card.save_in(tmp_path / "cards")
     assert not (outside / "MODEL_CARD.md").exists()
     assert card.save_in(tmp_path / "ok", "card-1.md").read_text() == card.text
+
+
+# -- cards of stored runs: refused when the run did not complete, reproducible, honest about data --
+
+
+def _cli(*args: str) -> int:
+    """Exit code of ``provenir ARGS`` run in-process (errors print one line on stderr)."""
+    from provenir.cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    return int(exited.value.code or 0)
+
+
+class _CrashingBackend:
+    """A backend that fails the way a real one can: after the run started."""
+
+    loads_model = False
+
+    def fit(self, config: RunConfig, dataset: object, run_dir: Path) -> object:
+        raise BackendError("CUDA out of memory while allocating 2.00 GiB (on purpose)")
+
+
+def _stub_run(out: Path, **overrides: object) -> Path:
+    """Train a stub run into the store ``out``; its manifest file."""
+    from provenir.train.runner import train
+
+    m = train(RunConfig.from_dict({"backend": "stub", "output_dir": str(out), **overrides}))
+    return RunStore(out).manifest_path(m.run_id)
+
+
+def test_a_failed_run_gets_no_card_unless_allowed_and_then_it_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from provenir.train.runner import RunOptions, train
+
+    out = tmp_path / "artifacts"
+    with pytest.raises(BackendError):
+        train(
+            RunConfig.from_dict({"backend": "stub", "output_dir": str(out)}),
+            RunOptions(backend=_CrashingBackend()),
+        )
+    (run_id,) = RunStore(out).run_ids()
+    mfile = RunStore(out).manifest_path(run_id)
+    manifest = RunManifest.load(mfile)
+    assert manifest.status == "failed" and manifest.error
+    card_file = RunStore(out).run_dir(run_id) / "MODEL_CARD.md"
+
+    assert _cli("model-card", "--manifest", str(mfile)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: run {run_id} is failed, not completed")
+    assert "CUDA out of memory" in err and "--allow-failed" in err
+    assert not card_file.exists()
+    with pytest.raises(GovernanceError, match="is failed, not completed"):
+        ModelCardGenerator().generate(mfile)
+
+    assert _cli("model-card", "--manifest", str(mfile), "--allow-failed") == 0
+    body = card_file.read_text().split("---\n", 2)[2].strip().splitlines()
+    assert body[0] == f"# {manifest.name}"
+    assert body[2].startswith("> **This run failed** (status `failed`; error: ")
+    assert manifest.error in body[2]
+    assert (
+        "- Reproduce: not possible: `provenir reproduce` replays completed runs only" in card_file.read_text()
+    )
+
+
+def test_the_cards_reproduce_command_replays_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+    import shlex
+
+    out = tmp_path / "my artifacts"  # a space: the command must quote the path
+    mfile = _stub_run(out)
+    monkeypatch.chdir(tmp_path)
+    card = ModelCardGenerator().generate(mfile)
+    match = re.search(r"^- Reproduce: `(.+)`$", card.text, re.M)
+    assert match, card.text
+    argv = shlex.split(match.group(1))
+    assert argv[:2] == ["provenir", "reproduce"] and Path(argv[2]).resolve() == mfile.resolve()
+    assert _cli(*argv[1:]) == 0
+    assert "bitwise identical" in capsys.readouterr().out
+
+    # From outside the store the path is relative to the store root, and no absolute path leaks.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    card = ModelCardGenerator().generate(mfile)
+    match = re.search(
+        r"^- Reproduce \(from the artifacts folder `([^`]+)` that holds this run\): `(.+)`$", card.text, re.M
+    )
+    assert match, card.text
+    assert match.group(1) == out.name and str(tmp_path) not in card.text
+    monkeypatch.chdir(out)
+    assert _cli(*shlex.split(match.group(2))[1:]) == 0
+    assert "bitwise identical" in capsys.readouterr().out
+
+
+def test_metrics_name_the_data_their_record_names_and_never_the_training_set(tmp_path: Path) -> None:
+    from provenir.eval.harness import MultiMetricEvaluator
+    from provenir.eval.run_evaluation import attach_to_manifest
+
+    rows = [{"prompt": f"q{i}", "response": f"a{i}"} for i in range(8)]
+    train_file, eval_file = tmp_path / "train.jsonl", tmp_path / "heldout.jsonl"
+    train_file.write_text(
+        "".join(f'{{"prompt": "{r["prompt"]}", "response": "{r["response"]}"}}\n' for r in rows)
+    )
+    eval_file.write_text('{"prompt": "x", "response": "y"}\n{"prompt": "z", "response": "w"}\n')
+    mfile = _stub_run(tmp_path / "artifacts", data={"path": str(train_file), "eval_path": str(eval_file)})
+    manifest = RunManifest.load(mfile)
+    assert manifest.inputs is not None and manifest.inputs.eval_rows is not None
+    training = {str(train_file), manifest.dataset_hash, manifest.inputs.training_rows.sha256}
+
+    def index_dataset(extra: dict[str, object] | None) -> dict[str, object]:
+        result = MultiMetricEvaluator(["exact_match"]).evaluate_texts(["y", "no"], [["y"], ["w"]])
+        if extra is not None:
+            result.extra.update(extra)
+        attach_to_manifest(mfile, result)
+        card = ModelCardGenerator().generate(mfile)
+        (entry,) = card.data["model-index"][0]["results"]
+        assert not training & {entry["dataset"]["name"], (entry["dataset"].get("args") or {}).get("sha256")}
+        return entry["dataset"]
+
+    # A record that does not say what it scored (hand-made, or a pipeline's) is reported as such.
+    dataset = index_dataset(None)
+    assert dataset == {"name": "evaluation data not recorded", "type": "provenir-eval"}
+    # An evaluation of the run's own stored rows recorded before their hash was: the manifest's pin.
+    dataset = index_dataset({"data": "run eval split"})
+    assert dataset["name"] == f"eval rows of run {manifest.run_id[:8]} (from {eval_file})"
+    assert dataset["args"] == {"sha256": manifest.inputs.eval_rows.sha256, "rows": 2}
+    # A user's file, with the hash `provenir eval --data` records.
+    dataset = index_dataset({"data": "other.jsonl", "data_sha256": "c" * 64, "data_rows": 2})
+    assert dataset == {
+        "name": "other.jsonl",
+        "type": "provenir-eval",
+        "args": {"sha256": "c" * 64, "rows": 2},
+    }

@@ -154,7 +154,7 @@ def _eval_record(eval_result: Any) -> tuple[dict[str, dict[str, float | int | No
         ):
             raise GovernanceError(f"eval metric {name!r}: expected a dict with a numeric 'mean'")
         out[str(name)] = {k: m.get(k) for k in ("mean", "ci_lower", "ci_upper", "n")}
-    extra = data.get("extra") if isinstance(data.get("extra"), dict) else {}
+    extra = data["extra"] if isinstance(data.get("extra"), dict) else {}
     confidence = data.get("confidence")
     return out, extra, float(confidence) if isinstance(confidence, int | float) else 0.95
 
@@ -263,7 +263,7 @@ class ModelCardGenerator:
         data_path = manifest.data_path or data_cfg.get("path")
         train_uris = [p.uri for p in manifest.inputs.datasets if p.role == "train"] if manifest.inputs else []
         # Hub metadata `datasets` lists what the model was trained on; metrics name their own data.
-        hub_datasets = [u for u in (train_uris or [data_path]) if _is_hub_id(u)]
+        hub_datasets = [str(u) for u in (train_uris or [str(data_path or "")]) if _is_hub_id(u)]
         peft: dict[str, Any] = config["peft"] if isinstance(config.get("peft"), dict) else {}
         uses_adapter = bool(peft.get("enabled", False))
         model_name = _one_line(manifest.name, 96)
@@ -431,7 +431,11 @@ class ModelCardGenerator:
                 if verification.signer_fingerprint
                 else ""
             ),
-            f"- Git commit: `{_one_line(manifest.git_sha or 'unknown')}`"
+            (
+                f"- Git commit: `{_one_line(manifest.git_sha)}`"
+                if manifest.git_sha
+                else "- Git commit: not recorded"
+            )
             + (" (uncommitted changes)" if manifest.git_dirty else ""),
             f"- Started: {_one_line(manifest.timestamp)}; "
             f"finished: {_one_line(manifest.finished_at or 'n/a')}",

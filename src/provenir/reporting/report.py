@@ -25,7 +25,10 @@ import yaml
 
 from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import ConfigError, EvaluationError
+from provenir.core.inputs import FileSetPin, RowsPin
+from provenir.core.manifest import RunManifest
 from provenir.eval.regression import GateDecision, RegressionGate
+from provenir.governance.model_card import evaluation_dataset
 from provenir.reporting.artifacts import RunArtifacts, load_run
 
 __all__ = ["build_report_html", "render_report", "write_report", "write_plot_images"]
@@ -44,10 +47,25 @@ def _yes_no(value: bool | None) -> str:
     return "not checked" if value is None else ("yes" if value else "NO")
 
 
+#: What the report shows for a config key the manifest's config does not hold.
+NOT_IN_CONFIG = "not recorded in this manifest's config"
+
+
+def _not_in_schema(m: RunManifest) -> str:
+    return f"not recorded in this manifest (schema {m.schema_version})"
+
+
+def _cfg(cfg: dict[str, Any], key: str) -> Any:
+    """``cfg[key]``, or why it cannot be shown (a manifest's config is whatever was sealed)."""
+    return cfg.get(key, NOT_IN_CONFIG)
+
+
 def _summary_rows(run: RunArtifacts) -> list[tuple[str, Any]]:
     m, cfg = run.manifest, run.manifest.config
-    peft = cfg.get("peft") or {}
-    if peft.get("enabled", True):
+    peft = cfg.get("peft")
+    if not isinstance(peft, dict):
+        peft_text = NOT_IN_CONFIG
+    elif peft.get("enabled", True):
         quant = (
             "4-bit NF4 (QLoRA)"
             if peft.get("load_in_4bit")
@@ -60,24 +78,28 @@ def _summary_rows(run: RunArtifacts) -> list[tuple[str, Any]]:
         )
     else:
         peft_text = "full fine-tuning (no adapter)"
-    git = m.git_sha or "not in a git repository"
+    git = m.git_sha or "not recorded (the run did not start in a git checkout, or git was unavailable)"
     if m.git_sha and m.git_dirty:
         git += " (uncommitted changes)"
+    device = m.environment.get("device")
+    if device is None:
+        # The run driver records the device the backend reports only once training returns.
+        device = f"not recorded (the run is {m.status}); configured: {_cfg(cfg, 'device')}"
     rows: list[tuple[str, Any]] = [
-        ("model", cfg.get("model_name_or_path", "?")),
+        ("model", _cfg(cfg, "model_name_or_path")),
         ("algorithm", m.algorithm),
         ("backend", m.backend),
         ("PEFT", peft_text),
         ("seed", m.seed),
         (
             "steps · batch · lr",
-            f"{cfg.get('max_steps')} steps · batch {cfg.get('batch_size')} × accum "
-            f"{cfg.get('gradient_accumulation_steps')} · lr {cfg.get('learning_rate')} "
-            f"({cfg.get('lr_scheduler_type')}) · {cfg.get('precision')}",
+            f"{_cfg(cfg, 'max_steps')} steps · batch {_cfg(cfg, 'batch_size')} × accum "
+            f"{_cfg(cfg, 'gradient_accumulation_steps')} · lr {_cfg(cfg, 'learning_rate')} "
+            f"({_cfg(cfg, 'lr_scheduler_type')}) · {_cfg(cfg, 'precision')}",
         ),
-        ("device", m.environment.get("device", cfg.get("device", "?"))),
+        ("device", device),
         ("started", m.timestamp),
-        ("finished", m.finished_at or "—"),
+        ("finished", m.finished_at or f"not finished (status {m.status})"),
         ("git commit", git),
     ]
     if m.provenance:
@@ -112,6 +134,7 @@ def _final_section(run: RunArtifacts) -> dict[str, Any] | None:
     has_file = (run.run_dir / "eval.json").is_file()
     return {
         "pct": round(result.confidence * 100),
+        "computed_on": evaluation_dataset(run.manifest, result.extra).describe(),
         "rows": rows,
         "chart": data_uri(figure_bytes(fig)) if fig is not None else None,
         "source": "eval.json in the run folder" if has_file else "the evaluation summary in the manifest",
@@ -176,25 +199,33 @@ def _data_rows(run: RunArtifacts) -> tuple[list[tuple[str, Any]], list[tuple[str
     data_cfg = m.config.get("data") or {}
     scans = m.scans or {}
     inputs = m.inputs
-    train_rows: Any = inputs.training_rows.count if inputs is not None else None
-    if train_rows is None:
-        train_rows = "not recorded (schema-1 manifest)"
-    split = data_cfg.get("eval_split") or 0
-    eval_desc = data_cfg.get("eval_path") or (f"{split:g} of the training file held out" if split else "none")
+    missing = _not_in_schema(m)
     sources = [p for p in (inputs.datasets if inputs is not None else []) if p.role == "train"]
+    split = data_cfg.get("eval_split") or 0
+    configured = data_cfg.get("eval_path") or (
+        f"{split:g} of the training rows held out (seed {m.seed})" if split else "none"
+    )
+    if not data_cfg:
+        configured = NOT_IN_CONFIG
+    if inputs is None:
+        eval_rows: Any = missing
+    else:
+        eval_rows = inputs.eval_rows.count if inputs.eval_rows is not None else "none (no eval rows held out)"
+    if run.eval_result is not None:
+        evaluated: Any = evaluation_dataset(m, run.eval_result.extra).describe()
+    else:
+        evaluated = "not evaluated (no eval.json in the run folder and no evaluation in the manifest)"
+    max_samples = data_cfg.get("max_samples", NOT_IN_CONFIG) if data_cfg else NOT_IN_CONFIG
     rows: list[tuple[str, Any]] = [
-        ("data path", m.data_path or ", ".join(p.uri for p in sources) or "not recorded"),
-        ("dataset hash", m.dataset_hash or "—"),
-        ("training rows", train_rows),
-        ("training rows hash", inputs.training_rows.sha256 if inputs is not None else "not recorded"),
-        ("evaluation data", eval_desc),
-        ("eval dataset hash", m.eval_dataset_hash or "—"),
-        (
-            "eval rows",
-            inputs.eval_rows.count if inputs is not None and inputs.eval_rows is not None else "none",
-        ),
-        ("max samples", data_cfg.get("max_samples") or "all"),
-        ("template", data_cfg.get("template", "?")),
+        ("data path", m.data_path or ", ".join(p.uri for p in sources) or "not recorded in this manifest"),
+        ("dataset hash", m.dataset_hash or "not recorded in this manifest"),
+        ("training rows", inputs.training_rows.count if inputs is not None else missing),
+        ("eval data (configured)", configured),
+        ("eval dataset hash", m.eval_dataset_hash or "none (no eval data configured)"),
+        ("eval rows", eval_rows),
+        ("evaluation data", evaluated),
+        ("max samples", "all" if max_samples is None else max_samples),
+        ("template (configured)", data_cfg.get("template", NOT_IN_CONFIG)),
     ]
     if run.eval_result is not None:
         rows.append(("evaluated items", run.eval_result.n))
@@ -238,8 +269,100 @@ def _data_rows(run: RunArtifacts) -> tuple[list[tuple[str, Any]], list[tuple[str
     return rows, scan_rows
 
 
+def _file_set_rows(label: str, pin: FileSetPin) -> list[tuple[str, Any]]:
+    revision = pin.resolved_revision or pin.requested_revision
+    if pin.requested_revision and pin.resolved_revision and pin.requested_revision != pin.resolved_revision:
+        revision = f"{pin.requested_revision} → {pin.resolved_revision}"
+    return [
+        (f"{label} source", pin.source),
+        (f"{label} kind", pin.kind),
+        (f"{label} revision", revision or f"none ({pin.kind}: no hub revision)"),
+        (f"{label} digest", pin.digest),
+        (f"{label} files", len(pin.files)),
+    ]
+
+
+def _rows_pin_rows(label: str, pin: RowsPin, run_id: str) -> list[tuple[str, Any]]:
+    return [
+        (label, pin.count),
+        (f"{label} sha256", pin.sha256),
+        (f"{label} file", f"runs/{run_id}/{pin.path}"),
+    ]
+
+
+def _inputs_section(run: RunArtifacts) -> dict[str, Any]:
+    """The manifest's ``inputs``: what the run consumed, pinned by content (schema 2 and later)."""
+    m = run.manifest
+    inputs = m.inputs
+    if inputs is None:
+        return {"missing": _not_in_schema(m), "rows": [], "sources": [], "notes": []}
+    why = "; ".join(inputs.notes) or "no reason recorded"
+    rows: list[tuple[str, Any]] = (
+        _file_set_rows("base model", inputs.model)
+        if inputs.model
+        else [("base model", f"not pinned ({why})")]
+    )
+    if inputs.init_adapter is not None:
+        rows += _file_set_rows("initial adapter", inputs.init_adapter)
+    t = inputs.chat_template
+    if t is not None:
+        rows += [
+            ("chat template", t.name),
+            ("chat template origin", t.origin + (f" (version {t.version})" if t.version else "")),
+            ("chat template sha256", t.sha256),
+        ]
+    else:
+        rows.append(("chat template", f"not pinned ({why})"))
+    rows += _rows_pin_rows("training rows", inputs.training_rows, m.run_id)
+    if inputs.eval_rows is not None:
+        rows += _rows_pin_rows("eval rows", inputs.eval_rows, m.run_id)
+    else:
+        rows.append(("eval rows", "none (no eval rows held out)"))
+    ck = inputs.resumed_checkpoint
+    if ck is not None:
+        rows += [
+            ("resumed checkpoint", ck.name),
+            ("resumed checkpoint digest", ck.digest),
+            ("resumed checkpoint files", len(ck.files)),
+        ]
+    else:
+        rows.append(("resumed checkpoint", "none (the run did not resume)"))
+    sources = [
+        {
+            "role": p.role,
+            "uri": p.uri,
+            "selector": ", ".join(
+                f"{k} {v}"
+                for k, v in (("revision", p.revision), ("config", p.config), ("split", p.split))
+                if v
+            )
+            or "—",
+            "weight": "—" if p.weight is None else f"{p.weight:g}",
+            "sha256": p.sha256,
+            "rows": p.rows,
+            "rows_used": "all (no mixture)" if p.rows_used is None else p.rows_used,
+        }
+        for p in inputs.datasets
+    ]
+    return {"missing": None, "rows": rows, "sources": sources, "notes": list(inputs.notes)}
+
+
+def _hash_rows(m: RunManifest) -> list[tuple[str, str]]:
+    """The manifest's top-level hashes, each with why it is absent when it is."""
+    unfinished = f"none (the run is {m.status})" if m.status != "completed" else None
+    return [
+        ("manifest_hash", m.manifest_hash or "not sealed"),
+        ("config_hash", m.config_hash),
+        ("dataset_hash", m.dataset_hash or "not recorded in this manifest"),
+        ("eval_dataset_hash", m.eval_dataset_hash or "none (no eval data configured)"),
+        ("adapter_hash", m.adapter_hash or unfinished or "none (no weights file among the outputs)"),
+    ]
+
+
 def _env_rows(run: RunArtifacts) -> list[tuple[str, Any]]:
     env = run.manifest.environment or {}
+    if not env:
+        return [("environment", "not recorded in this manifest")]
     rows: list[tuple[str, Any]] = [
         (key, env[key]) for key in ("python", "implementation", "platform", "machine", "device") if key in env
     ]
@@ -262,7 +385,7 @@ def _flat_rows(key: str, value: Any) -> list[tuple[str, Any]]:
         return [row for i, v in enumerate(value) for row in _flat_rows(f"{key}.{i}", v)]
     if isinstance(value, list):
         return [(key, ", ".join(map(str, value)) or "—")]
-    return [(key, value)]
+    return [(key, "none" if value is None else value)]
 
 
 def _training_plots(run: RunArtifacts) -> list[tuple[str, str]]:
@@ -316,13 +439,8 @@ def build_report_html(
         trusted_key=trusted_public_key,
         yes_no=_yes_no,
         summary=_summary_rows(run),
-        hashes=[
-            ("manifest_hash", m.manifest_hash),
-            ("config_hash", m.config_hash),
-            ("dataset_hash", m.dataset_hash),
-            ("eval_dataset_hash", m.eval_dataset_hash),
-            ("adapter_hash", m.adapter_hash),
-        ],
+        hashes=_hash_rows(m),
+        inputs=_inputs_section(run),
         outputs=sorted(m.outputs.items()),
         training_plots=_training_plots(run),
         train_metrics=[(k, f"{v:.6g}") for k, v in sorted(m.metrics.items()) if k not in ("train_rows",)],

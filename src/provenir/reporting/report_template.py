@@ -56,12 +56,24 @@ pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: .82rem; 
 
 <h2 id="hashes">Hashes</h2>
 <table>
-{% for key, value in hashes %}<tr><th>{{ key }}</th><td class="hash">{{ value if value is not none else '—' }}</td></tr>
+{% for key, value in hashes %}<tr><th>{{ key }}</th><td class="hash">{{ value }}</td></tr>
 {% endfor %}</table>
 {% if outputs %}<details><summary>{{ outputs | length }} output files (SHA-256)</summary>
 <table><tr><th>file</th><th>sha256</th></tr>
 {% for path, digest in outputs %}<tr><td><code>{{ path }}</code></td><td class="hash">{{ digest }}</td></tr>
 {% endfor %}</table></details>{% endif %}
+
+<h2 id="inputs">Inputs</h2>
+{% if inputs.missing %}<p class="muted">Inputs (model files, chat template, data sources, exact rows): {{ inputs.missing }}.</p>
+{% else %}<table>
+{% for key, value in inputs.rows %}<tr><th>{{ key }}</th><td class="hash">{{ value }}</td></tr>
+{% endfor %}</table>
+{% if inputs.sources %}<h3>Dataset sources</h3>
+<table><tr><th>role</th><th>uri</th><th>selector</th><th>weight</th><th>sha256</th><th>rows</th><th>rows used</th></tr>
+{% for s in inputs.sources %}<tr><td>{{ s.role }}</td><td><code>{{ s.uri }}</code></td><td>{{ s.selector }}</td><td class="num">{{ s.weight }}</td><td class="hash">{{ s.sha256 }}</td><td class="num">{{ s.rows }}</td><td class="num">{{ s.rows_used }}</td></tr>
+{% endfor %}</table>{% endif %}
+{% if inputs.notes %}<ul>{% for n in inputs.notes %}<li class="muted">not pinned: {{ n }}</li>{% endfor %}</ul>{% endif %}
+{% endif %}
 
 <h2 id="training">Training</h2>
 {% if training_plots %}<div class="grid">
@@ -76,7 +88,8 @@ pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: .82rem; 
 {% else %}<p class="muted">No <code>eval/&lt;metric&gt;</code> entries were logged during training (attach an EvalCallback to log them).</p>{% endif %}
 
 <h2 id="final-metrics">Final metrics</h2>
-{% if final %}<table>
+{% if final %}<p>Computed on: {{ final.computed_on }}.</p>
+<table>
 <tr><th>metric</th><th>mean</th><th>{{ final.pct }}% CI</th><th>interval</th><th>n</th><th>corpus</th></tr>
 {% for row in final.rows %}<tr><td>{{ row.name }}</td><td class="num">{{ row.mean }}</td><td class="num">{{ row.ci }}</td><td>{{ row.interval }}</td><td class="num">{{ row.n }}</td><td class="num">{{ row.corpus }}</td></tr>
 {% endfor %}</table>

@@ -55,6 +55,7 @@ def evaluate_run(
         config = config.model_copy(update={"device": device})
 
     # data_sha256 names what the metrics were computed on, so a model card can state it.
+    data_sha256: str | None
     if data_path is not None:
         loaded = load_rows(data_path)  # its hash is the one a manifest records for a source
         rows, data_sha256 = loaded.rows, loaded.dataset_hash
