@@ -99,11 +99,8 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option(
                 "--near-dup",
-                min=0,
-                max=1,
-                min_open=True,
-                max_open=True,
-                help="Also find near-duplicates: word-set Jaccard at least this (e.g. 0.8), by MinHash LSH.",
+                help="Also find near-duplicates: word-set Jaccard at least this (between 0 and 1, e.g. 0.8), "
+                "by MinHash LSH; needs the dedup extra.",
             ),
         ] = None,
         limit: Annotated[int, typer.Option("--limit", min=0, help="Contaminated eval rows to list.")] = 20,

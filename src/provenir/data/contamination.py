@@ -53,7 +53,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from provenir.core.errors import DataError
 
@@ -209,7 +209,8 @@ class ContaminationReport:
             "train_rows_with_overlap": self.train_rows_with_overlap,
             "eval_rows": [item.eval_row for item in self.items[:limit]],
             "methods": {
-                m: {"count": len(rows), "eval_rows": rows[:limit]} for m, rows in self.rows_by_method().items()
+                m: {"count": len(rows), "eval_rows": rows[:limit]}
+                for m, rows in self.rows_by_method().items()
             },
             "rows_listed": limit,
         }
@@ -436,7 +437,7 @@ def _texts(value: Any) -> Iterator[str]:
             yield from _texts(v)
 
 
-def _is_chat(value: Any) -> bool:
+def _is_chat(value: Any) -> TypeGuard[list[Mapping[str, Any]]]:
     return (
         isinstance(value, list)
         and len(value) > 1
@@ -453,7 +454,9 @@ def _row_parts(
         raise DataError(f"contamination check: rows must be mappings, got {type(row).__name__}")
     keys = list(row) if fields is None else list(fields)
     if prompt_field is not None and prompt_field in keys and prompt_field in row:
-        return list(_texts(row[prompt_field])), [t for k in keys if k != prompt_field for t in _texts(row.get(k))]
+        return list(_texts(row[prompt_field])), [
+            t for k in keys if k != prompt_field for t in _texts(row.get(k))
+        ]
     for k in keys:
         value = row.get(k)
         if _is_chat(value):  # the prompt is every turn before the final assistant turn
@@ -477,7 +480,9 @@ def _row_text(row: Mapping[str, Any], fields: Sequence[str] | None, prompt_field
     return _FIELD_SEP.join(prompt_parts) + _PROMPT_SEP + _FIELD_SEP.join(others)
 
 
-def _chunk_text(rows: Sequence[Mapping[str, Any]], fields: Sequence[str] | None, prompt_field: str | None) -> str:
+def _chunk_text(
+    rows: Sequence[Mapping[str, Any]], fields: Sequence[str] | None, prompt_field: str | None
+) -> str:
     """Rows joined for one tokenising pass: ``prompt \\x02 field \\x00 field \\x01 next row ...``."""
     text = _ROW_SEP.join([_row_text(r, fields, prompt_field) for r in rows])
     if text.count(_ROW) == len(rows) - 1 and text.count(_PROMPT_END) == len(rows):

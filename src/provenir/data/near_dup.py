@@ -121,7 +121,9 @@ class NearDuplicateFinder:
 
     def __init__(self, threshold: float, eval_rows: WordRows) -> None:
         if not 0.0 < threshold < 1.0:  # 1.0 is an identical word set, which datasketch cannot band
-            raise DataError(f"near-duplicate threshold must be between 0 and 1 (exclusive), got {threshold!r}")
+            raise DataError(
+                f"near-duplicate threshold must be between 0 and 1 (exclusive), got {threshold!r}"
+            )
         ds = _datasketch()
         import numpy as np  # a dependency of datasketch
 
