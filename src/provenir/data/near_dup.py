@@ -145,6 +145,12 @@ class NearDuplicateFinder:
             self._eval_sets[row] = eval_rows.word_set(row)
             self.lsh.insert(row, self._minhash(sig[:, row]), check_duplication=False)
         self._band_index = np.unique(self._band_keys(sig[:, np.flatnonzero(eval_rows.lens)]))
+        # A byte-per-slot table on the top key bits (~32 slots per eval key) rules out most training
+        # keys with one gather before the cache-missing binary search.
+        bits = int(min(28, max(16, (32 * max(len(self._band_index), 1) - 1).bit_length())))
+        self._shift = np.uint64(64 - bits)
+        self._present = np.zeros(1 << bits, dtype=bool)
+        self._present[self._band_index >> self._shift] = True
         self.found: dict[int, tuple[int, float]] = {}
 
     def _minhash(self, hashvalues: np.ndarray) -> Any:
@@ -167,8 +173,10 @@ class NearDuplicateFinder:
             return  # every eval row already has its first match
         sig = signatures(rows, self._perms, np)
         keys = self._band_keys(sig)
+        maybe = np.flatnonzero(self._present[keys >> self._shift].any(axis=0) & (rows.lens > 0))
+        keys = keys[:, maybe]
         pos = np.minimum(np.searchsorted(self._band_index, keys), len(self._band_index) - 1)
-        candidates = np.flatnonzero((self._band_index[pos] == keys).any(axis=0) & (rows.lens > 0))
+        candidates = maybe[(self._band_index[pos] == keys).any(axis=0)]
         for row in candidates.tolist():
             words: frozenset[bytes] | None = None
             for key in sorted(self.lsh.query(self._minhash(sig[:, row]))):
