@@ -58,12 +58,14 @@ def test_data_contamination(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     )
     held = write_jsonl(tmp_path / "e.jsonl", [{"prompt": "new question", "response": "x"}, {"prompt": LONG}])
     code, out, _ = run(["data", "contamination", str(train), str(held)], capsys)
-    assert code == 0 and out.startswith("1 of 1 checkable eval rows (100.0%) share a 13-gram")
+    assert code == 0 and out.startswith("1 of 2 checked eval rows (50.0%) occur in the training data")
     code, out, _ = run(["data", "contamination", str(train), str(held), "--json", "--strict"], capsys)
     report = json.loads(out)
-    assert code == 1 and report["items"] == [{"eval_row": 2, "overlap": 5, "total": 5, "first_train_row": 1}]
+    assert code == 1 and [(i["eval_row"], i["methods"], i["ngram_train_row"]) for i in report["items"]] == [
+        (2, ["ngram"], 1)
+    ]
     code, out, _ = run(["data", "contamination", str(train), str(held), "--n", "30", "--strict"], capsys)
-    assert code == 0 and out.startswith("0 of 0 checkable")
+    assert code == 0 and out.startswith("0 of 2 checked")
 
 
 @pytest.mark.parametrize(

@@ -292,7 +292,7 @@ def test_contamination_refuse_warn_off(tmp_path: Path) -> None:
     train, held = _contaminated_pair(tmp_path)
     with pytest.raises(ContaminationError) as exc:
         load_train_data(_config(train, eval_path=str(held), contamination_check="refuse"))
-    assert "1 of 1 checkable eval rows" in one_line(exc) and "eval rows 1" in str(exc.value)
+    assert "1 of 2 checked eval rows" in one_line(exc) and "eval rows 1" in str(exc.value)
     with pytest.warns(ContaminationWarning, match="eval data is contaminated"):
         data = load_train_data(_config(train, eval_path=str(held), contamination_check="warn"))
     assert data.eval is not None and len(data.eval) == 2
@@ -300,7 +300,7 @@ def test_contamination_refuse_warn_off(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         load_train_data(_config(train, eval_path=str(held)))  # default off: no check, no warning
         load_train_data(
-            _config(train, eval_path=str(train), contamination_check="refuse", contamination_ngram=50)
+            _config(train, eval_path=str(held), contamination_check="refuse", contamination_ngram=50)
         )
 
 

@@ -95,31 +95,41 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--fields", help="Comma-separated columns to compare (default: all text columns)."),
         ] = None,
+        near_dup: Annotated[
+            float | None,
+            typer.Option(
+                "--near-dup",
+                help="Also find near-duplicates: word-set Jaccard at least this (between 0 and 1, e.g. 0.8), "
+                "by MinHash LSH; needs the dedup extra.",
+            ),
+        ] = None,
         limit: Annotated[int, typer.Option("--limit", min=0, help="Contaminated eval rows to list.")] = 20,
         as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
         strict: Annotated[
             bool, typer.Option("--strict", help="Exit 1 when any eval row is contaminated.")
         ] = False,
     ) -> None:
-        """Eval rows that share an n-gram with the training data, with overlap counts."""
+        """Eval rows found in the training data: exact copies, same prompts, shared n-grams, near-duplicates."""
         from provenir.data.contamination import find_contamination
         from provenir.data.loading import read_rows
 
         columns = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-        report = find_contamination(read_rows(train), read_rows(eval_data), n=n, fields=columns)
+        report = find_contamination(
+            read_rows(train), read_rows(eval_data), n=n, fields=columns, near_dup=near_dup
+        )
         if as_json:
             typer.echo(json.dumps(report.to_dict(), sort_keys=True))
         else:
             console.print(report.summary())
             if report.items and limit:
-                table = Table("eval row", "shared n-grams", "of", "fraction", "first train row")
+                table = Table("eval row", "found by", "first train row", "shared n-grams", "similarity")
                 for item in report.items[:limit]:
                     table.add_row(
                         str(item.eval_row),
-                        str(item.overlap),
-                        str(item.total),
-                        f"{item.fraction:.0%}",
+                        ", ".join(item.methods),
                         str(item.first_train_row),
+                        f"{item.overlap} of {item.total}",
+                        "" if item.similarity is None else f"{item.similarity:.2f}",
                     )
                 console.print(table)
                 if len(report.items) > limit:

@@ -159,7 +159,16 @@ class DataConfig(ConfigSection):
     contamination_ngram: int = Field(
         13,
         ge=1,
-        description="Words per n-gram for the contamination check (13 as in GPT-3's decontamination).",
+        description="Words per n-gram for the contamination check (13 as in GPT-3's decontamination); "
+        "rows with no field this long are compared whole.",
+    )
+    contamination_near_dup: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Also flag eval rows whose word set has at least this Jaccard similarity (e.g. 0.8) with "
+        "a training row, found by MinHash LSH (128 seeded permutations, deterministic) and verified exactly. "
+        "None: off. Needs the dedup extra (datasketch).",
     )
     scan: Literal["off", "report", "mask", "refuse"] = Field(
         "off",

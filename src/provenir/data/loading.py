@@ -376,8 +376,9 @@ def load_train_data(config: RunConfig) -> TrainData:
     ``data.path`` is one source; ``data.sources`` is a weighted mixture of several
     (:mod:`provenir.data.mixture`). Each source is recorded as a
     :class:`~provenir.core.inputs.DatasetSourcePin`. When ``data.contamination_check`` is
-    ``warn`` or ``refuse`` and there is evaluation data, the eval rows are checked for n-gram
-    overlap with the training rows here, before training.
+    ``warn`` or ``refuse`` and there is evaluation data, the eval rows are checked against the
+    training rows here, before training (exact copies, same prompts, n-gram overlap and, with
+    ``data.contamination_near_dup``, near-duplicates; see :mod:`provenir.data.contamination`).
     """
     from provenir.core.inputs import DatasetSourcePin
 
@@ -440,18 +441,12 @@ def load_train_data(config: RunConfig) -> TrainData:
     if mode != "off" and eval_rows:
         from provenir.data.contamination import enforce_contamination_policy, find_contamination
 
-        report = find_contamination(rows, eval_rows, n=cfg.contamination_ngram)
+        report = find_contamination(
+            rows, eval_rows, n=cfg.contamination_ngram, near_dup=cfg.contamination_near_dup
+        )
         enforce_contamination_policy(report, mode)
-        # Counts and row numbers only: the overlapping text stays out of manifests.
-        data.contamination = {
-            "n": report.n,
-            "mode": mode,
-            "eval_checked": report.eval_checked,
-            "contaminated": report.contaminated,
-            "contaminated_fraction": report.contaminated_fraction,
-            "train_rows_with_overlap": report.train_rows_with_overlap,
-            "eval_rows": [item.eval_row for item in report.items[:50]],
-        }
+        # Counts and row numbers per check only: the overlapping text stays out of manifests.
+        data.contamination = {"mode": mode, **report.manifest_summary()}
     return data
 
 
