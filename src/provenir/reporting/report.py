@@ -232,13 +232,21 @@ def _data_rows(run: RunArtifacts) -> tuple[list[tuple[str, Any]], list[tuple[str
     mode = data_cfg.get("contamination_check", "off")
     recorded = (m.extra or {}).get("contamination") or scans.get("contamination")
     if isinstance(recorded, dict):
-        rows.append(
-            (
-                "contamination",
-                f"{recorded.get('contaminated')} of {recorded.get('eval_checked')} checkable eval rows share a "
-                f"{recorded.get('n')}-gram with the training data",
+        methods = recorded.get("methods")
+        if isinstance(methods, dict):
+            per_method = ", ".join(
+                f"{name} {info.get('count')}" for name, info in methods.items() if isinstance(info, dict)
             )
-        )
+            text = (
+                f"{recorded.get('contaminated')} of {recorded.get('eval_checked')} checked eval rows occur in the "
+                f"training data (by check: {per_method}; n-gram size {recorded.get('n')})"
+            )
+        else:  # recorded before the exact / near-duplicate checks existed
+            text = (
+                f"{recorded.get('contaminated')} of {recorded.get('eval_checked')} checkable eval rows share a "
+                f"{recorded.get('n')}-gram with the training data"
+            )
+        rows.append(("contamination", text))
     elif mode == "off":
         rows.append(("contamination check", "off"))
     elif mode == "refuse":
