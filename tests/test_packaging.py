@@ -78,7 +78,9 @@ def _guarded_by_import_error(tree: ast.AST, node: ast.stmt) -> bool:
         if isinstance(outer, ast.Try) and any(node is n for stmt in outer.body for n in ast.walk(stmt)):
             for handler in outer.handlers:
                 names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-                if any(isinstance(n, ast.Name) and n.id in {"ImportError", "ModuleNotFoundError"} for n in names):
+                if any(
+                    isinstance(n, ast.Name) and n.id in {"ImportError", "ModuleNotFoundError"} for n in names
+                ):
                     return True
     return False
 
@@ -124,7 +126,9 @@ def test_every_import_is_declared_in_the_extra_that_uses_it() -> None:
         allowed = set(base).union(*(extras[e] for e in allowed_extras))
         if not dists & allowed:
             where = ", ".join(allowed_extras) or "dependencies"
-            problems.append(f"{rel}:{node.lineno}: {top} ({'/'.join(sorted(dists))}) is not declared in {where}")
+            problems.append(
+                f"{rel}:{node.lineno}: {top} ({'/'.join(sorted(dists))}) is not declared in {where}"
+            )
     assert not problems, "\n".join(problems)
 
 

@@ -88,9 +88,11 @@ def check_extras(*extras: str) -> None:
                 missing.setdefault(extra, []).append(module)
     if missing:
         modules = sorted({m for ms in missing.values() for m in ms})
-        verb = "is" if len(modules) == 1 else "are"
+        shown = ", ".join(modules[:3]) + (f" and {len(modules) - 3} more" if len(modules) > 3 else "")
+        names = " and ".join(repr(e) for e in missing)
         raise MissingExtraError(
-            f"{', '.join(modules)} {verb} not installed: {install_hint(*missing)}",
+            f"this needs the {names} extra{'s' if len(missing) > 1 else ''} ({shown} not installed): "
+            f"{install_hint(*missing)}",
             module=modules[0],
             extra=next(iter(missing)),
         )
