@@ -68,6 +68,14 @@ def test_lineage_piped_keeps_full_ids(store: Path) -> None:
     assert data["nodes"][0]["depth"] == 0 and data["nodes"][1]["relation"] == "reproduce"
 
 
+def test_compare_piped_keeps_full_hashes(store: Path) -> None:
+    a, b = manifests(store)
+    text = provenir("compare", str(a["run_id"]), str(b["run_id"]), cwd=store.parent, output_dir=store).stdout
+    assert "…" not in text
+    for m in (a, b):
+        assert str(m["run_id"]) in text and str(m["adapter_hash"]) in text and str(m["config_hash"]) in text
+
+
 def test_templates_list_piped_keeps_whole_descriptions(tmp_path: Path) -> None:
     text = provenir("templates", "list", cwd=tmp_path, output_dir=tmp_path).stdout
     rows = json.loads(provenir("templates", "list", "--json", cwd=tmp_path, output_dir=tmp_path).stdout)

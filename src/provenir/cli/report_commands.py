@@ -81,4 +81,4 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
         else:
-            console.print(result.renderable())
+            console.print(result.renderable(full_values=not console.is_terminal))
