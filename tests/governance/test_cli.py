@@ -43,6 +43,8 @@ def test_audit_lists_filters_pages_and_verifies(app: typer.Typer, tmp_path: Path
     assert res.exit_code == 0 and [ln.split()[0] for ln in res.stdout.splitlines()] == ["2", "4"]
     res = runner.invoke(app, ["audit", "verify", "--output-dir", str(tmp_path)])
     assert res.exit_code == 0 and "ok: 5 records" in res.stdout
+    res = runner.invoke(app, ["audit", "--output-dir", str(tmp_path), "verify"])  # before the sub-command
+    assert res.exit_code == 0 and "ok: 5 records" in res.stdout
     # The deprecated --dir (the audit folder itself) still works.
     res = runner.invoke(app, ["audit", "verify", "--dir", str(tmp_path / "audit")])
     assert res.exit_code == 0 and "ok: 5 records" in res.stdout

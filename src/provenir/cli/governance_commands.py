@@ -21,11 +21,17 @@ LegacyAuditDir = Annotated[
 ]
 
 
-def _audit_dir(output_dir: Path | None, legacy_dir: Path | None) -> Path:
-    """The audit folder of the store at ``output_dir`` (or the deprecated ``--dir``); it must hold a log."""
+def _audit_dir(output_dir: Path | None, legacy_dir: Path | None, ctx: typer.Context | None = None) -> Path:
+    """The audit folder of the store at ``output_dir`` (or the deprecated ``--dir``); it must hold a log.
+
+    Options given before a sub-command (``provenir audit --output-dir X verify``) count too.
+    """
     from provenir.core.errors import GovernanceError
     from provenir.core.store import RunStore
     from provenir.governance.audit import LOG_NAME
+
+    if ctx is not None and isinstance(ctx.obj, tuple) and output_dir is None and legacy_dir is None:
+        output_dir, legacy_dir = ctx.obj
 
     if legacy_dir is not None and output_dir is not None:
         raise GovernanceError("give --output-dir (the artifacts root) or the deprecated --dir, not both")
@@ -66,6 +72,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List audit events, filtered and paginated without reading the whole log."""
         if ctx.invoked_subcommand is not None:
+            ctx.obj = (output_dir, directory)  # for `provenir audit --output-dir X verify`
             return
         from provenir.governance.audit import AuditReader
 
@@ -93,6 +100,7 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     def audit_verify(
+        ctx: typer.Context,
         output_dir: OutputDir = None,
         directory: LegacyAuditDir = None,
         head: Annotated[
@@ -112,7 +120,7 @@ def register(app: typer.Typer) -> None:
                     f"invalid --head {head!r}: expected SEQ:SHA256 as printed by `audit verify`"
                 )
             expected = (int(seq), digest)
-        logger = AuditLogger(_audit_dir(output_dir, directory))
+        logger = AuditLogger(_audit_dir(output_dir, directory, ctx))
         result = logger.check(expected_head=expected)
         for problem in result.problems:
             typer.echo(f"  - {problem}", err=True)
@@ -120,11 +128,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"ok: {result.records} records, chain intact; head {result.head_seq}:{result.head_hash}")
 
     @audit_app.command("repair")
-    def audit_repair(output_dir: OutputDir = None, directory: LegacyAuditDir = None) -> None:
+    def audit_repair(
+        ctx: typer.Context, output_dir: OutputDir = None, directory: LegacyAuditDir = None
+    ) -> None:
         """Complete or cut off a torn last line (saved aside first); never touches good records."""
         from provenir.governance.audit import AuditLogger
 
-        result = AuditLogger(_audit_dir(output_dir, directory)).repair()
+        result = AuditLogger(_audit_dir(output_dir, directory, ctx)).repair()
         messages = {
             "none": "nothing to repair: the last line is complete",
             "completed_newline": "the last record was intact but lacked its newline: completed",
