@@ -118,6 +118,17 @@ def test_yaml_round_trip_and_hash(tmp_path: Path) -> None:
     assert config.with_overrides(["output_dir=elsewhere"]).config_hash() == config.config_hash()
 
 
+def test_output_dir_defaults_to_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROVENIR_OUTPUT_DIR", raising=False)
+    assert RunConfig().output_dir == "artifacts"
+    monkeypatch.setenv("PROVENIR_OUTPUT_DIR", str(tmp_path / "runs-here"))
+    assert RunConfig().output_dir == str(tmp_path / "runs-here")
+    path = tmp_path / "explicit.yaml"
+    path.write_text("output_dir: mine\n")
+    assert RunConfig.from_yaml(path).output_dir == "mine"  # a config that names a folder keeps it
+    assert RunConfig().config_hash() == RunConfig(output_dir="x").config_hash()
+
+
 def test_json_schema_documents_fields() -> None:
     schema = RunConfig.json_schema()
     assert "peft" in schema["properties"]

@@ -133,6 +133,34 @@ def test_ambiguous_unknown_and_invalid_refs(tmp_path: Path) -> None:
     assert store.resolve(str(outside)) == outside  # the local user may name any file
 
 
+def test_latest_is_the_run_that_started_last(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    # Ids and start times in different orders: "latest" follows the time, not the id.
+    hand_made(store, rid(9), timestamp="2026-01-01T00:00:00+00:00")
+    hand_made(store, rid(1), timestamp="2026-03-01T00:00:00+00:00")
+    hand_made(store, rid(5), timestamp="2026-02-01T00:00:00+00:00")
+    (store.manifests_dir / f"{rid(7)}.json").write_text("not json")  # unreadable: skipped
+    assert store.latest_run_id() == rid(1)
+    assert store.resolve("latest") == store.manifest_path(rid(1))
+    assert store.load("latest").run_id == rid(1)
+    hand_made(store, rid(3), timestamp="2026-04-01T00:00:00+00:00")
+    assert store.resolve("latest") == store.manifest_path(rid(3))
+
+
+def test_a_folder_without_runs_says_so(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "empty")
+    for ref in ("latest", "12345678"):
+        with pytest.raises(ManifestError) as exc:
+            store.resolve(ref)
+        assert str(exc.value) == (
+            f"no runs in {tmp_path / 'empty'} (no manifests/<run_id>.json): train one, or point --output-dir "
+            "(or $PROVENIR_OUTPUT_DIR) at the artifacts folder that holds your runs"
+        )
+    with pytest.raises(ManifestError, match="no runs in"):
+        store.require_runs()
+    assert not (tmp_path / "empty").exists()  # looking created nothing
+
+
 # -- verification rules -------------------------------------------------------------------------
 
 

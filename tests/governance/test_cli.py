@@ -35,12 +35,17 @@ def test_audit_lists_filters_pages_and_verifies(app: typer.Typer, tmp_path: Path
     for i in range(5):
         audit.log("step", actor="ci", run_id=RUN if i % 2 else None, i=i)
     runner = CliRunner()
-    res = runner.invoke(app, ["audit", "--dir", str(tmp_path / "audit"), "--limit", "2", "--json"])
+    res = runner.invoke(app, ["audit", "--output-dir", str(tmp_path), "--limit", "2", "--json"])
     assert res.exit_code == 0, res.output
     page = json.loads(res.stdout)
     assert [r["seq"] for r in page["records"]] == [5, 4] and page["next_cursor"] == 2
-    res = runner.invoke(app, ["audit", "--dir", str(tmp_path / "audit"), "--run-id", RUN, "--oldest-first"])
+    res = runner.invoke(app, ["audit", "--output-dir", str(tmp_path), "--run-id", RUN, "--oldest-first"])
     assert res.exit_code == 0 and [ln.split()[0] for ln in res.stdout.splitlines()] == ["2", "4"]
+    res = runner.invoke(app, ["audit", "verify", "--output-dir", str(tmp_path)])
+    assert res.exit_code == 0 and "ok: 5 records" in res.stdout
+    res = runner.invoke(app, ["audit", "--output-dir", str(tmp_path), "verify"])  # before the sub-command
+    assert res.exit_code == 0 and "ok: 5 records" in res.stdout
+    # The deprecated --dir (the audit folder itself) still works.
     res = runner.invoke(app, ["audit", "verify", "--dir", str(tmp_path / "audit")])
     assert res.exit_code == 0 and "ok: 5 records" in res.stdout
 
@@ -61,21 +66,35 @@ def test_tampered_or_torn_log_exits_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("provenir.cli.train_commands")  # the full CLI is assembled from every module
-    audit = AuditLogger(tmp_path)
+    audit = AuditLogger(RunStore(tmp_path).audit_dir)
     for i in range(3):
         audit.log("step", i=i)
-    log = tmp_path / "audit.jsonl"
+    log = RunStore(tmp_path).audit_dir / "audit.jsonl"
     log.write_bytes(log.read_bytes() + b'{"torn')
-    code, _, err = _main(["audit", "verify", "--dir", str(tmp_path)], capsys)
+    code, _, err = _main(["audit", "verify", "--output-dir", str(tmp_path)], capsys)
     assert code == 2 and err.strip().splitlines()[-1].startswith("error: ") and "torn" in err
-    code, out, _ = _main(["audit", "repair", "--dir", str(tmp_path)], capsys)
+    code, out, _ = _main(["audit", "repair", "--output-dir", str(tmp_path)], capsys)
     assert code == 0 and "removed a torn last line (6 bytes" in out
-    code, out, _ = _main(["audit", "verify", "--dir", str(tmp_path)], capsys)
+    code, out, _ = _main(["audit", "verify", "--output-dir", str(tmp_path)], capsys)
     assert code == 0 and "ok: 4 records" in out
     lines = log.read_bytes().splitlines(keepends=True)
     log.write_bytes(b"".join([lines[1], lines[0], *lines[2:]]))
-    code, _, err = _main(["audit", "verify", "--dir", str(tmp_path)], capsys)
+    code, _, err = _main(["audit", "verify", "--output-dir", str(tmp_path)], capsys)
     assert code == 2 and "error:" in err
+
+
+@pytest.mark.parametrize("args", [["audit"], ["audit", "verify"], ["audit", "repair"]])
+def test_a_folder_without_an_audit_log_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    pytest.importorskip("provenir.cli.train_commands")
+    code, out, err = _main([*args, "--output-dir", str(tmp_path)], capsys)
+    assert code == 2 and out == "", out
+    assert err.strip() == (
+        f"error: no audit log in {tmp_path / 'audit'} (audit.jsonl not found): nothing was recorded there; "
+        "point --output-dir (or $PROVENIR_OUTPUT_DIR) at the artifacts folder that holds your runs"
+    )
+    assert not (tmp_path / "audit").exists()  # looking did not create one
 
 
 def test_scan_and_mask(app: typer.Typer, tmp_path: Path) -> None:
@@ -126,3 +145,11 @@ def test_model_card_command(app: typer.Typer, tmp_path: Path) -> None:
     assert AuditLogger(artifacts / "audit").query().records[0].event == "model_card_generated"
     res = runner.invoke(app, ["model-card", "--manifest", str(mpath), "--out", str(tmp_path / "x.txt")])
     assert res.exit_code != 0 and "invalid model card file name" in str(res.exception)
+    # A run id prefix (or `latest`) is looked up in --output-dir.
+    out = tmp_path / "by-id.md"
+    for ref in (m.run_id[:8], "latest"):
+        res = runner.invoke(
+            app, ["model-card", "--manifest", ref, "--output-dir", str(artifacts), "--out", str(out)]
+        )
+        assert res.exit_code == 0, res.output
+        assert out.read_text() == card

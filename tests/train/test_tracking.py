@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from provenir.core.config import RunConfig
-from provenir.core.errors import ConfigError
+from provenir.core.errors import MissingExtraError
 from provenir.core.manifest import RunManifest, new_run_id
 from provenir.core.store import RunStore
 from provenir.train.tracking import (
@@ -334,17 +334,21 @@ def test_build_tracker_none_returns_none(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("backend", "module", "package"),
     [
-        ("wandb", "wandb", "'wandb'"),
-        ("mlflow", "mlflow.tracking", "'mlflow-skinny'"),
-        ("tensorboard", "tensorboard", "'tensorboard'"),
+        ("wandb", "wandb", "wandb"),
+        ("mlflow", "mlflow.tracking", "mlflow-skinny"),
+        ("tensorboard", "tensorboard", "tensorboard"),
     ],
 )
-def test_missing_library_is_a_config_error_naming_the_package(
+def test_missing_library_is_an_error_naming_the_package_and_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, module: str, package: str
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
-    with pytest.raises(ConfigError, match=f"observability_backend: {backend} needs the {package} package"):
+    with pytest.raises(MissingExtraError) as caught:
         build_tracker(make_config(tmp_path, backend), tmp_path)
+    assert str(caught.value) == (
+        f"observability_backend: {backend} ({package}) needs {module}, which is not installed: "
+        "pip install 'provenir[tracking]'"
+    )
 
 
 def test_importing_tracking_loads_no_tracking_or_training_library() -> None:

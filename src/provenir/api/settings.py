@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from provenir.core.errors import ConfigError
-from provenir.core.store import RunStore
+from provenir.core.store import RunStore, default_output_dir
 
 TOKEN_ENV = "PROVENIR_API_TOKEN"
 #: Shorter tokens are refused: a bearer token is the only thing standing between the network and
@@ -33,8 +33,9 @@ class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     output_dir: Path = Field(
-        Path("artifacts"),
-        description="Artifacts root: manifests/<run_id>.json, runs/<run_id>/ (eval.json) and audit/.",
+        default_factory=lambda: Path(default_output_dir()),
+        description="Artifacts root: manifests/<run_id>.json, runs/<run_id>/ (eval.json) and audit/ "
+        "(default: $PROVENIR_OUTPUT_DIR, else artifacts).",
     )
     audit_dir: Path | None = Field(
         None, description="Audit log folder; default <output_dir>/audit (what `provenir audit` uses)."

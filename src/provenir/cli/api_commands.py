@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from provenir.cli.options import OutputDir
+
 
 def register(app: typer.Typer) -> None:
     """Attach ``serve`` to ``app``."""
@@ -17,9 +19,7 @@ def register(app: typer.Typer) -> None:
             "127.0.0.1"
         ),
         port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-        output_dir: Annotated[
-            Path | None, typer.Option(help="Artifacts root to serve (default: artifacts).")
-        ] = None,
+        output_dir: OutputDir = None,
         config: Annotated[
             Path | None, typer.Option(help="YAML file of API settings (token, cors_origins, audit_dir...).")
         ] = None,
@@ -34,6 +34,9 @@ def register(app: typer.Typer) -> None:
         The token comes from $PROVENIR_API_TOKEN or `token:` in --config; with one set, every
         endpoint but /health needs `Authorization: Bearer <token>`.
         """
+        from provenir.core.extras import check_extras
+
+        check_extras("api")
         from provenir.api.server import check_exposure
         from provenir.api.server import serve as run_server
         from provenir.api.settings import load_settings

@@ -11,11 +11,13 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from provenir.cli.console import make_console
+from provenir.cli.options import JsonFlag
+
 # markup=False: a template's "[/INST]" or a dataset's "[1]" must print as written, not as Rich tags.
-console = Console(soft_wrap=True, markup=False, highlight=False)
+console = make_console(markup=False, highlight=False)
 
 EXIT_CONTAMINATED = 1
 
@@ -28,14 +30,20 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
 
     @templates_app.command("list")
-    def templates_list() -> None:
+    def templates_list(as_json: JsonFlag = False) -> None:
         """Registered prompt templates, with what each is for."""
         from provenir.data.templates import TEMPLATE_REGISTRY
 
+        rows = [
+            (name, _first_doc_line(TEMPLATE_REGISTRY.get(name))) for name in TEMPLATE_REGISTRY.list_names()
+        ]
+        rows.append(("tokenizer", "the model tokenizer's own chat_template (data.template: tokenizer)"))
+        if as_json:
+            typer.echo(json.dumps([{"name": n, "format": f} for n, f in rows], ensure_ascii=False))
+            return
         table = Table("name", "format")
-        for name in TEMPLATE_REGISTRY.list_names():
-            table.add_row(name, _first_doc_line(TEMPLATE_REGISTRY.get(name)))
-        table.add_row("tokenizer", "the model tokenizer's own chat_template (data.template: tokenizer)")
+        for name, fmt in rows:
+            table.add_row(name, fmt)
         console.print(table)
 
     @templates_app.command("render")

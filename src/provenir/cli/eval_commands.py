@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from provenir.cli.options import RUN_HELP, JsonFlag, OutputDir
 
 
 def register(app: typer.Typer) -> None:
@@ -13,9 +16,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_command(
-        manifest: Annotated[
-            Path | None, typer.Argument(help="Run manifest (artifacts/manifests/<run_id>.json) to evaluate.")
-        ] = None,
+        run: Annotated[str | None, typer.Argument(help=RUN_HELP + " Its model is evaluated.")] = None,
         data: Annotated[
             str | None,
             typer.Option(
@@ -41,27 +42,42 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="cpu | cuda | auto (default: the run's device).")
         ] = None,
         attach: Annotated[bool, typer.Option(help="Attach the summary to the run's manifest.")] = True,
+        output_dir: OutputDir = None,
+        as_json: JsonFlag = False,
     ) -> None:
         """Print a metrics table with confidence intervals and save eval.json.
 
-        With a MANIFEST, loads the run's base model and adapter, generates on the eval data,
+        With a RUN, loads the run's base model and adapter, generates on the eval data,
         writes eval.json into the run folder and attaches the summary to the (re-sealed)
         manifest. With --predictions and --data, scores the file without any model.
         """
         from provenir.core.errors import EvaluationError
+        from provenir.core.extras import check_extras
+        from provenir.core.store import RunStore
+
+        if predictions is not None and (run is not None or data is None):
+            raise EvaluationError("--predictions needs --data and no RUN argument")
+        if predictions is None and run is None:
+            raise EvaluationError("give a RUN to evaluate, or --predictions with --data")
+        # Checked before the model generates anything: a missing package is one line, not a late traceback.
+        if predictions is not None:
+            check_extras("eval")
+        else:
+            check_extras("train", "eval")
+        manifest = RunStore(output_dir).resolve(run) if run is not None else None
+
         from provenir.eval.harness import MultiMetricEvaluator
         from provenir.eval.run_evaluation import evaluate_predictions_file
         from provenir.train.evaluation import evaluate_run
 
         names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
         if predictions is not None:
-            if manifest is not None or data is None:
-                raise EvaluationError("--predictions needs --data and no MANIFEST argument")
             result = evaluate_predictions_file(
-                predictions, data, evaluator=MultiMetricEvaluator(names, keep_predictions=True)
+                predictions, data or "", evaluator=MultiMetricEvaluator(names, keep_predictions=True)
             )
             where = result.save(out or predictions.with_name("eval.json"))
-        elif manifest is not None:
+        else:
+            assert manifest is not None
             result, where = evaluate_run(
                 manifest,
                 data_path=data,
@@ -71,20 +87,22 @@ def register(app: typer.Typer) -> None:
                 device=device,
                 attach=attach,
             )
-        else:
-            raise EvaluationError("give a run MANIFEST to evaluate, or --predictions with --data")
-        typer.echo(result.format_table())
-        typer.echo(f"wrote {where}")
+        if not as_json:
+            typer.echo(result.format_table())
+            typer.echo(f"wrote {where}")
+        body: dict[str, Any] = {"eval": result.to_dict(include_scores=False), "path": str(where)}
         if baseline is not None:
             from provenir.eval.harness import EvalResult
             from provenir.eval.regression import RegressionGate
             from provenir.train.evaluation import audited_gate
 
             gate = RegressionGate(tolerance, mode="relative" if relative else "absolute")
-            from provenir.core.store import RunStore
-
             audit_dir = RunStore.of_manifest_file(manifest).audit_dir if manifest is not None else None
             run_id = result.extra.get("run_id")
-            typer.echo(
-                audited_gate(gate, result, EvalResult.load(baseline), audit_dir, run_id=run_id).message()
-            )
+            # A tripped gate raises (one line, exit 2) after the table above was printed.
+            decision = audited_gate(gate, result, EvalResult.load(baseline), audit_dir, run_id=run_id)
+            body["gate"] = decision.to_dict()
+            if not as_json:
+                typer.echo(decision.message())
+        if as_json:
+            typer.echo(json.dumps(body, sort_keys=True, default=str))

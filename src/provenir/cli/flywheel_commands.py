@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from provenir.cli.options import JsonFlag
 
 
 def register(app: typer.Typer) -> None:
@@ -21,15 +24,30 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[
             bool | None, typer.Option(help="Show progress bars (default: on a terminal).")
         ] = None,
+        as_json: JsonFlag = False,
     ) -> None:
         """Run (or resume) the data flywheel and print a table of its stages.
 
         Stages already completed with the same inputs are reused; the augmented training set,
         its SHA-256 and summary.json are written under <output_dir>/flywheel/<name>/.
         """
+        from provenir.core.extras import check_extras
         from provenir.flywheel import DataFlywheel, FlywheelConfig
 
-        result = DataFlywheel(FlywheelConfig.from_yaml(config, set_ or [])).run(progress=progress)
+        flywheel_config = FlywheelConfig.from_yaml(config, set_ or [])
+        check_extras("eval")  # mining scores predictions with the eval metrics
+        result = DataFlywheel(flywheel_config).run(progress=progress)
+        if as_json:
+            body = {
+                "augmented_path": str(result.augmented_path),
+                "augmented_sha256": result.augmented_sha256,
+                "summary_path": str(result.summary_path),
+                "counts": result.counts,
+                "stages_run": result.stages_run,
+                "stages_skipped": result.stages_skipped,
+            }
+            typer.echo(json.dumps(body, sort_keys=True, default=str))
+            return
         typer.echo(result.format_table())
         typer.echo(f"augmented set: {result.augmented_path} ({result.counts['augment']['rows']} rows)")
         typer.echo(f"sha256: {result.augmented_sha256}")

@@ -12,17 +12,37 @@ from typing import Annotated
 
 import typer
 
-AuditDir = Annotated[
+from provenir.cli.options import OutputDir
+
+#: Deprecated spelling: the audit folder itself (``--output-dir`` names the artifacts root above it).
+LegacyAuditDir = Annotated[
     Path | None,
-    typer.Option("--dir", help="Audit folder (default: the audit/ of $PROVENIR_OUTPUT_DIR or artifacts)."),
+    typer.Option("--dir", hidden=True, help="Deprecated: the audit folder itself; use --output-dir."),
 ]
 
 
-def _audit_dir(directory: Path | None) -> Path:
-    """``--dir``, else the default store's audit folder."""
-    from provenir.core.store import RunStore
+def _audit_dir(output_dir: Path | None, legacy_dir: Path | None, ctx: typer.Context | None = None) -> Path:
+    """The audit folder of the store at ``output_dir`` (or the deprecated ``--dir``); it must hold a log.
 
-    return directory if directory is not None else RunStore().audit_dir
+    Options given before a sub-command (``provenir audit --output-dir X verify``) count too.
+    """
+    from provenir.core.errors import GovernanceError
+    from provenir.core.store import RunStore
+    from provenir.governance.audit import LOG_NAME
+
+    if ctx is not None and isinstance(ctx.obj, tuple) and output_dir is None and legacy_dir is None:
+        output_dir, legacy_dir = ctx.obj
+
+    if legacy_dir is not None and output_dir is not None:
+        raise GovernanceError("give --output-dir (the artifacts root) or the deprecated --dir, not both")
+    folder = legacy_dir if legacy_dir is not None else RunStore(output_dir).audit_dir
+    if not (folder / LOG_NAME).is_file():
+        # An empty answer ("ok: 0 records") would read as a verified history; say there is none.
+        raise GovernanceError(
+            f"no audit log in {folder} ({LOG_NAME} not found): nothing was recorded there; point "
+            "--output-dir (or $PROVENIR_OUTPUT_DIR) at the artifacts folder that holds your runs"
+        )
+    return folder
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +56,8 @@ def register(app: typer.Typer) -> None:
     @audit_app.callback(invoke_without_command=True)
     def audit_list(
         ctx: typer.Context,
-        directory: AuditDir = None,
+        output_dir: OutputDir = None,
+        directory: LegacyAuditDir = None,
         run_id: Annotated[str | None, typer.Option(help="Only this run.")] = None,
         event: Annotated[str | None, typer.Option(help="Only this event name.")] = None,
         actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
@@ -51,10 +72,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List audit events, filtered and paginated without reading the whole log."""
         if ctx.invoked_subcommand is not None:
+            ctx.obj = (output_dir, directory)  # for `provenir audit --output-dir X verify`
             return
         from provenir.governance.audit import AuditReader
 
-        page = AuditReader(_audit_dir(directory)).query(
+        page = AuditReader(_audit_dir(output_dir, directory)).query(
             run_id=run_id,
             event=event,
             actor=actor,
@@ -78,7 +100,9 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     def audit_verify(
-        directory: AuditDir = None,
+        ctx: typer.Context,
+        output_dir: OutputDir = None,
+        directory: LegacyAuditDir = None,
         head: Annotated[
             str | None,
             typer.Option(help="Anchored head SEQ:HASH recorded elsewhere; detects cut-off records."),
@@ -96,7 +120,7 @@ def register(app: typer.Typer) -> None:
                     f"invalid --head {head!r}: expected SEQ:SHA256 as printed by `audit verify`"
                 )
             expected = (int(seq), digest)
-        logger = AuditLogger(_audit_dir(directory))
+        logger = AuditLogger(_audit_dir(output_dir, directory, ctx))
         result = logger.check(expected_head=expected)
         for problem in result.problems:
             typer.echo(f"  - {problem}", err=True)
@@ -104,11 +128,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"ok: {result.records} records, chain intact; head {result.head_seq}:{result.head_hash}")
 
     @audit_app.command("repair")
-    def audit_repair(directory: AuditDir = None) -> None:
+    def audit_repair(
+        ctx: typer.Context, output_dir: OutputDir = None, directory: LegacyAuditDir = None
+    ) -> None:
         """Complete or cut off a torn last line (saved aside first); never touches good records."""
         from provenir.governance.audit import AuditLogger
 
-        result = AuditLogger(_audit_dir(directory)).repair()
+        result = AuditLogger(_audit_dir(output_dir, directory, ctx)).repair()
         messages = {
             "none": "nothing to repair: the last line is complete",
             "completed_newline": "the last record was intact but lacked its newline: completed",
@@ -135,8 +161,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Scan DATASET for PII and secrets; optionally write a masked copy."""
+        from provenir.core.extras import check_extras
         from provenir.governance.scanners import masker_for, scan_dataset
 
+        check_extras("governance")
         summary = scan_dataset(dataset, pii=pii, secrets=secrets, default_region=region)
         if mask is not None:
             masker_for(secrets=secrets, default_region=region).mask_file(dataset, str(mask))
@@ -169,7 +197,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("model-card")
     def model_card_command(
-        manifest: Annotated[Path, typer.Option(help="Run manifest: artifacts/manifests/<run_id>.json.")],
+        manifest: Annotated[
+            str,
+            typer.Option(help="Run: an id, a unique prefix of one, 'latest', or a manifest JSON file."),
+        ],
         out: Annotated[
             Path | None,
             typer.Option(help="Card file (.md) or folder; default <output_dir>/runs/<run_id>/MODEL_CARD.md."),
@@ -188,15 +219,19 @@ def register(app: typer.Typer) -> None:
         no_audit: Annotated[
             bool, typer.Option("--no-audit", help="Do not record the event in <output_dir>/audit.")
         ] = False,
+        output_dir: OutputDir = None,
     ) -> None:
         """Generate a Hugging Face model card from a run manifest."""
         from provenir.core.errors import GovernanceError
+        from provenir.core.extras import check_extras
         from provenir.core.manifest import RunManifest
         from provenir.core.store import RunStore
+
+        check_extras("governance")
         from provenir.governance.model_card import DEFAULT_CARD_NAME, ModelCardGenerator
 
-        loaded = RunManifest.load(manifest)
-        store = RunStore.of_manifest_file(manifest)
+        store, manifest_file = RunStore(output_dir).locate(manifest)
+        loaded = RunManifest.load(manifest_file)
         run_folder = store.run_dir(loaded.run_id)
         eval_result = None
         candidate = eval_file or (run_folder / "eval.json")
@@ -205,7 +240,9 @@ def register(app: typer.Typer) -> None:
                 eval_result = json.loads(candidate.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError) as exc:
                 raise GovernanceError(f"{candidate}: cannot read evaluation results ({exc})") from None
-        card = ModelCardGenerator(license=license).generate(manifest, eval_result, allow_failed=allow_failed)
+        card = ModelCardGenerator(license=license).generate(
+            manifest_file, eval_result, allow_failed=allow_failed
+        )
         if out is None:
             written = card.save_in(run_folder, DEFAULT_CARD_NAME)
         elif out.is_dir():

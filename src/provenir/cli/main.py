@@ -67,6 +67,15 @@ def main(argv: list[str] | None = None) -> None:
         message = " ".join(str(exc).split())  # one line, whatever the message contained
         print(f"error: {message}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    except ModuleNotFoundError as exc:
+        # A package of an extra that no command checked for up front: still one line naming the extra.
+        from provenir.core.extras import missing_extra_error
+
+        missing = missing_extra_error(exc)
+        if missing is None:
+            raise
+        print(f"error: {missing}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)

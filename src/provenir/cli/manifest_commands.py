@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console(soft_wrap=True)
+from provenir.cli.console import make_console
+from provenir.cli.options import RUN_HELP, OutputDir
+
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -19,21 +21,14 @@ def register(app: typer.Typer) -> None:
 
     @manifest_app.command("verify")
     def verify(
-        run: Annotated[
-            str, typer.Argument(help="Manifest JSON file, or a run id (or unique prefix) in --output-dir.")
-        ],
+        run: Annotated[str, typer.Argument(help=RUN_HELP)],
         check_outputs: Annotated[
             bool, typer.Option(help="Also re-hash the run's adapter and log files.")
         ] = True,
         public_key: Annotated[
             str | None, typer.Option(help="Trusted Ed25519 public key (base64) to require.")
         ] = None,
-        output_dir: Annotated[
-            Path | None,
-            typer.Option(
-                help="Artifacts root a run id is looked up in (default: $PROVENIR_OUTPUT_DIR or artifacts)."
-            ),
-        ] = None,
+        output_dir: OutputDir = None,
     ) -> None:
         """Check hash, file form, signature and (by default) output files; exit 2 if anything is off."""
         from provenir.core.errors import ManifestTamperedError
@@ -50,11 +45,12 @@ def register(app: typer.Typer) -> None:
         )
 
     @manifest_app.command("show")
-    def show(manifest: Annotated[Path, typer.Argument(help="Manifest JSON file.")]) -> None:
+    def show(run: Annotated[str, typer.Argument(help=RUN_HELP)], output_dir: OutputDir = None) -> None:
         """Print the manifest as stored."""
-        from provenir.core.manifest import RunManifest
+        from provenir.core.store import RunStore
 
-        typer.echo(json.dumps(RunManifest.load(manifest).model_dump(mode="json"), indent=2, sort_keys=True))
+        manifest = RunStore(output_dir).load(run)
+        typer.echo(json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True))
 
     @manifest_app.command("keygen")
     def keygen(

@@ -7,16 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console(soft_wrap=True)
+from provenir.cli.console import make_console
+from provenir.cli.options import RUN_HELP, JsonFlag, OutputDir
 
-OutputDir = Annotated[
-    Path | None,
-    typer.Option(
-        help="Artifacts root holding manifests/ and runs/ (default: $PROVENIR_OUTPUT_DIR or artifacts)."
-    ),
-]
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report")
     def report(
-        run: Annotated[str, typer.Argument(help="Run id (or a unique prefix) or manifest JSON file.")],
+        run: Annotated[str, typer.Argument(help=RUN_HELP)],
         out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path("report.html"),
         baseline: Annotated[
             str | None, typer.Option(help="Baseline run id or manifest: add the regression-gate verdict.")
@@ -36,8 +31,10 @@ def register(app: typer.Typer) -> None:
         output_dir: OutputDir = None,
     ) -> None:
         """Write one self-contained HTML report (plots inline, no network) for a run."""
+        from provenir.core.extras import check_extras
         from provenir.reporting.report import write_report
 
+        check_extras("report")
         path = write_report(
             run,
             out,
@@ -50,15 +47,20 @@ def register(app: typer.Typer) -> None:
 
     @app.command("lineage")
     def lineage(
-        run: Annotated[str, typer.Argument(help="Run id (or a unique prefix) or manifest JSON file.")],
+        run: Annotated[str, typer.Argument(help=RUN_HELP)],
         output_dir: OutputDir = None,
+        as_json: JsonFlag = False,
     ) -> None:
         """Print the provenance tree (parents and children) a run belongs to."""
         from provenir.core.store import RunStore
         from provenir.reporting.lineage import build_lineage
 
         store, mfile = RunStore(output_dir).locate(run)
-        console.print(build_lineage(store.root, mfile.stem).rich_tree())
+        lineage = build_lineage(store.root, mfile.stem)
+        if as_json:
+            typer.echo(json.dumps(lineage.to_dict(), sort_keys=True))
+            return
+        console.print(lineage.rich_tree(full_ids=not console.is_terminal))
 
     @app.command("compare")
     def compare(
@@ -79,4 +81,4 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
         else:
-            console.print(result.renderable())
+            console.print(result.renderable(full_values=not console.is_terminal))

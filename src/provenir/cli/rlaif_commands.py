@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console(soft_wrap=True)
+from provenir.cli.console import make_console, shown_id
+from provenir.cli.options import JsonFlag
+
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -23,11 +26,18 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[
             list[str] | None, typer.Option("--set", help="Override a field: key.path=value.")
         ] = None,
+        as_json: JsonFlag = False,
     ) -> None:
         """Generate -> judge -> pairs -> DPO -> evaluate -> gate, per iteration; resumes where it stopped."""
+        from provenir.core.extras import check_extras
         from provenir.rlaif import RLAIFConfig, RLAIFPipeline
 
-        result = RLAIFPipeline(RLAIFConfig.from_yaml(config, set_ or [])).run()
+        rlaif_config = RLAIFConfig.from_yaml(config, set_ or [])
+        check_extras("train", "eval")  # before the first generation, not after it
+        result = RLAIFPipeline(rlaif_config).run()
+        if as_json:
+            typer.echo(json.dumps({**result.to_dict(), "folder": str(result.folder)}, sort_keys=True))
+            return
         metric_names = sorted(result.baseline)
         table = Table("iter", "run", "pairs", "agreement", *metric_names, "gate")
         table.add_row("base", "-", "-", "-", *[_fmt(result.baseline[m]) for m in metric_names], "-")
@@ -35,7 +45,8 @@ def register(app: typer.Typer) -> None:
             agreement = "-" if it.agreement_rate is None else f"{it.agreement_rate:.2f}"
             gate = "-" if it.gate_passed is None else ("pass" if it.gate_passed else "[red]tripped[/]")
             cells = [_fmt(it.metrics[m]) if m in it.metrics else "-" for m in metric_names]
-            table.add_row(str(it.iteration), (it.run_id or "-")[:8], str(it.pairs), agreement, *cells, gate)
+            run = shown_id(console, it.run_id) if it.run_id else "-"
+            table.add_row(str(it.iteration), run, str(it.pairs), agreement, *cells, gate)
         console.print(table)
         console.print(f"stopped: {result.stopped_because}")
         console.print(f"best run: {result.best_run_id or 'base model (no iteration passed the gate)'}")

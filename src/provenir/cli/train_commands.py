@@ -7,14 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from provenir.cli.console import make_console, shown_id
+from provenir.cli.options import RUN_HELP, JsonFlag, OutputDir
 
 if TYPE_CHECKING:
     from provenir.core.config import RunConfig
     from provenir.core.manifest import RunManifest
 
-console = Console(soft_wrap=True)
+console = make_console()
 
 SetOption = Annotated[
     list[str] | None, typer.Option("--set", help="Override a config field: key.path=value (repeatable).")
@@ -46,26 +48,55 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         resume_run: Annotated[str | None, typer.Option(help="Continue this unfinished run id.")] = None,
+        run_id_file: Annotated[
+            Path | None,
+            typer.Option(help="Also write the run id to this file (for scripts: `$(cat FILE)`)."),
+        ] = None,
     ) -> None:
         """Train a run and write its adapter and sealed manifest."""
+        from provenir.core.atomic import atomic_write_text
         from provenir.train.runner import RunOptions
         from provenir.train.runner import train as run_training
 
         cfg = load_config(config, set_)
         manifest = run_training(cfg, RunOptions(resume=resume_run or resume))
+        if run_id_file is not None:
+            atomic_write_text(run_id_file, manifest.run_id + "\n")
         print_run_summary(manifest, cfg.output_dir)
 
     @app.command()
     def reproduce(
-        manifest: Annotated[Path, typer.Argument(help="Path to artifacts/manifests/<run_id>.json.")],
-        output_dir: Annotated[
-            str | None, typer.Option(help="Where the replay writes (default: beside the original).")
-        ] = None,
+        run: Annotated[str, typer.Argument(help=RUN_HELP)],
+        output_dir: OutputDir = None,
+        as_json: JsonFlag = False,
     ) -> None:
-        """Verify a manifest and its inputs, replay the run, report whether the weights are identical."""
+        """Verify a run and its inputs, replay it, report whether the weights are identical.
+
+        The replay is written beside the original run (in --output-dir when that is given).
+        """
+        from provenir.core.store import RunStore
         from provenir.train.reproduce import reproduce as run_reproduce
 
-        result = run_reproduce(manifest, output_dir=output_dir)
+        manifest = RunStore(output_dir).resolve(run)
+        result = run_reproduce(manifest, output_dir=None if output_dir is None else str(output_dir))
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "original_run_id": result.original.run_id,
+                        "replay_run_id": result.replay.run_id,
+                        "original_adapter_hash": result.original.adapter_hash,
+                        "replay_adapter_hash": result.replay.adapter_hash,
+                        "identical": result.identical,
+                        "metric_deltas": {k: list(v) for k, v in result.metric_deltas.items()},
+                        "environment_changes": result.environment_changes,
+                    },
+                    sort_keys=True,
+                )
+            )
+            if not result.identical:
+                raise typer.Exit(1)
+            return
         print_run_summary(result.replay, result.replay.config["output_dir"])
         console.print(f"original adapter  {result.original.adapter_hash}")
         console.print(f"replayed adapter  {result.replay.adapter_hash}")
@@ -90,14 +121,14 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.command("list")
     def runs_list(
-        output_dir: Annotated[
-            str | None, typer.Option(help="Artifacts root (default: $PROVENIR_OUTPUT_DIR or artifacts).")
-        ] = None,
+        output_dir: OutputDir = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
     ) -> None:
-        """Runs found under the artifacts root, newest first."""
+        """Runs found under the artifacts root, newest first (exit 2 when it holds none)."""
+        from provenir.core.store import RunStore
         from provenir.train.runs import list_runs
 
+        RunStore(output_dir).require_runs()
         rows = list_runs(output_dir)
         if as_json:
             for r in rows:
@@ -110,8 +141,8 @@ def register(app: typer.Typer) -> None:
                 r["name"],
                 r["algorithm"],
                 r["status"],
-                r["timestamp"][:19],
-                (r["adapter_hash"] or "")[:16],
+                shown_id(console, r["timestamp"], 19),
+                shown_id(console, r["adapter_hash"] or "", 16),
             )
         console.print(table)
 

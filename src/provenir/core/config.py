@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from provenir.core.errors import ConfigError
 from provenir.core.hashing import sha256_json
+from provenir.core.store import default_output_dir
 
 #: The built-in offline model: a small Llama plus a BPE tokenizer built deterministically
 #: from a bundled corpus (see :mod:`provenir.train.tiny_model`).
@@ -246,7 +247,11 @@ class RunConfig(ConfigSection):
         None,
         description="Continue training this PEFT adapter folder instead of a fresh LoRA (RLAIF iterations).",
     )
-    output_dir: str = Field("artifacts", min_length=1, description="Root folder for runs and manifests.")
+    output_dir: str = Field(
+        default_factory=default_output_dir,
+        min_length=1,
+        description="Root folder for runs and manifests (default: $PROVENIR_OUTPUT_DIR, else artifacts).",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Training precision.")
 

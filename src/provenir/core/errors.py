@@ -53,3 +53,12 @@ class GovernanceError(ProvenirError):
 
 class AuditTamperedError(GovernanceError):
     """The audit log's hash chain is broken: a record was edited, deleted or reordered."""
+
+
+class MissingExtraError(ProvenirError):
+    """An optional package is not installed; the message names the extra that installs it."""
+
+    def __init__(self, message: str, *, module: str, extra: str) -> None:
+        super().__init__(message)
+        self.module = module
+        self.extra = extra

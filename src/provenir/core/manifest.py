@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import ConfigError, ManifestError, ManifestTamperedError
+from provenir.core.extras import require_extra
 from provenir.core.hashing import sha256_bytes, sha256_file, sha256_json
 from provenir.core.inputs import RunInputs
 
@@ -233,6 +234,7 @@ class RunManifest(BaseModel):
 
 def generate_signing_key(path: str | os.PathLike[str]) -> str:
     """Write a new Ed25519 private key (PEM, mode 0600) to ``path``; return its fingerprint."""
+    require_extra("cryptography", "signing", purpose="creating a signing key")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -247,13 +249,10 @@ def generate_signing_key(path: str | os.PathLike[str]) -> str:
 
 
 def _sign(manifest_hash: str, key_path: Path) -> Signature:
-    try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    except ImportError:
-        raise ConfigError(
-            "manifest signing needs the 'cryptography' package (pip install 'provenir[signing]')"
-        ) from None
+    require_extra("cryptography", "signing", purpose="signing a manifest")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     if not key_path.is_file():
         raise ConfigError(f"signing key not found: {key_path}")
     try:
@@ -275,6 +274,7 @@ def _check_signature(
     sig = manifest.signature
     if sig is None:
         return ("untrusted" if trusted_public_key else "unsigned"), None
+    require_extra("cryptography", "signing", purpose="checking a manifest signature")
     try:
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

@@ -14,12 +14,13 @@ answer everywhere::
     from provenir.core.store import RunStore
 
     store = RunStore("artifacts")
-    result = store.verify("123e4567")          # a run id, a unique prefix, or a manifest path
+    result = store.verify("123e4567")          # a run id, a unique prefix, "latest", or a manifest path
     print(result.ok, result.problems)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ _ID_CHARS = re.compile(r"^[0-9a-f-]{4,36}$")
 #: The default artifacts root; ``$PROVENIR_OUTPUT_DIR`` overrides it for every command.
 DEFAULT_OUTPUT_DIR = "artifacts"
 OUTPUT_DIR_ENV = "PROVENIR_OUTPUT_DIR"
+
+#: The ref that names the store's newest run (by the time it started, as ``provenir runs list`` sorts).
+LATEST = "latest"
 
 
 def default_output_dir() -> str:
@@ -112,6 +116,30 @@ class RunStore:
             return []
         return sorted(p.stem for p in folder.glob("*.json") if _is_run_id(p.stem) and p.is_file())
 
+    def require_runs(self) -> list[str]:
+        """:meth:`run_ids`, or a :class:`ManifestError` saying the folder holds no run at all."""
+        ids = self.run_ids()
+        if not ids:
+            raise ManifestError(
+                f"no runs in {self.root} (no manifests/<run_id>.json): train one, or point --output-dir "
+                f"(or ${OUTPUT_DIR_ENV}) at the artifacts folder that holds your runs"
+            )
+        return ids
+
+    def latest_run_id(self) -> str:
+        """The id of the run that started last (ties: the greatest id); unreadable manifests are skipped."""
+        newest: tuple[str, str] | None = None
+        for run_id in self.require_runs():
+            try:
+                started = json.loads(self.manifest_path(run_id).read_text(encoding="utf-8"))["timestamp"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if isinstance(started, str) and (newest is None or (started, run_id) > newest):
+                newest = (started, run_id)
+        if newest is None:
+            raise ManifestError(f"no readable run manifest in {self.manifests_dir}")
+        return newest[1]
+
     def holds(self, manifest_file: str | os.PathLike[str]) -> bool:
         """True when ``manifest_file`` is one of this store's manifest files."""
         path = Path(manifest_file)
@@ -131,7 +159,7 @@ class RunStore:
         return RunStore.of_manifest_file(path), path
 
     def resolve(self, ref: str | os.PathLike[str], *, allow_path: bool = True) -> Path:
-        """The manifest file for ``ref``: a manifest path, a run id, or a unique run-id prefix.
+        """The manifest file for ``ref``: a manifest path, a run id, a unique run-id prefix, or ``latest``.
 
         ``allow_path=False`` accepts run ids only: use it whenever ``ref`` comes from someone
         other than the local user (a web request), so it can never name a file outside the store.
@@ -144,13 +172,15 @@ class RunStore:
             if not candidate.is_file():
                 raise ManifestError(f"manifest not found: {candidate}")
             return candidate
+        if text == LATEST:
+            return self.manifest_path(self.latest_run_id())
         if not _ID_CHARS.fullmatch(text):
             raise ManifestError(
                 f"{text!r} is neither a manifest file nor a run id (a UUID such as "
-                "123e4567-e89b-42d3-a456-426614174000, or a unique prefix of one)"
+                f"123e4567-e89b-42d3-a456-426614174000, a unique prefix of one, or {LATEST!r})"
             )
         # Matched against listed ids, never globbed or joined: a ref cannot leave the folder.
-        matches = [rid for rid in self.run_ids() if rid.startswith(text)]
+        matches = [rid for rid in self.require_runs() if rid.startswith(text)]
         folder = self.manifests_dir
         if not matches:
             raise ManifestError(

@@ -345,13 +345,9 @@ class JinjaTemplate:
     """
 
     def __init__(self, source: str, *, name: str = "jinja", bos_token: str = "", eos_token: str = "") -> None:
-        try:
-            import jinja2
-            from jinja2.sandbox import ImmutableSandboxedEnvironment
-        except ModuleNotFoundError:  # pragma: no cover - jinja2 ships with transformers
-            raise DataError(
-                "Jinja templates need the 'jinja2' package (pip install 'provenir[train]')"
-            ) from None
+        # jinja2 is a base dependency, imported here only so that loading templates stays light.
+        import jinja2
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         def raise_exception(message: str) -> None:
             raise DataError(f"template {name!r}: {message}")

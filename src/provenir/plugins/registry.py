@@ -24,6 +24,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar, Literal, TypeVar
 
 from provenir.core.errors import PluginError
+from provenir.core.extras import extra_for, install_hint
 
 Kind = Literal["backend", "metric", "judge", "reward"]
 KINDS: tuple[Kind, ...] = ("backend", "metric", "judge", "reward")
@@ -131,9 +132,10 @@ class PluginRegistry:
                 except ModuleNotFoundError as exc:
                     if exc.name and module.startswith(exc.name):
                         continue  # that built-in module is not part of this installation
+                    extra = extra_for(exc.name or "") or "all"
                     raise PluginError(
-                        f"built-in {kind} plugins need {exc.name!r}; install provenir's extras "
-                        "(pip install 'provenir[all]')"
+                        f"built-in {kind} plugins need {exc.name!r}, which is not installed: "
+                        f"{install_hint(extra)}"
                     ) from exc
             cls._load_entry_points()
 

@@ -91,8 +91,11 @@ class Comparison:
             "notes": list(self.notes),
         }
 
-    def renderable(self) -> Group:
-        """Rich tables for the terminal: identity, config diff, training metrics, eval deltas."""
+    def renderable(self, *, full_values: bool = False) -> Group:
+        """Rich tables for the terminal: identity, config diff, training metrics, eval deltas.
+
+        Hashes are shortened to fit a terminal unless ``full_values`` (for piped output).
+        """
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -106,7 +109,10 @@ class Comparison:
             ident.add_column(col)
         for key, (a, b) in self.identity.items():
             ident.add_row(
-                key, _short(a), _short(b), Text("same", "green") if a == b else Text("differs", "yellow")
+                key,
+                _short(a, full_values),
+                _short(b, full_values),
+                Text("same", "green") if a == b else Text("differs", "yellow"),
             )
         parts.append(ident)
         if self.config_changes:
@@ -158,9 +164,9 @@ class Comparison:
         return Group(*parts)
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, full: bool = False) -> str:
     text = "-" if value is None else str(value)
-    return text[:16] + "…" if len(text) > 20 else text
+    return text[:16] + "…" if len(text) > 20 and not full else text
 
 
 def _value(value: Any) -> str:

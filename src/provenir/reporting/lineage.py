@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import html
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from provenir.core.errors import ManifestError
 from provenir.core.manifest import RunManifest, validate_run_id
@@ -94,15 +94,27 @@ class Lineage:
             stack.extend((depth + 1, c) for c in reversed(self.nodes[rid].children))
         return out
 
-    def rich_tree(self) -> Tree:
-        """The tree as a :class:`rich.tree.Tree`, the focus run highlighted."""
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: root, focus, and every node from the root, depth first."""
+        return {
+            "root": self.root,
+            "focus": self.focus,
+            "nodes": [{"depth": depth, **asdict(node)} for depth, node in self.walk()],
+        }
+
+    def rich_tree(self, *, full_ids: bool = False) -> Tree:
+        """The tree as a :class:`rich.tree.Tree`, the focus run highlighted.
+
+        ``full_ids``: whole run ids and timestamps (for piped output) instead of short ones.
+        """
         from rich.text import Text
         from rich.tree import Tree
 
         def label(node: LineageNode) -> Text:
             # Text objects, not markup strings: a run name like "[red]x" must print as is.
             text = Text()
-            text.append(node.short_id, style="bold cyan" if node.run_id == self.focus else "cyan")
+            shown = node.run_id if full_ids else node.short_id
+            text.append(shown, style="bold cyan" if node.run_id == self.focus else "cyan")
             if node.missing:
                 text.append("  (manifest not found in this output dir)", style="yellow")
                 return text
@@ -111,7 +123,7 @@ class Lineage:
                 text.append(f"  {node.relation}", style="magenta")
             text.append(f"  {node.status}", style="green" if node.status == "completed" else "red")
             if node.timestamp:
-                text.append(f"  {node.timestamp[:19]}", style="dim")
+                text.append(f"  {node.timestamp if full_ids else node.timestamp[:19]}", style="dim")
             if node.run_id == self.focus:
                 text.append("  <- this run", style="bold")
             return text

@@ -31,7 +31,6 @@ is built; transformers only when :class:`TrackingCallback` is first used.
 
 from __future__ import annotations
 
-import importlib
 import json
 import numbers
 import os
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from provenir.core.config import RunConfig
 from provenir.core.errors import ConfigError
+from provenir.core.extras import require_extra
 from provenir.core.manifest import RunManifest
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -137,14 +137,8 @@ def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def _require(module: str, backend: str, package: str) -> Any:
-    """Import ``module`` or raise a ConfigError naming the package to install."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(
-            f"observability_backend: {backend} needs the {package!r} package, which is not installed "
-            f"(pip install 'provenir[tracking]')"
-        ) from None
+    """Import ``module`` or raise a MissingExtraError naming the package and the extra to install."""
+    return require_extra(module, "tracking", purpose=f"observability_backend: {backend} ({package})")
 
 
 class _Lifecycle:
@@ -414,7 +408,7 @@ def build_tracker(config: RunConfig, run_dir: str | os.PathLike[str]) -> Tracker
     ``run_dir`` is the run's folder (``<output_dir>/runs/<run_id>``): wandb writes under
     ``<run_dir>/wandb`` and TensorBoard under ``<run_dir>/tensorboard``; MLflow shares one database
     per artifacts root, ``<output_dir>/mlflow.db``, so runs can be compared. A missing library is a
-    :class:`ConfigError` naming the package.
+    :class:`~provenir.core.errors.MissingExtraError` naming the package and the extra.
     """
     backend = config.observability_backend
     if backend == "none":

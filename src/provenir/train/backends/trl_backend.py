@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from provenir.core.abstractions import TrainData, TrainResult
 from provenir.core.config import RunConfig
 from provenir.core.errors import BackendError
+from provenir.core.extras import check_extras
 from provenir.plugins.registry import PluginRegistry
 
 if TYPE_CHECKING:
@@ -198,6 +199,8 @@ class TRLBackend:
 
     def __init__(self, callbacks: list[Any] | None = None, progress: bool = True) -> None:
         """``callbacks``: extra ``transformers.TrainerCallback`` objects (evaluation, tracking)."""
+        # Fails before the run starts (no run id, no manifest) when torch & co. are not installed.
+        check_extras("train")
         self.callbacks = list(callbacks or [])
         self.progress = progress
 
