@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from provenir.core.errors import DataError, GovernanceError
+from provenir.governance.credentials import find_credentials
 from provenir.governance.dataset_rows import is_path_like, iter_rows, iter_strings
 from provenir.governance.findings import Finding, FindingsReport
 
@@ -158,10 +159,23 @@ class SecretScanner:
         return span
 
     def scan_text(self, text: str) -> list[SecretFinding]:
-        """Findings in one string (offsets into ``text``), sorted by start."""
+        """Findings in one string (offsets into ``text``), sorted by start, never overlapping.
+
+        detect-secrets' findings and :mod:`provenir.governance.credentials`' spans are merged:
+        where they overlap, the union is one finding, so a secret is always covered whole.
+        """
         found: dict[tuple[int, int], str] = {}
-        if self.prefilter and not self._could_match(text):
-            return []
+        if not self.prefilter or self._could_match(text):
+            self._plugin_findings(text, found)
+        # Credential formats first: on the same span they name the finding (rank 0).
+        ranked = [(c.start, c.end, 0, c.label) for c in find_credentials(text)]
+        if ranked and "pragma" in text.lower():
+            ranked = [r for r in ranked if not _ALLOWLIST_PRAGMA.search(_line_at(text, r[0]))]
+        ranked += [(s, e, 2 if t in _ENTROPY_TYPES else 1, t) for (s, e), t in found.items()]
+        return [SecretFinding(t, s, e) for s, e, t in _merge_ranked(ranked)]
+
+    def _plugin_findings(self, text: str, found: dict[tuple[int, int], str]) -> None:
+        """detect-secrets' findings in ``text``, into ``found`` (span -> secret type)."""
         offset = 0
         for line_no, line in enumerate(text.splitlines(keepends=True)):
             base = offset
@@ -187,7 +201,6 @@ class SecretScanner:
                     # A specific format (AWS key...) beats "high entropy" on the same span.
                     if span not in found or found[span] in _ENTROPY_TYPES:
                         found[span] = secret.type
-        return [SecretFinding(t, s, e) for (s, e), t in sorted(found.items())]
 
     def spans(self, text: str) -> list[tuple[str, int, int]]:
         """``(SECRET, start, end)`` spans, the form :class:`~provenir.governance.pii.PIIMasker` takes."""
@@ -202,6 +215,28 @@ class SecretScanner:
                 for f in self.scan_text(text):
                     report.findings.append(SecretFinding(f.type, f.start, f.end, path, i))
         return report
+
+
+def _line_at(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _merge_ranked(spans: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str]]:
+    """Merge overlapping ``(start, end, rank, type)`` spans; a merged span takes the type of its
+    best-ranked part (credential format < detect-secrets format < entropy), then the longest."""
+    merged: list[list[Any]] = []  # [start, end, (rank, -length), type]
+    for start, end, rank, stype in sorted(spans, key=lambda r: (r[0], -r[1], r[2])):
+        key = (rank, start - end)
+        if merged and start < merged[-1][1]:
+            cur = merged[-1]
+            cur[1] = max(cur[1], end)
+            if key < cur[2]:
+                cur[2], cur[3] = key, stype
+        else:
+            merged.append([start, end, key, stype])
+    return [(s, e, t) for s, e, _, t in merged]
 
 
 # -- combined scan and the pre-training policy --------------------------------------------------
