@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from provenir.core.errors import DataError, GovernanceError
-from provenir.governance.credentials import find_credentials
+from provenir.governance.credentials import find_credentials, has_long_run
 from provenir.governance.dataset_rows import is_path_like, iter_rows, iter_strings
 from provenir.governance.findings import Finding, FindingsReport
 
@@ -42,9 +42,9 @@ from provenir.governance.findings import Finding, FindingsReport
 DEFAULT_EXCLUDED = ("Public IP (ipv4)",)
 _ENTROPY_TYPES = ("Base64 High Entropy String", "Hex High Entropy String")
 _ALLOWLIST_PRAGMA = re.compile(r"pragma: ?allowlist[ -]secret", re.IGNORECASE)
-# Whole-text gate, evaluated before any per-line work: plain substring tests and two simple
-# regexes run at C speed, where one big alternation would cost more than the plugins save.
-_LONG_TOKEN = re.compile(r"\S{16}")
+# Whole-text gate, evaluated before any per-line work: plain substring tests and simple regexes
+# run at C speed, where one big alternation would cost more than the plugins save. The long-run
+# test (credentials.has_long_run) is shared with the credential formats.
 _QUOTED = re.compile(r"[\"'][\w+/=\\-]{9}")
 _LITERALS = ("://", "PRIVATE KEY", "PuTTY", "AKC", "AP", "xox", "xoX", "XOX", "_authToken")
 _LOWER_LITERALS = ("key", "pass", "pwd", "secret", "contrase")
@@ -131,8 +131,9 @@ class SecretScanner:
             or h.is_not_alphanumeric_string(secret)
         )
 
-    def _could_match(self, text: str) -> bool:
-        if _LONG_TOKEN.search(text) or _QUOTED.search(text):
+    def _could_match(self, text: str, long_run: bool) -> bool:
+        # long_run (15+ non-space characters) is implied by every plugin's 16+ character token.
+        if long_run or (("'" in text or '"' in text) and _QUOTED.search(text)):
             return True
         if any(lit in text for lit in _LITERALS):
             return True
@@ -165,10 +166,11 @@ class SecretScanner:
         where they overlap, the union is one finding, so a secret is always covered whole.
         """
         found: dict[tuple[int, int], str] = {}
-        if not self.prefilter or self._could_match(text):
+        long_run = has_long_run(text)
+        if not self.prefilter or self._could_match(text, long_run):
             self._plugin_findings(text, found)
         # Credential formats first: on the same span they name the finding (rank 0).
-        ranked = [(c.start, c.end, 0, c.label) for c in find_credentials(text)]
+        ranked = [(c.start, c.end, 0, c.label) for c in find_credentials(text, long_run=long_run)]
         if ranked and "pragma" in text.lower():
             ranked = [r for r in ranked if not _ALLOWLIST_PRAGMA.search(_line_at(text, r[0]))]
         ranked += [(s, e, 2 if t in _ENTROPY_TYPES else 1, t) for (s, e), t in found.items()]
