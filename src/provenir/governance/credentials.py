@@ -227,7 +227,7 @@ PATTERNS: tuple[CredentialPattern, ...] = (
         "AWS Secret Access Key",
         # Next to an access key id: "AKIA... wJalr..." / CSV / a labelled line or two below.
         _AWS_ID
-        + r"[^A-Za-z0-9/+]{1,12}(?:[A-Za-z_ .-]{1,40}[^A-Za-z0-9/+]{1,12})?(?P<s>"
+        + r"[^A-Za-z0-9/+]{1,12}(?:[A-Za-z_ .-]{1,60}[^A-Za-z0-9/+]{1,12})?(?P<s>"
         + _B64_40
         + r")",
         ["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
@@ -288,7 +288,7 @@ PATTERNS: tuple[CredentialPattern, ...] = (
         "bearer_token",
         "Bearer Token",
         r"(?:\bbearer[ \t]+|\bauthorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:basic|token|digest)[ \t]+)"
-        r"(?P<s>[A-Za-z0-9._~+/=-]{16,})",
+        r"(?P<s>[\w.~+/=-]{16,})",
         ["bearer", "authorization"],
         fold=True,
         check=_has_digit,
