@@ -160,7 +160,9 @@ _QUOTED_VALUE = (
     r"|'(?P<s3>(?:[^'\\\n]|\\.)+)'"
     r"|`(?P<s4>[^`\n]+)`)"
 )
+# Unquoted values end at a space, quote, comma or semicolon; after "=" also at "&" (a URL query).
 _UNQUOTED_VALUE = r"(?P<s5>[^\s\"'`,;&]+)"
+_UNQUOTED_COLON_VALUE = r"(?P<s5>[^\s\"'`,;]+)"
 _B64_40 = r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
 _AWS_ID = r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"
 
@@ -320,7 +322,7 @@ PATTERNS: tuple[CredentialPattern, ...] = (
     _p(
         "assignment",
         "Secret Keyword",
-        _ASSIGNED_NAMES + _KEY_END + r"[ \t]*:[ \t]*" + _UNQUOTED_VALUE,
+        _ASSIGNED_NAMES + _KEY_END + r"[ \t]*:[ \t]*" + _UNQUOTED_COLON_VALUE,
         ["pass", "pwd", "secret", "token", "key"],
         fold=True,
         check=_prose_colon_value,
@@ -458,7 +460,7 @@ def redact_credentials(text: str) -> tuple[str, list[str]]:
 #: whatever it looks like. Matched against the *whole* name.
 CREDENTIAL_KEY_NAMES: frozenset[str] = frozenset(
     {
-        "password", "passwd", "pwd", "passphrase", "pass_phrase", "secret", "token",
+        "password", "passwd", "pwd", "passphrase", "pass_phrase", "pgpassword", "secret", "token",
         "api_key", "apikey", "access_key", "secret_key", "secret_access_key",
         "client_secret", "auth_token", "access_token", "refresh_token", "id_token", "session_token",
         "security_token", "bearer_token", "api_token", "oauth_token", "private_token", "private_key",

@@ -49,6 +49,8 @@ _QUOTED = re.compile(r"[\"'][\w+/=\\-]{9}")
 _LITERALS = ("://", "PRIVATE KEY", "PuTTY", "AKC", "AP", "xox", "xoX", "XOX", "_authToken")
 _LOWER_LITERALS = ("key", "pass", "pwd", "secret", "contrase")
 _PEM_END = re.compile(r"-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+# A detect-secrets value that starts with its own label ("AccountKey=..."): the label is kept.
+_LABEL = re.compile(r"[A-Za-z][\w-]*=(?!=)")
 # Characters trimmed from a widened regex match: delimiters the plugins' patterns include.
 _TRIM = " \t\"'=:`,;"
 
@@ -142,10 +144,15 @@ class SecretScanner:
 
     def _span(self, plugin: Any, value: str, line: str) -> tuple[int, int] | None:
         """Where ``value`` sits in ``line``, widened to the plugin's whole token when the
-        plugin reports only a capture group (GitHub's ``ghp`` for ``ghp_...``)."""
+        plugin reports only a capture group (GitHub's ``ghp`` for ``ghp_...``), and without
+        the label a pattern without a group includes (Azure's ``AccountKey=``)."""
         start = line.find(value)
         if start < 0:
             return None
+        label = _LABEL.match(value)
+        if label and len(value) - label.end() >= 8:
+            start += label.end()
+            value = value[label.end() :]
         span = (start, start + len(value))
         if isinstance(plugin, self._regex_based):
             for rx in plugin.denylist:
@@ -153,7 +160,8 @@ class SecretScanner:
                     token = m.group(0)
                     lead = len(token) - len(token.lstrip(_TRIM))
                     core = token.strip(_TRIM)
-                    if value in core and not any(c.isspace() or c in ":@" for c in core):
+                    # Only ever widen to one token: never over a "NAME=" or a quote before it.
+                    if value in core and not any(c.isspace() or c in ":@=\"'" for c in core):
                         s0 = m.start() + lead
                         if s0 <= span[0] and span[1] <= s0 + len(core):
                             return s0, s0 + len(core)
