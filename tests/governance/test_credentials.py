@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
+import string
 
 import pytest
 
@@ -84,7 +86,9 @@ def test_the_issue_examples_are_masked_whole() -> None:
         assert masked[name].count("<SECRET_") == 1, (line, masked[name])
 
 
-def test_credential_formats_and_detect_secrets_merge_into_one_finding_per_secret(scanner: SecretScanner) -> None:
+def test_credential_formats_and_detect_secrets_merge_into_one_finding_per_secret(
+    scanner: SecretScanner,
+) -> None:
     # detect-secrets' GitHub regex stops after 36 characters; the credential format goes on.
     text = "leaked ghp_" + "a" * 30 + "B1C2D3E4" + " yesterday"
     (finding,) = scanner.scan_text(text)
@@ -122,3 +126,14 @@ def test_credential_key_names_in_every_joined_form(key: str) -> None:
 @pytest.mark.parametrize("key", NOT_CREDENTIAL_KEYS)
 def test_keys_that_merely_contain_a_credential_word_are_not_credential_keys(key: str) -> None:
     assert not is_credential_key(key), normalise_key(key)
+
+
+def test_the_cheap_gate_never_changes_a_result() -> None:
+    # long_run=True claims a long run of non-space characters, which opens the gate for any text.
+    rng = random.Random(3)
+    alphabet = string.ascii_letters + string.digits + "+/_-=:\"' \n.@"
+    texts = [s.text for s in SAMPLES] + negative_samples()
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(5, 60))) for _ in range(500)]
+    texts += [f"--password x{i}y7 and pwd: a{i}b9" for i in range(3)]
+    for text in texts:
+        assert find_credentials(text) == find_credentials(text, long_run=True), text

@@ -39,7 +39,8 @@ Value formats (``kind``: what is matched)
 ``assignment``              the value of ``password|passwd|pwd|passphrase|secret|token|
                             api_key|apikey|access_key|secret_key`` (also as the end of a longer
                             name: ``DB_PASSWORD``, ``client_secret``, ``auth_token``) after
-                            ``=``, ``:``, ``:=`` or ``=>``, quoted or not; code references
+                            ``=``, ``:``, ``:=`` or ``=>``, quoted or not, or after a
+                            ``--password``-style command-line flag; code references
                             (``os.environ[...]``, ``self.token``, ``None``) and placeholders
                             (``<...>``, ``${...}``) are not values
 ==========================  ================================================================
@@ -153,7 +154,9 @@ def _prose_colon_value(value: str) -> bool:
 # Names whose assigned value is a secret (the end of a longer name counts: ``DB_PASSWORD``).
 _ASSIGNED_NAMES = r"(?:pass(?:wd|word|phrase)|pwd|secret|token|(?:api|access|secret)[_-]?key|apikey)"
 _KEY_END = r"\\?[\"']?"  # a quoted key's closing quote (or an escaped one, in JSON inside a string)
-_SEP = r"[ \t]*(?::[ \t]*(?:str|bytes|secretstr|optional\[str\]|str[ \t]*\|[ \t]*none)[ \t]*=|=>|:=|=|:)[ \t]*"
+_SEP = (
+    r"[ \t]*(?::[ \t]*(?:str|bytes|secretstr|optional\[str\]|str[ \t]*\|[ \t]*none)[ \t]*=|=>|:=|=|:)[ \t]*"
+)
 _QUOTED_VALUE = (
     r"(?:\\\"(?P<s1>(?:[^\"\\\n]|\\(?!\"))+)\\\""
     r"|\"(?P<s2>(?:[^\"\\\n]|\\.)+)\""
@@ -164,6 +167,7 @@ _QUOTED_VALUE = (
 _UNQUOTED_VALUE = r"(?P<s5>[^\s\"'`,;&]+)"
 _UNQUOTED_COLON_VALUE = r"(?P<s5>[^\s\"'`,;]+)"
 _B64_40 = r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+_GITLAB_PREFIXES = ("glpat", "gldt", "glft", "glsoat", "glrt", "glptt", "glimt", "glagent", "gloas", "glcbt")
 _AWS_ID = r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"
 
 
@@ -178,7 +182,9 @@ def _p(
     needs: Iterable[str] = (),
 ) -> CredentialPattern:
     any_case = re.compile(regex, re.IGNORECASE) if fold else None
-    return CredentialPattern(kind, label, re.compile(regex), tuple(hints), fold, check, tuple(needs), any_case)
+    return CredentialPattern(
+        kind, label, re.compile(regex), tuple(hints), fold, check, tuple(needs), any_case
+    )
 
 
 #: Every value format, most specific first (on equal spans the earlier one names the finding).
@@ -228,10 +234,7 @@ PATTERNS: tuple[CredentialPattern, ...] = (
         "aws_secret_access_key",
         "AWS Secret Access Key",
         # Next to an access key id: "AKIA... wJalr..." / CSV / a labelled line or two below.
-        _AWS_ID
-        + r"[^A-Za-z0-9/+]{1,12}(?:[A-Za-z_ .-]{1,60}[^A-Za-z0-9/+]{1,12})?(?P<s>"
-        + _B64_40
-        + r")",
+        _AWS_ID + r"[^A-Za-z0-9/+]{1,12}(?:[A-Za-z_ .-]{1,60}[^A-Za-z0-9/+]{1,12})?(?P<s>" + _B64_40 + r")",
         ["AKIA", "ASIA", "ABIA", "ACCA", "A3T"],
         check=_mixed_base64,
     ),
@@ -272,10 +275,8 @@ PATTERNS: tuple[CredentialPattern, ...] = (
     _p(
         "gitlab_token",
         "GitLab Token",
-        r"(?<![A-Za-z0-9])(?:(?:glpat|gldt|glft|glsoat|glrt|glptt|glimt|glagent|gloas|glcbt)-"
-        r"[A-Za-z0-9_-]{20,}|GR1348941[A-Za-z0-9_-]{20,})",
-        ["glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "glptt-", "glimt-", "glagent-", "gloas-", "glcbt-",
-         "GR1348941"],
+        rf"(?<![A-Za-z0-9])(?:(?:{'|'.join(_GITLAB_PREFIXES)})-[A-Za-z0-9_-]{{20,}}|GR1348941[A-Za-z0-9_-]{{20,}})",
+        [*(f"{p}-" for p in _GITLAB_PREFIXES), "GR1348941"],
     ),
     _p(
         "jwt",
@@ -322,6 +323,22 @@ PATTERNS: tuple[CredentialPattern, ...] = (
     _p(
         "assignment",
         "Secret Keyword",
+        # A command-line flag and its value: --password hunter2, --api-key "...".
+        r"(?<![\w-])--[a-z0-9-]*"
+        + _ASSIGNED_NAMES
+        + r"[ \t]+(?!-)(?:"
+        + _QUOTED_VALUE
+        + r"|"
+        + _UNQUOTED_VALUE
+        + r")",
+        ["pass", "pwd", "secret", "token", "key"],
+        fold=True,
+        check=_unquoted_value,
+        needs=("--",),
+    ),
+    _p(
+        "assignment",
+        "Secret Keyword",
         _ASSIGNED_NAMES + _KEY_END + r"[ \t]*:[ \t]*" + _UNQUOTED_COLON_VALUE,
         ["pass", "pwd", "secret", "token", "key"],
         fold=True,
@@ -329,6 +346,7 @@ PATTERNS: tuple[CredentialPattern, ...] = (
         needs=(":",),
     ),
 )
+
 
 def _hint_index(
     patterns: tuple[CredentialPattern, ...], fold: bool
@@ -350,7 +368,7 @@ def _hint_index(
 _CASED_HINTS, _CASED_ENABLES = _hint_index(PATTERNS, fold=False)
 _FOLDED_HINTS, _FOLDED_ENABLES = _hint_index(PATTERNS, fold=True)
 _SECRET_GROUPS = tuple(p.secret_groups for p in PATTERNS)
-#: Every format without ``=``, ``:`` or a PEM header is at least this many non-space characters.
+#: Every format without ``=``, ``:``, ``--`` or a PEM header is at least this many non-space characters.
 MIN_RUN = 15
 _LONG_RUN = re.compile(rf"\S{{{MIN_RUN}}}")
 _SPACELESS_RUN = re.compile(rf"[^ ]{{{MIN_RUN}}}")
@@ -374,11 +392,11 @@ def has_long_run(text: str) -> bool:
 
 def _raw_spans(text: str, long_run: bool | None) -> list[tuple[int, int, int]]:
     """``(start, end, pattern index)`` for every accepted match of :data:`PATTERNS`."""
-    # Every format either has an assignment sign, "://" or a PEM header, or is a run of 15+
-    # non-space characters: most prose fails all of these at C speed and costs nothing more.
-    if not ("=" in text or ":" in text or "PRIVATE KEY" in text):
-        if not (has_long_run(text) if long_run is None else long_run):
-            return []
+    # Every format has an assignment sign, "://", a "--flag" or a PEM header, or is a run of
+    # 15+ non-space characters: most prose fails all of these at C speed and costs nothing more.
+    signs = "=" in text or ":" in text or "--" in text or "PRIVATE KEY" in text
+    if not signs and not (has_long_run(text) if long_run is None else long_run):
+        return []
     lowered = text.lower()
     candidates = _candidates(text, lowered)
     if not candidates:

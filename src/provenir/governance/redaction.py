@@ -28,6 +28,7 @@ from provenir.governance.credentials import is_credential_key, redact_credential
 
 REDACTED = "[REDACTED]"
 
+
 def redact_text(text: str) -> tuple[str, list[str]]:
     """Replace credential-looking spans in ``text``; return the new text and the kinds found."""
     return redact_credentials(text)

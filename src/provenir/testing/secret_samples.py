@@ -95,7 +95,11 @@ def _aws_secret(rng: random.Random) -> str:
     while True:
         value = _r(rng, _B64, 40)
         # Real keys have both cases and digits; a generated one without is not realistic.
-        if any(c.isupper() for c in value) and any(c.islower() for c in value) and any(c.isdigit() for c in value):
+        if (
+            any(c.isupper() for c in value)
+            and any(c.islower() for c in value)
+            and any(c.isdigit() for c in value)
+        ):
             return value
 
 
@@ -139,7 +143,11 @@ def _gitlab(rng: random.Random) -> str:
 def _jwt(rng: random.Random) -> str:
     header = _b64url_json({"alg": rng.choice(["HS256", "RS256", "ES256"]), "typ": "JWT"})
     payload = _b64url_json(
-        {"sub": _r(rng, string.digits, 10), "name": _r(rng, string.ascii_lowercase, 8), "iat": rng.randint(1, 2**31)}
+        {
+            "sub": _r(rng, string.digits, 10),
+            "name": _r(rng, string.ascii_lowercase, 8),
+            "iat": rng.randint(1, 2**31),
+        }
     )
     return f"{header}.{payload}.{_r(rng, _B64URL, 43)}"
 
@@ -152,7 +160,9 @@ def _private_key(rng: random.Random) -> str:
 
 def _password(rng: random.Random) -> str:
     # Starts with a letter and has a digit: how most generated passwords and tokens look.
-    return rng.choice(string.ascii_letters) + _r(rng, _PASSWORD, rng.randint(6, 22)) + rng.choice(string.digits)
+    return (
+        rng.choice(string.ascii_letters) + _r(rng, _PASSWORD, rng.randint(6, 22)) + rng.choice(string.digits)
+    )
 
 
 _GENERATORS: dict[str, Callable[[random.Random], str]] = {
@@ -190,7 +200,7 @@ _TOKEN_CONTEXTS = (
     "| prod | {s} | owner: platform |",
     "keys:\n  - {s}\n  - placeholder",
     "The value was '{s}', not the one in the vault.",
-    "{{\"credentials\":{{\"{env}\":\"{s}\"}}}}",
+    '{{"credentials":{{"{env}":"{s}"}}}}',
 )
 _ENV = {
     "anthropic": "ANTHROPIC_API_KEY",
@@ -230,7 +240,7 @@ _AZURE_CONTEXTS = (
 )
 _PEM_CONTEXTS = (
     "Here is the deploy key:\n{s}\nplease keep it safe",
-    '{s}',
+    "{s}",
     'key = """{s}"""',
     "ssh setup:\n\n{s}\n\nthen run ssh-add.",
 )
@@ -250,10 +260,14 @@ _ASSIGNMENT_CONTEXTS = (
     'const accessKey = "{s}";',
     "login with password={s} then",
     "SECRET_KEY = '{s}'",
+    "mysql -u root --password {s} -h db.internal",
+    "./deploy.sh --api-key '{s}' --region eu-west-1",
 )
 
 
-def _fill(template: str, fields: dict[str, str], primary: str) -> tuple[str, int, int, tuple[tuple[int, int], ...]]:
+def _fill(
+    template: str, fields: dict[str, str], primary: str
+) -> tuple[str, int, int, tuple[tuple[int, int], ...]]:
     """Fill ``template``; return the text, the primary field's span and every field's span."""
     out: list[str] = []
     spans: list[tuple[int, int]] = []
@@ -349,6 +363,9 @@ NEGATIVES: tuple[str, ...] = (
     "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
     "hf_hub_download(repo_id='provenir/tiny-llama', filename='config.json')",
     "The access_key_id field names the key; the secret is stored in the vault.",
+    "python train.py --max-new-tokens 256 --tokenizer gpt2",
+    "docker login --password-stdin < token.txt; gh auth login --token-file ~/.gh",
+    "deploy --api-key $DEPLOY_KEY --token ${GITHUB_TOKEN}",
 )
 
 
