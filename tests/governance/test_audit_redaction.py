@@ -148,3 +148,37 @@ def test_redaction_comes_before_truncation() -> None:
         kept = redact_then_truncate(text, cut)
         assert len(kept) <= cut
         assert not any(key[i : i + 8] in kept for i in range(len(key) - 7)), (cut, kept)
+
+
+class _FailingBackend:
+    """A backend whose failure text quotes a key right across the manifest's 2000-character cut."""
+
+    loads_model = False
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def fit(self, config: Any, dataset: Any, run_dir: Path) -> Any:
+        raise RuntimeError("upstream said: " + "x" * 1940 + f" key={self.key} rejected")
+
+
+def test_a_failed_runs_error_is_redacted_before_it_is_cut(tmp_path: Path) -> None:
+    from provenir.core.errors import BackendError
+    from provenir.core.store import RunStore
+    from provenir.train.runner import RunOptions, train
+
+    key = "sk-proj-" + "Tq4_Wz8-" * 12 + "T3BlbkFJ" + "Hc2Vd5Nf9Kg3" * 3
+    root = tmp_path / "artifacts"
+    config = RunConfig.from_dict({"backend": "stub", "output_dir": str(root)})
+    start = len("RuntimeError: upstream said: ") + 1940 + len(" key=")
+    assert start < 2000 < start + len(key)  # the old cut went through the key
+    with pytest.raises(BackendError):
+        train(config, RunOptions(backend=_FailingBackend(key)))
+    store = RunStore(root)
+    (run_id,) = store.run_ids()
+    manifest = store.load(run_id)
+    failed = _last_record(store.audit_dir)
+    assert manifest.status == "failed" and failed["event"] == "training_failed"
+    stored = [manifest.error or "", *_strings(failed)]
+    assert "[REDACTED:openai_key]" in stored[0] and len(stored[0]) <= 2000
+    assert not any(key[i : i + 8] in s for s in stored for i in range(len(key) - 7))
