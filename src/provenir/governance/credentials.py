@@ -127,6 +127,8 @@ _NOT_VALUES = frozenset(
     }
 )  # fmt: skip
 _UNQUOTED_TAIL = ".)]}>"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CREDENTIAL_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "cred")
 
 
 def _assigned_value(value: str) -> bool:
@@ -139,9 +141,12 @@ def _assigned_value(value: str) -> bool:
 
 
 def _unquoted_value(value: str) -> bool:
-    """Unquoted values: also not a code reference (``self.token``, ``os.environ["X"]``)."""
+    """Unquoted values: also not a code reference (``self.token``, ``os.environ["X"]``) nor a
+    variable named for what it holds (``token = token``, ``password = new_password``)."""
     v = value.rstrip(_UNQUOTED_TAIL)
-    return _assigned_value(v) and not _REFERENCE.match(v)
+    if not _assigned_value(v) or _REFERENCE.match(v):
+        return False
+    return not (_IDENTIFIER.match(v) and any(word in v.lower() for word in _CREDENTIAL_WORDS))
 
 
 def _prose_colon_value(value: str) -> bool:

@@ -366,6 +366,10 @@ NEGATIVES: tuple[str, ...] = (
     "python train.py --max-new-tokens 256 --tokenizer gpt2",
     "docker login --password-stdin < token.txt; gh auth login --token-file ~/.gh",
     "deploy --api-key $DEPLOY_KEY --token ${GITHUB_TOKEN}",
+    "self.token = token\nself.api_key = api_key\npassword = new_password",
+    "def login(username: str, password: str) -> bool:",
+    "const body = { password: password, token: authToken };",
+    "api_key: str | None = None",
 )
 
 
