@@ -6,17 +6,19 @@ must end in a retry that succeeds or in a clear JudgeError, never in an invented
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from provenir.core.errors import JudgeError
 from provenir.eval.judge import AnthropicJudge, OpenAIJudge, Preference, RetryPolicy, RubricResult
-from provenir.testing.llm_server import FakeLLMServer, prefer_first, prefer_longer
+from provenir.testing.llm_server import FakeLLMServer, _error_body, prefer_first, prefer_longer
 
 SECRET = f"sk-test-{uuid.uuid4().hex}"
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.02, timeout=0.3, max_attempts=4, max_parse_attempts=3)
@@ -222,3 +224,71 @@ def test_batch_failure_is_reported_per_item(server: FakeLLMServer) -> None:
         [("q", LONG, SHORT)] * 3, max_concurrency=1, progress=False, return_exceptions=True
     )
     assert isinstance(results[0], JudgeError) and all(isinstance(r, Preference) for r in results[1:])
+
+
+class EchoingServer(FakeLLMServer):
+    """Answers every request with a 400 whose message quotes the request's credential after
+    ``pad`` characters of detail, as a careless upstream proxy would."""
+
+    pad = 0
+
+    def _respond(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes, float]:
+        with self._lock:
+            self._count += 1
+        echoed = headers.get("x-api-key") or headers.get("authorization", "")
+        api = "anthropic" if path.rstrip("/").endswith("/messages") else "openai"
+        detail = ("upstream detail " * 40)[: self.pad]
+        message = f"{detail}credentials: {echoed} rejected"
+        return 400, {}, _error_body(api, "invalid_request_error", message), 0.0
+
+
+# An Anthropic-format key: it also matches a credential pattern, not only the judge's own key.
+LONG_KEY = "sk-ant-api03-" + "Qx7-Lm2_Pz9" * 8 + "Vb4AA"
+# The SDKs put under 100 characters before the message, and the key is 106 long: with the key
+# starting anywhere from 100 to 280 characters into the message, steps of 20, some runs put it
+# across the old cut at character 300 whatever that prefix is exactly.
+PADS = range(100, 281, 20)
+
+
+def _fragments(key: str, size: int = 8) -> set[str]:
+    return {key[i : i + size] for i in range(len(key) - size + 1)}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_key_echoed_across_the_old_300_character_cut_is_never_stored_in_part(
+    provider: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", LONG_KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", LONG_KEY)
+    kept: list[str] = []
+    with EchoingServer() as echo:
+        for pad in PADS:
+            echo.pad = pad
+            judge = make(provider, echo, position_swap=False)
+            with pytest.raises(JudgeError, match="HTTP 400") as info:
+                judge.score_pairwise("q", LONG, SHORT)
+            kept.append(str(info.value))
+            judge.close()
+        assert echo.request_count == len(PADS)
+
+        # The same failure as RLAIF stores it: one judgments.jsonl row per failed pair.
+        from provenir.rlaif import RLAIFConfig, RLAIFPipeline
+
+        echo.pad = 200
+        config = RLAIFConfig.from_dict(
+            {"name": "echo", "output_dir": str(tmp_path), "prompts_path": "builtin:prompts-sample"}
+        )
+        judge = make(provider, echo, position_swap=False)
+        pipeline = RLAIFPipeline(config, judge=judge, progress=False)
+        candidates = [{"prompt": "What is LoRA?", "variants": [LONG, SHORT, "Low-rank adapters."]}]
+        record = pipeline._judge(judge, candidates, tmp_path)
+        judge.close()
+    rows = [json.loads(line) for line in Path(record["file"]).read_text().splitlines()]
+    assert record["errors"] == len(rows) > 0 and all("HTTP 400" in r["error"] for r in rows)
+    kept += [r["error"] for r in rows]
+    kept.append(caplog.text)
+    leaked = sorted({f for f in _fragments(LONG_KEY) for text in kept if f in text})
+    assert not leaked, leaked[:5]

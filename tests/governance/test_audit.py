@@ -233,7 +233,7 @@ def test_secrets_never_appear_in_the_audit_log(tmp_path: Path) -> None:
     # Ordinary values survive untouched; only the secret spans are replaced.
     assert fields["max_new_tokens"] == 32 and fields["tokenizer"] == "gpt2"
     assert fields["note"].startswith("uploaded with [REDACTED:aws_access_key] and ")
-    assert fields["url"] == "https://[REDACTED:url_credentials]@db.example.com/x"
+    assert fields["url"] == "https://admin:[REDACTED:url_credentials]@db.example.com/x"
     assert AuditLogger(tmp_path).verify().ok
 
 

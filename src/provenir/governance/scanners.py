@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from provenir.core.errors import DataError, GovernanceError
+from provenir.governance.credentials import find_credentials, has_long_run
 from provenir.governance.dataset_rows import is_path_like, iter_rows, iter_strings
 from provenir.governance.findings import Finding, FindingsReport
 
@@ -41,13 +42,15 @@ from provenir.governance.findings import Finding, FindingsReport
 DEFAULT_EXCLUDED = ("Public IP (ipv4)",)
 _ENTROPY_TYPES = ("Base64 High Entropy String", "Hex High Entropy String")
 _ALLOWLIST_PRAGMA = re.compile(r"pragma: ?allowlist[ -]secret", re.IGNORECASE)
-# Whole-text gate, evaluated before any per-line work: plain substring tests and two simple
-# regexes run at C speed, where one big alternation would cost more than the plugins save.
-_LONG_TOKEN = re.compile(r"\S{16}")
+# Whole-text gate, evaluated before any per-line work: plain substring tests and simple regexes
+# run at C speed, where one big alternation would cost more than the plugins save. The long-run
+# test (credentials.has_long_run) is shared with the credential formats.
 _QUOTED = re.compile(r"[\"'][\w+/=\\-]{9}")
 _LITERALS = ("://", "PRIVATE KEY", "PuTTY", "AKC", "AP", "xox", "xoX", "XOX", "_authToken")
 _LOWER_LITERALS = ("key", "pass", "pwd", "secret", "contrase")
 _PEM_END = re.compile(r"-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+# A detect-secrets value that starts with its own label ("AccountKey=..."): the label is kept.
+_LABEL = re.compile(r"[A-Za-z][\w-]*=(?!=)")
 # Characters trimmed from a widened regex match: delimiters the plugins' patterns include.
 _TRIM = " \t\"'=:`,;"
 
@@ -130,8 +133,9 @@ class SecretScanner:
             or h.is_not_alphanumeric_string(secret)
         )
 
-    def _could_match(self, text: str) -> bool:
-        if _LONG_TOKEN.search(text) or _QUOTED.search(text):
+    def _could_match(self, text: str, long_run: bool) -> bool:
+        # long_run (15+ non-space characters) is implied by every plugin's 16+ character token.
+        if long_run or (("'" in text or '"' in text) and _QUOTED.search(text)):
             return True
         if any(lit in text for lit in _LITERALS):
             return True
@@ -140,10 +144,15 @@ class SecretScanner:
 
     def _span(self, plugin: Any, value: str, line: str) -> tuple[int, int] | None:
         """Where ``value`` sits in ``line``, widened to the plugin's whole token when the
-        plugin reports only a capture group (GitHub's ``ghp`` for ``ghp_...``)."""
+        plugin reports only a capture group (GitHub's ``ghp`` for ``ghp_...``), and without
+        the label a pattern without a group includes (Azure's ``AccountKey=``)."""
         start = line.find(value)
         if start < 0:
             return None
+        label = _LABEL.match(value)
+        if label and len(value) - label.end() >= 8:
+            start += label.end()
+            value = value[label.end() :]
         span = (start, start + len(value))
         if isinstance(plugin, self._regex_based):
             for rx in plugin.denylist:
@@ -151,17 +160,32 @@ class SecretScanner:
                     token = m.group(0)
                     lead = len(token) - len(token.lstrip(_TRIM))
                     core = token.strip(_TRIM)
-                    if value in core and not any(c.isspace() or c in ":@" for c in core):
+                    # Only ever widen to one token: never over a "NAME=" or a quote before it.
+                    if value in core and not any(c.isspace() or c in ":@=\"'" for c in core):
                         s0 = m.start() + lead
                         if s0 <= span[0] and span[1] <= s0 + len(core):
                             return s0, s0 + len(core)
         return span
 
     def scan_text(self, text: str) -> list[SecretFinding]:
-        """Findings in one string (offsets into ``text``), sorted by start."""
+        """Findings in one string (offsets into ``text``), sorted by start, never overlapping.
+
+        detect-secrets' findings and :mod:`provenir.governance.credentials`' spans are merged:
+        where they overlap, the union is one finding, so a secret is always covered whole.
+        """
         found: dict[tuple[int, int], str] = {}
-        if self.prefilter and not self._could_match(text):
-            return []
+        long_run = has_long_run(text)
+        if not self.prefilter or self._could_match(text, long_run):
+            self._plugin_findings(text, found)
+        # Credential formats first: on the same span they name the finding (rank 0).
+        ranked = [(c.start, c.end, 0, c.label) for c in find_credentials(text, long_run=long_run)]
+        if ranked and "pragma" in text.lower():
+            ranked = [r for r in ranked if not _ALLOWLIST_PRAGMA.search(_line_at(text, r[0]))]
+        ranked += [(s, e, 2 if t in _ENTROPY_TYPES else 1, t) for (s, e), t in found.items()]
+        return [SecretFinding(t, s, e) for s, e, t in _merge_ranked(ranked)]
+
+    def _plugin_findings(self, text: str, found: dict[tuple[int, int], str]) -> None:
+        """detect-secrets' findings in ``text``, into ``found`` (span -> secret type)."""
         offset = 0
         for line_no, line in enumerate(text.splitlines(keepends=True)):
             base = offset
@@ -187,7 +211,6 @@ class SecretScanner:
                     # A specific format (AWS key...) beats "high entropy" on the same span.
                     if span not in found or found[span] in _ENTROPY_TYPES:
                         found[span] = secret.type
-        return [SecretFinding(t, s, e) for (s, e), t in sorted(found.items())]
 
     def spans(self, text: str) -> list[tuple[str, int, int]]:
         """``(SECRET, start, end)`` spans, the form :class:`~provenir.governance.pii.PIIMasker` takes."""
@@ -202,6 +225,28 @@ class SecretScanner:
                 for f in self.scan_text(text):
                     report.findings.append(SecretFinding(f.type, f.start, f.end, path, i))
         return report
+
+
+def _line_at(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _merge_ranked(spans: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str]]:
+    """Merge overlapping ``(start, end, rank, type)`` spans; a merged span takes the type of its
+    best-ranked part (credential format < detect-secrets format < entropy), then the longest."""
+    merged: list[list[Any]] = []  # [start, end, (rank, -length), type]
+    for start, end, rank, stype in sorted(spans, key=lambda r: (r[0], -r[1], r[2])):
+        key = (rank, start - end)
+        if merged and start < merged[-1][1]:
+            cur = merged[-1]
+            cur[1] = max(cur[1], end)
+            if key < cur[2]:
+                cur[2], cur[3] = key, stype
+        else:
+            merged.append([start, end, key, stype])
+    return [(s, e, t) for s, e, _, t in merged]
 
 
 # -- combined scan and the pre-training policy --------------------------------------------------

@@ -30,6 +30,7 @@ from provenir.data.loading import read_rows, split_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import RegressionGate
 from provenir.governance.audit import AuditLogger
+from provenir.governance.redaction import redact_text
 from provenir.rlaif.config import RLAIFConfig
 from provenir.rlaif.judging import build_judge
 
@@ -318,7 +319,8 @@ class RLAIFPipeline:
         for (ci, i, j), pref in zip(index, prefs, strict=True):
             row: dict[str, Any] = {"candidate": ci, "a": i, "b": j}
             if isinstance(pref, BaseException):
-                row["error"] = str(pref)
+                # Judgments are kept on disk: no judge's error text may carry a credential there.
+                row["error"] = redact_text(str(pref))[0]
             else:
                 row.update(
                     preferred=pref.preferred,

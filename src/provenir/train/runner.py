@@ -26,6 +26,7 @@ from provenir.core.manifest import RunManifest, new_run_id, utc_now
 from provenir.core.store import RunStore
 from provenir.data.pinned_rows import EVAL_ROWS_FILE, TRAIN_ROWS_FILE, rows_pin, write_rows
 from provenir.governance.audit import AuditLogger
+from provenir.governance.redaction import redact_then_truncate
 from provenir.plugins.registry import PluginRegistry
 
 #: Weight files, in order of preference, whose hash is the run's ``adapter_hash``.
@@ -127,7 +128,7 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         result = call_fit(backend, config, data, rdir)
     except BaseException as exc:
         manifest.status = "failed"
-        manifest.error = f"{type(exc).__name__}: {exc}"[:2000]
+        manifest.error = redact_then_truncate(f"{type(exc).__name__}: {exc}", 2000)
         manifest.finished_at = utc_now()
         manifest.seal(config.manifest.signing_key_path).save(path)
         audit.log(

@@ -12,6 +12,7 @@ from typing import Any
 from provenir.eval.judge import prompts
 from provenir.eval.judge.parsing import VerdictParseError
 from provenir.eval.judge.remote import Method, RemoteJudge, Reply
+from provenir.governance.redaction import redact_then_truncate
 from provenir.plugins.registry import PluginRegistry
 
 _SCHEMAS = {
@@ -78,7 +79,7 @@ class OpenAIJudge(RemoteJudge):
             raise VerdictParseError("reply has no choices")
         message = choices[0].message
         if getattr(message, "refusal", None):
-            raise VerdictParseError(f"the model refused: {message.refusal[:200]}")
+            raise VerdictParseError(f"the model refused: {redact_then_truncate(message.refusal, 200)}")
         for call in getattr(message, "tool_calls", None) or []:
             function = getattr(call, "function", None)
             if function is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from provenir.core.errors import JudgeError
 from provenir.eval.judge.verdict import CHOICES, RUBRIC_SCALE, Preference, RubricResult
+from provenir.governance.credentials import redact_credentials
 
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()
@@ -132,6 +133,6 @@ def _first_valid(text: str, validate: Any) -> Any:
 
 
 def snippet(text: str, limit: int = 160) -> str:
-    """A short, single-line excerpt of a reply for error messages."""
-    flat = " ".join(text.split())
+    """A short, single-line excerpt of a reply for error messages (credentials redacted first)."""
+    flat = redact_credentials(" ".join(text.split()))[0]
     return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")

@@ -31,10 +31,14 @@ from provenir.eval.judge.parsing import (
 from provenir.eval.judge.position import combine_orders
 from provenir.eval.judge.retry import RetryPolicy, retry_after_seconds
 from provenir.eval.judge.verdict import Preference, RubricResult, validate_criteria
+from provenir.governance.redaction import redact_then_truncate
 
 log = logging.getLogger("provenir.eval.judge")
 
 Method = Literal["pairwise", "rubric"]
+
+# Longest upstream error text kept in a message (after redaction).
+_MESSAGE_LIMIT = 300
 
 
 @dataclass
@@ -303,15 +307,21 @@ class RemoteJudge:
             time.sleep(remaining)
 
     def _redact(self, text: str) -> str:
-        # SDK error text may quote request details; scrub the key in case a server echoes it.
+        """``text`` without this judge's key or any other credential, then cut to a readable length.
+
+        SDK error text may quote request details, and a server or proxy may echo the key (or
+        another one). Redaction comes first: a cut through a key leaves a fragment that
+        neither the key itself nor any credential pattern would recognise any more.
+        """
         secret = getattr(self._client, "api_key", None)
         if isinstance(secret, str) and secret:
             text = text.replace(secret, "***")
-        return text
+        return redact_then_truncate(text, _MESSAGE_LIMIT)
 
 
 def _message_of(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
+    """The exception's text on one line, whole: :meth:`RemoteJudge._redact` cuts it after redacting."""
+    return " ".join(str(exc).split())
 
 
 def _check_strings(**values: Any) -> None:
