@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from provenir.core.config import RunConfig
+from provenir.core.redaction import REDACTED, redact_then_truncate
 from provenir.eval.rag_metrics import RAG_METRICS
 from provenir.governance.audit import AuditLogger
-from provenir.governance.redaction import REDACTED, redact_then_truncate
 from provenir.plugins.registry import PluginRegistry
 from provenir.rlaif import RLAIFConfig
 from provenir.testing.secret_samples import SECRET_TYPES, labelled_samples

@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from provenir.governance.credentials import find_credentials, is_credential_key, normalise_key
+from provenir.core.credentials import find_credentials, is_credential_key, normalise_key
 from provenir.governance.scanners import SecretScanner, masker_for
 from provenir.testing.secret_samples import SECRET_TYPES, LabelledSecret, labelled_samples, negative_samples
 

@@ -20,7 +20,7 @@ Files in the audit folder
     to the previous record (64 zeros for the first), so editing, deleting or reordering any
     line breaks the chain (:meth:`AuditLogger.verify`). ``seq`` counts from 1 without gaps.
     A ``run_id`` keyword is lifted to the top level so readers can filter on it; every other
-    keyword goes, redacted (:mod:`provenir.governance.redaction`), under ``fields``.
+    keyword goes, redacted (:mod:`provenir.core.redaction`), under ``fields``.
 ``audit.lock``
     The :mod:`filelock` lock every writer holds while it reads the chain head and appends:
     it is what makes concurrent processes produce one gap-free chain.
@@ -71,7 +71,7 @@ from typing import Any, Literal
 
 from provenir.core.errors import AuditTamperedError, GovernanceError
 from provenir.core.hashing import canonical_json, sha256_json
-from provenir.governance.redaction import redact, redact_text
+from provenir.core.redaction import redact, redact_text
 
 LOG_NAME = "audit.jsonl"
 INDEX_NAME = "audit.idx"

@@ -33,8 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from provenir.core.credentials import find_credentials, has_long_run
 from provenir.core.errors import DataError, GovernanceError
-from provenir.governance.credentials import find_credentials, has_long_run
 from provenir.governance.dataset_rows import is_path_like, iter_rows, iter_strings
 from provenir.governance.findings import Finding, FindingsReport
 
@@ -170,7 +170,7 @@ class SecretScanner:
     def scan_text(self, text: str) -> list[SecretFinding]:
         """Findings in one string (offsets into ``text``), sorted by start, never overlapping.
 
-        detect-secrets' findings and :mod:`provenir.governance.credentials`' spans are merged:
+        detect-secrets' findings and :mod:`provenir.core.credentials`' spans are merged:
         where they overlap, the union is one finding, so a secret is always covered whole.
         """
         found: dict[tuple[int, int], str] = {}

@@ -25,12 +25,12 @@ from provenir.core.config import RunConfig
 from provenir.core.errors import ConfigError, DataError
 from provenir.core.hashing import sha256_file, sha256_json
 from provenir.core.manifest import RunManifest
+from provenir.core.redaction import redact_text
 from provenir.core.store import RunStore
 from provenir.data.loading import read_rows, split_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import RegressionGate
 from provenir.governance.audit import AuditLogger
-from provenir.governance.redaction import redact_text
 from provenir.rlaif.config import RLAIFConfig
 from provenir.rlaif.judging import build_judge
 

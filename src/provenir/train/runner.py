@@ -23,10 +23,10 @@ from provenir.core.errors import BackendError, ConfigError, ProvenirError, Repro
 from provenir.core.hashing import sha256_file
 from provenir.core.inputs import RunInputs, diff_inputs
 from provenir.core.manifest import RunManifest, new_run_id, utc_now
+from provenir.core.redaction import redact_then_truncate
 from provenir.core.store import RunStore
 from provenir.data.pinned_rows import EVAL_ROWS_FILE, TRAIN_ROWS_FILE, rows_pin, write_rows
 from provenir.governance.audit import AuditLogger
-from provenir.governance.redaction import redact_then_truncate
 from provenir.plugins.registry import PluginRegistry
 
 #: Weight files, in order of preference, whose hash is the run's ``adapter_hash``.
@@ -140,7 +140,7 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
                 tracker.finish(manifest)
         if isinstance(exc, ProvenirError | KeyboardInterrupt):
             raise
-        raise BackendError(f"run {run_id} failed: {type(exc).__name__}: {exc}") from exc
+        raise BackendError(f"run {run_id} failed: {manifest.error}") from exc  # redacted, like the record
     finally:
         for callback in attached:
             backend.callbacks.remove(callback)  # a reused backend must not keep this run's callbacks

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from provenir.core.redaction import redact_then_truncate
 from provenir.eval.judge import prompts
 from provenir.eval.judge.parsing import VerdictParseError
 from provenir.eval.judge.remote import Method, RemoteJudge, Reply
-from provenir.governance.redaction import redact_then_truncate
 from provenir.plugins.registry import PluginRegistry
 
 _SCHEMAS = {

@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from provenir.core.credentials import redact_credentials
 from provenir.core.errors import JudgeError
 from provenir.eval.judge.verdict import CHOICES, RUBRIC_SCALE, Preference, RubricResult
-from provenir.governance.credentials import redact_credentials
 
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()

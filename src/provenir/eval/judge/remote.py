@@ -19,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from provenir.core.errors import JudgeError
+from provenir.core.redaction import redact_then_truncate
 from provenir.eval.judge import prompts
 from provenir.eval.judge.batch import DEFAULT_MAX_CONCURRENCY, pairwise_batch_method
 from provenir.eval.judge.parsing import (
@@ -31,7 +32,6 @@ from provenir.eval.judge.parsing import (
 from provenir.eval.judge.position import combine_orders
 from provenir.eval.judge.retry import RetryPolicy, retry_after_seconds
 from provenir.eval.judge.verdict import Preference, RubricResult, validate_criteria
-from provenir.governance.redaction import redact_then_truncate
 
 log = logging.getLogger("provenir.eval.judge")
 

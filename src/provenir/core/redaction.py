@@ -1,10 +1,10 @@
 """Secret redaction for anything Provenir writes to disk that a person did not choose to publish.
 
 The audit log (and any other writer) passes values through :func:`redact` before they are
-persisted. Two rules apply, both from :mod:`provenir.governance.credentials`:
+persisted. Two rules apply, both from :mod:`provenir.core.credentials`:
 
 * a value stored under a *credential key name* (``password``, ``api_key``, ``hf_token``,
-  ``Authorization``...; :func:`~provenir.governance.credentials.is_credential_key`, matched on
+  ``Authorization``...; :func:`~provenir.core.credentials.is_credential_key`, matched on
   the whole normalised name, never a substring: ``token_f1`` and ``max_new_tokens`` stay) is
   replaced whole by ``[REDACTED]``;
 * inside any string, spans that match a credential format (AWS, GitHub, GitLab, Slack, Stripe,
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from provenir.governance.credentials import is_credential_key, redact_credentials
+from provenir.core.credentials import is_credential_key, redact_credentials
 
 REDACTED = "[REDACTED]"
 

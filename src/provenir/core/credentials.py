@@ -2,9 +2,9 @@
 
 One table serves both the dataset secret scanner (:mod:`provenir.governance.scanners`, which
 adds these spans to detect-secrets' findings before masking) and the audit-log redaction
-(:mod:`provenir.governance.redaction`)::
+(:mod:`provenir.core.redaction`)::
 
-    from provenir.governance.credentials import find_credentials, is_credential_key
+    from provenir.core.credentials import find_credentials, is_credential_key
 
     [(s.kind, s.start, s.end) for s in find_credentials("key AKIAIOSFODNN7EXAMPLE")]
     # [('aws_access_key', 4, 24)]
