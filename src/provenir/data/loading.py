@@ -199,6 +199,17 @@ def _read_hub(
     repo_id: str, *, split: str | None = None, revision: str | None = None, config: str | None = None
 ) -> list[dict[str, Any]]:
     """One split (default ``train``) of a hub dataset, as rows; a clear error when it cannot be fetched."""
+    from provenir.core.hub_access import offline_requested, unreachable_reason
+
+    if not offline_requested():
+        # Without network, the hub client retries each request for about half a minute.
+        reason = unreachable_reason()
+        if reason is not None:
+            raise DataError(
+                f"{repo_id!r} is not a local file or folder, and the Hugging Face hub is unreachable "
+                f"({reason}); use a local file, or set HF_HUB_OFFLINE=1 to read a copy already in the "
+                "Hugging Face cache"
+            )
     import datasets
 
     split = split or "train"

@@ -20,11 +20,15 @@ def load_policy(config: RunConfig, weights_dir: Path | None = None) -> tuple[Any
     ``weights_dir`` is a run's ``adapter/`` (LoRA on top of the base model) or ``model/``
     (full fine-tune); ``None`` loads the base model alone.
     """
+    from provenir.core.errors import ConfigError
     from provenir.train.backends.trl_backend import load_model, load_tokenizer, resolve_device
-    from provenir.train.tiny_model import resolve_model_path
+    from provenir.train.model_files import model_folder
 
+    # Both checks come before torch loads anything: a missing folder fails in a second, in one line.
+    base_path = str(model_folder(config.model_name_or_path, config.model_revision))
+    if weights_dir is not None and not weights_dir.is_dir():
+        raise ConfigError(f"weights folder {weights_dir} does not exist")
     device = resolve_device(config)
-    base_path = resolve_model_path(config.model_name_or_path)
     if weights_dir is not None and (weights_dir / "adapter_config.json").is_file():
         from peft import PeftModel
 
