@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from provenir.core.config import RunConfig
+from provenir.core.library_output import quiet_libraries
 
 
 def load_policy(config: RunConfig, weights_dir: Path | None = None) -> tuple[Any, Any, str]:
@@ -33,7 +34,9 @@ def load_policy(config: RunConfig, weights_dir: Path | None = None) -> tuple[Any
         from peft import PeftModel
 
         tokenizer = load_tokenizer(str(weights_dir))
-        model = PeftModel.from_pretrained(load_model(config, base_path, device), str(weights_dir))
+        base = load_model(config, base_path, device)
+        with quiet_libraries():
+            model = PeftModel.from_pretrained(base, str(weights_dir))
     elif weights_dir is not None:
         tokenizer = load_tokenizer(str(weights_dir))
         model = load_model(config, str(weights_dir), device)
@@ -80,7 +83,7 @@ def generate(
     )
     out: list[list[str]] = []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), quiet_libraries():
             for start in range(0, len(prompts), batch_size):
                 batch = list(prompts[start : start + batch_size])
                 enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)

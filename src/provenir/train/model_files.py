@@ -18,6 +18,10 @@ Where the folder comes from (``FileSetPin.kind``):
 * ``hub``: a hub id, resolved from the local Hugging Face cache only (pinning never goes
   online); the snapshot commit is recorded as ``resolved_revision``.
 
+:func:`model_folder` is the one resolution every loader uses (training, evaluation, RLAIF, the
+flywheel): models are loaded from the folder that was pinned, never fetched from the hub, so
+``HF_HUB_OFFLINE`` or a missing network cannot make a load hang in retries.
+
 No absolute path is recorded: ``source`` is the string as configured, file paths are relative.
 """
 
@@ -131,7 +135,7 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
     except hf_errors.LocalEntryNotFoundError:
         raise ConfigError(
             f"model {repo_id}{at} is not a local folder and is not in the local Hugging Face cache "
-            f"({cache}); download it first (hf download {repo_id}), pinning never goes online"
+            f"({cache}); download it first (hf download {repo_id}): models are only loaded from local files"
         ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"model {repo_id}{at}: cannot read the local Hugging Face cache: {exc}") from None

@@ -86,7 +86,6 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
     backend = opts.backend if opts.backend is not None else select_backend(config)
     previous = find_resumable(config, store, opts.resume, data.dataset_hash) if opts.resume else None
     inputs = pin_inputs(config, data, backend)
-    inputs.long_rows = measure_long_rows(config, data, backend, inputs.notes)
     if opts.expected_inputs is not None:
         differences = diff_inputs(opts.expected_inputs, inputs)
         if differences:
@@ -98,6 +97,8 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
                 f"run {previous.run_id}: inputs changed since it started, cannot resume it: "
                 + "; ".join(differences)
             )
+    # After the checks above: a changed input is reported as such, not as whatever breaks in rendering.
+    inputs.long_rows = measure_long_rows(config, data, backend, inputs.notes)
     run_id = previous.run_id if previous else (opts.run_id or new_run_id())
     rdir = store.run_dir(run_id)
     rdir.mkdir(parents=True, exist_ok=True)
