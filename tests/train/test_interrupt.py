@@ -119,3 +119,36 @@ def test_ctrl_c_without_checkpoint_says_it_cannot_be_resumed(tmp_path: Path, tin
     assert lines[-2].startswith("interrupted at step ") and "the run is marked failed" in lines[-2]
     assert lines[-1] == "no checkpoint was saved, so it cannot be resumed (set save_steps to save some)"
     assert log_file.read_text().strip()
+
+
+def test_a_run_that_fails_mid_training_keeps_the_log_so_far(tmp_path: Path, tiny_model_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    from provenir.core.errors import BackendError
+    from provenir.train.backends.trl_backend import TRLBackend
+    from provenir.train.runner import RunOptions, train
+
+    class FailAtStep3(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == 3:
+                raise RuntimeError("disk on fire")
+
+    config = RunConfig.from_dict(
+        {
+            "output_dir": str(tmp_path / "artifacts"),
+            "max_steps": 6,
+            "logging_steps": 1,
+            "batch_size": 2,
+            "gradient_checkpointing": False,
+            "data": {"max_samples": 8},
+        }
+    )
+    backend = TRLBackend(callbacks=[FailAtStep3()], progress=False)
+    with pytest.raises(BackendError, match="disk on fire"):
+        train(config, RunOptions(backend=backend))
+    [manifest_path] = (tmp_path / "artifacts" / "manifests").glob("*.json")
+    assert RunManifest.load(manifest_path).status == "failed"
+    log_file = tmp_path / "artifacts" / "runs" / manifest_path.stem / "train_log.jsonl"
+    # Step 3 failed in on_step_end, before Trainer logged it: steps 1 and 2 were logged.
+    assert [json.loads(line)["step"] for line in log_file.read_text().splitlines()] == [1, 2]
+    assert len(backend.callbacks) == 1  # the run's own log recorder was taken off again

@@ -317,6 +317,9 @@ def measure_long_rows(config: RunConfig, data: TrainData, backend: Any, notes: l
     backend does); one that loads a model without it gets a note in ``inputs.notes``.
     """
     measure = getattr(backend, "long_rows", None)
+    if measure is None and _is_launcher(backend):
+        # Under torchrun every rank trains through the configured backend; measure with it here.
+        measure = getattr(PluginRegistry.create("backend", config.backend), "long_rows", None)
     if not callable(measure):
         if getattr(backend, "loads_model", True):
             notes.append(f"long_rows: backend {config.backend!r} does not measure rows against max_length")
@@ -337,6 +340,13 @@ def measure_long_rows(config: RunConfig, data: TrainData, backend: Any, notes: l
             file=sys.stderr,
         )
     return long_rows
+
+
+def _is_launcher(backend: Any) -> bool:
+    """Whether ``backend`` is the torchrun launcher that :func:`select_backend` wraps around one."""
+    from provenir.train.distributed import DistributedLauncher
+
+    return isinstance(backend, DistributedLauncher)
 
 
 def _scan(config: RunConfig, data: TrainData) -> dict[str, Any] | None:

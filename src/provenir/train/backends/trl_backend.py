@@ -224,9 +224,16 @@ class TRLBackend:
 
     def prepare_rows(self, config: RunConfig, dataset: TrainData, tokenizer: Any) -> PreparedRows:
         """The training rows as TRL receives them: rendered, long ones cut short or left out."""
-        key = (config.config_hash(), id(dataset.train), len(dataset.train), id(dataset.eval))
-        if self._prepared is not None and self._prepared[0] == key:
-            return self._prepared[1]
+        # The cache holds the row lists themselves, so an identity match cannot be a reused id.
+        key = (dataset.train, dataset.eval, config.config_hash())
+        cached = self._prepared
+        if (
+            cached is not None
+            and cached[0][0] is key[0]
+            and cached[0][1] is key[1]
+            and cached[0][2] == key[2]
+        ):
+            return cached[1]
         prepared = prepare_rows(config, dataset, tokenizer)
         self._prepared = (key, prepared)
         return prepared
@@ -469,6 +476,11 @@ def prepare_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> Prepa
     Only bounded prefixes of long texts are tokenized (:mod:`provenir.train.long_rows`), so a
     10 MB row costs about what a ``max_length`` row costs.
     """
+    with quiet_libraries():  # measuring prefixes longer than the model's limit makes transformers warn
+        return _prepare_rows(config, dataset, tokenizer)
+
+
+def _prepare_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> PreparedRows:
     from provenir.train.long_rows import LongRowTally
 
     tally = LongRowTally()
