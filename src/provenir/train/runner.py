@@ -326,10 +326,11 @@ def measure_long_rows(config: RunConfig, data: TrainData, backend: Any, notes: l
         return None
     long_rows: LongRows = measure(config, data)
     if long_rows.training_rows:
+        why = "is longer than" if config.algorithm == "grpo" else "fills"
         print(
             f"{long_rows.training_rows} of {len(data.train)} training rows are longer than "
             f"max_length={long_rows.max_length} tokens: {long_rows.truncated} truncated to their first "
-            f"{long_rows.max_length} tokens, {long_rows.dropped} dropped (the prompt alone fills "
+            f"{long_rows.max_length} tokens, {long_rows.dropped} dropped (the prompt alone {why} "
             "max_length); recorded in the manifest as inputs.long_rows",
             file=sys.stderr,
         )
