@@ -7,14 +7,13 @@ import heavy libraries inside their bodies so ``provenir --help`` stays fast.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
-import warnings
 
 import typer
 
-from provenir.core.errors import ProvenirError
+from provenir.core.errors import ProvenirError, RunInterrupted
+from provenir.core.library_output import quiet_libraries
 
 COMMAND_MODULES: tuple[str, ...] = (
     # In the order a run flows: train, check, evaluate, iterate, then the readers.
@@ -30,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 EXIT_USAGE = 2
+#: 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 def build_app() -> typer.Typer:
@@ -46,23 +47,33 @@ def build_app() -> typer.Typer:
     return app
 
 
-def _quiet_libraries() -> None:
-    # The CLI shows its own progress; library download/loading bars and bitsandbytes' note
-    # about an optional CPU kernel package only add noise there (library users keep them).
+def _quiet_library_environment() -> None:
+    # The CLI shows its own progress. Libraries read these when first imported, so progress
+    # bars and advisory notes are off before any command imports them; quiet_libraries()
+    # covers the rest (loggers, warnings) while the command runs.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    # transformers 5.24 deprecates the gradient_checkpointing names TRL 1.16 still passes.
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``artifacts/x: Permission denied``: the path and the reason of an OSError, on one line."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a :class:`ProvenirError` becomes ``error: <message>`` on stderr and exit code 2."""
-    _quiet_libraries()
+    """Run the CLI; a :class:`ProvenirError` becomes ``error: <message>`` on stderr and exit code 2.
+
+    Ctrl-C exits with 130 after saying what was interrupted (and, for a training run with a
+    checkpoint, the command that resumes it). An operating-system error (a folder that cannot
+    be read or written) is one line and exit 2 as well: never a traceback.
+    """
+    _quiet_library_environment()
     app = build_app()
     try:
-        app(args=argv, prog_name="provenir", standalone_mode=True)
+        with quiet_libraries():
+            app(args=argv, prog_name="provenir", standalone_mode=True)
     except ProvenirError as exc:
         message = " ".join(str(exc).split())  # one line, whatever the message contained
         print(f"error: {message}", file=sys.stderr)
@@ -76,9 +87,34 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"error: {missing}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # not through typer (interrupted before a command ran)
+        _report_interrupt(exc)
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        # Typer turns Ctrl-C into a silent exit 130; the interrupt is still in the chain.
+        if exc.code == EXIT_INTERRUPTED:
+            _report_interrupt(_interrupt_in_chain(exc))
+        raise
+    except OSError as exc:
+        print(f"error: {_os_error_line(exc)}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _interrupt_in_chain(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt that ``exc`` was raised while handling (or because of), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _report_interrupt(exc: KeyboardInterrupt | None) -> None:
+    lines = exc.lines if isinstance(exc, RunInterrupted) else ["interrupted"]
+    print("\n".join(lines), file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -62,3 +62,40 @@ class MissingExtraError(ProvenirError):
         super().__init__(message)
         self.module = module
         self.extra = extra
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A training run stopped by Ctrl-C, after its manifest was saved with ``status: failed``.
+
+    Still a :class:`KeyboardInterrupt`, so code that stops on Ctrl-C keeps stopping. ``step``
+    is the last completed optimizer step (``None`` when the backend does not report steps);
+    ``checkpoint`` the newest complete checkpoint and ``resume_command`` the command that
+    continues the run from it (both ``None`` without one). ``str()`` gives the report, one
+    line per fact.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        step: int | None,
+        manifest_path: str,
+        checkpoint: str | None = None,
+        resume_command: str | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.step = step
+        self.manifest_path = manifest_path
+        self.checkpoint = checkpoint
+        self.resume_command = resume_command
+        super().__init__("\n".join(self.lines))
+
+    @property
+    def lines(self) -> list[str]:
+        """What happened, then what to do about it."""
+        at = f" at step {self.step}" if self.step is not None else ""
+        lines = [f"interrupted{at}; the run is marked failed ({self.manifest_path})"]
+        if self.resume_command is not None:
+            lines.append(f"resume it from {self.checkpoint} with: {self.resume_command}")
+        else:
+            lines.append("no checkpoint was saved, so it cannot be resumed (set save_steps to save some)")
+        return lines

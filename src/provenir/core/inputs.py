@@ -10,14 +10,16 @@ from what is on disk *before* training and refuses, naming the input, when one d
 * ``training_rows`` / ``eval_rows``: the exact rows training and evaluation consumed, after
   loading, scanning/masking, splitting and mixing, written once into the run folder.
 * ``resumed_checkpoint``: the files of the checkpoint a resumed run continued from.
+* ``long_rows``: how many rows were longer than ``max_length`` tokens, and whether training
+  truncated or dropped them (absent when the backend does not tokenize, like ``stub``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from provenir.core.hashing import sha256_bytes
 
@@ -87,6 +89,32 @@ class CheckpointPin(_Pin):
     digest: str
 
 
+class LongRows(_Pin):
+    """Rows longer than ``max_length`` tokens, counted before tokenization, and what became of them.
+
+    Measured on the rows as the chat template renders them (prompt + answer; GRPO: the prompt),
+    with the model's tokenizer, by the backend that trains on them.
+    """
+
+    max_length: int = Field(description="config.max_length the rows were measured against.")
+    training_rows: int = Field(description="Training rows longer than max_length tokens.")
+    truncated: int = Field(
+        description="Of those, rows trained on their first max_length tokens (the answer loses its end)."
+    )
+    dropped: int = Field(
+        description="Of those, rows left out of training: the prompt alone fills max_length (GRPO: "
+        "exceeds it), so no answer token would remain."
+    )
+    eval_rows: int | None = Field(
+        None,
+        description="Eval rows longer than max_length tokens; evaluation uses them whole. None: no eval rows.",
+    )
+    first_training_rows: list[int] = Field(
+        default_factory=list,
+        description="1-based positions, in the stored training rows, of the first (up to 20) long rows.",
+    )
+
+
 class RunInputs(_Pin):
     """Everything a run consumed, by content."""
 
@@ -98,6 +126,18 @@ class RunInputs(_Pin):
     eval_rows: RowsPin | None = None
     resumed_checkpoint: CheckpointPin | None = None
     notes: list[str] = Field(default_factory=list, description="Inputs that could not be pinned, and why.")
+    long_rows: LongRows | None = Field(
+        None, description="Rows longer than max_length and what training did with them (tokenizing backends)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unmeasured_long_rows(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Manifests written before long_rows existed have no such key; leaving it out when
+        # nothing was measured keeps their canonical JSON, and so their hash, unchanged.
+        data: dict[str, Any] = handler(self)
+        if self.long_rows is None:
+            data.pop("long_rows", None)
+        return data
 
 
 # -- comparing a run's inputs with what is on disk now ------------------------------------------

@@ -31,6 +31,7 @@ from provenir.core.abstractions import DataSchema, TrainData
 from provenir.core.errors import DataError
 from provenir.core.hashing import sha256_json, sha256_path, sha256_rows
 from provenir.core.jsonl import iter_jsonl_objects
+from provenir.core.library_output import quiet_libraries
 
 if TYPE_CHECKING:
     from provenir.core.config import DataConfig, RunConfig
@@ -172,7 +173,8 @@ def _read_with_datasets(path: Path, builder: str) -> list[dict[str, Any]]:
     if builder == "csv":
         _check_utf8(path)
     try:
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+        with quiet_libraries():  # after the import: datasets sets up its logger when first imported
+            ds = datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as exc:  # datasets wraps parser errors in many types
         raise DataError(f"{path}: cannot read as {builder}: {_first_line(exc)}") from None
     return ds.to_list()
@@ -199,11 +201,23 @@ def _read_hub(
     repo_id: str, *, split: str | None = None, revision: str | None = None, config: str | None = None
 ) -> list[dict[str, Any]]:
     """One split (default ``train``) of a hub dataset, as rows; a clear error when it cannot be fetched."""
+    from provenir.core.hub_access import offline_requested, unreachable_reason
+
+    if not offline_requested():
+        # Without network, the hub client retries each request for about half a minute.
+        reason = unreachable_reason()
+        if reason is not None:
+            raise DataError(
+                f"{repo_id!r} is not a local file or folder, and the Hugging Face hub is unreachable "
+                f"({reason}); use a local file, or set HF_HUB_OFFLINE=1 to read a copy already in the "
+                "Hugging Face cache"
+            )
     import datasets
 
     split = split or "train"
     try:
-        ds = datasets.load_dataset(repo_id, name=config, split=split, revision=revision)
+        with quiet_libraries():  # after the import: datasets sets up its logger when first imported
+            ds = datasets.load_dataset(repo_id, name=config, split=split, revision=revision)
     except Exception as exc:  # offline, missing, gated, or no train split: all need the same advice
         raise DataError(
             f"{repo_id!r} is not a local file or folder, and as a hub dataset it could not be loaded "

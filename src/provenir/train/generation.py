@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from provenir.core.config import RunConfig
+from provenir.core.library_output import quiet_libraries
 
 
 def load_policy(config: RunConfig, weights_dir: Path | None = None) -> tuple[Any, Any, str]:
@@ -20,16 +21,22 @@ def load_policy(config: RunConfig, weights_dir: Path | None = None) -> tuple[Any
     ``weights_dir`` is a run's ``adapter/`` (LoRA on top of the base model) or ``model/``
     (full fine-tune); ``None`` loads the base model alone.
     """
+    from provenir.core.errors import ConfigError
     from provenir.train.backends.trl_backend import load_model, load_tokenizer, resolve_device
-    from provenir.train.tiny_model import resolve_model_path
+    from provenir.train.model_files import model_folder
 
+    # Both checks come before torch loads anything: a missing folder fails in a second, in one line.
+    base_path = str(model_folder(config.model_name_or_path, config.model_revision))
+    if weights_dir is not None and not weights_dir.is_dir():
+        raise ConfigError(f"weights folder {weights_dir} does not exist")
     device = resolve_device(config)
-    base_path = resolve_model_path(config.model_name_or_path)
     if weights_dir is not None and (weights_dir / "adapter_config.json").is_file():
         from peft import PeftModel
 
         tokenizer = load_tokenizer(str(weights_dir))
-        model = PeftModel.from_pretrained(load_model(config, base_path, device), str(weights_dir))
+        base = load_model(config, base_path, device)
+        with quiet_libraries():
+            model = PeftModel.from_pretrained(base, str(weights_dir))
     elif weights_dir is not None:
         tokenizer = load_tokenizer(str(weights_dir))
         model = load_model(config, str(weights_dir), device)
@@ -76,7 +83,7 @@ def generate(
     )
     out: list[list[str]] = []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), quiet_libraries():
             for start in range(0, len(prompts), batch_size):
                 batch = list(prompts[start : start + batch_size])
                 enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)

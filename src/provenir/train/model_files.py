@@ -18,6 +18,10 @@ Where the folder comes from (``FileSetPin.kind``):
 * ``hub``: a hub id, resolved from the local Hugging Face cache only (pinning never goes
   online); the snapshot commit is recorded as ``resolved_revision``.
 
+:func:`model_folder` is the one resolution every loader uses (training, evaluation, RLAIF, the
+flywheel): models are loaded from the folder that was pinned, never fetched from the hub, so
+``HF_HUB_OFFLINE`` or a missing network cannot make a load hang in retries.
+
 No absolute path is recorded: ``source`` is the string as configured, file paths are relative.
 """
 
@@ -39,6 +43,32 @@ _HUB_PART = r"\w(?:[\w.-]*\w)?"
 _HUB_ID = re.compile(rf"(?:{_HUB_PART}/)?{_HUB_PART}")
 
 
+def model_folder(source: str, revision: str | None = None) -> Path:
+    """The local folder that loading ``source`` (``model_name_or_path``) reads; never goes online.
+
+    The built-in id maps to its (built on first use) folder, a local path must be a folder, and
+    a hub id resolves to its snapshot in the local Hugging Face cache at ``revision``. Every
+    place that loads a model (training, evaluation, RLAIF, the flywheel) loads this folder, so
+    what is loaded is what :func:`pin_model` hashed, and a missing model fails at once with
+    one line instead of the hub client's retries or its "Repo id must be in the form" error.
+
+    Raises :class:`ConfigError` when the path does not exist, is a file, or the hub id is not
+    in the local cache.
+    """
+    if source == TINY_MODEL_ID:
+        from provenir.train.tiny_model import resolve_model_path
+
+        return Path(resolve_model_path(source))
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ConfigError(f"model path {source} is a file, not a model folder")
+    if not _is_hub_id(source):
+        raise ConfigError(f"model path {source} does not exist")
+    return _hub_snapshot(source, revision)
+
+
 def pin_model(source: str, revision: str | None = None) -> FileSetPin:
     """Pin the base model ``source`` (``model_name_or_path``) by the hash of each of its files.
 
@@ -51,18 +81,11 @@ def pin_model(source: str, revision: str | None = None) -> FileSetPin:
     Raises :class:`ConfigError` when the path does not exist, the hub id is not in the local
     cache, or the folder holds no files.
     """
+    folder = model_folder(source, revision)
     if source == TINY_MODEL_ID:
-        from provenir.train.tiny_model import resolve_model_path
-
-        return _pin_folder(Path(resolve_model_path(source)), source, "builtin", "model")
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return _pin_folder(path, source, "local", "model")
-    if path.exists():
-        raise ConfigError(f"model path {source} is a file, not a model folder")
-    if not _is_hub_id(source):
-        raise ConfigError(f"model path {source} does not exist")
-    folder = _hub_snapshot(source, revision)
+        return _pin_folder(folder, source, "builtin", "model")
+    if Path(source).expanduser().is_dir():
+        return _pin_folder(folder, source, "local", "model")
     return _pin_folder(
         folder, source, "hub", "model", requested_revision=revision, resolved_revision=folder.name
     )
@@ -112,7 +135,7 @@ def _hub_snapshot(repo_id: str, revision: str | None) -> Path:
     except hf_errors.LocalEntryNotFoundError:
         raise ConfigError(
             f"model {repo_id}{at} is not a local folder and is not in the local Hugging Face cache "
-            f"({cache}); download it first (hf download {repo_id}), pinning never goes online"
+            f"({cache}); download it first (hf download {repo_id}): models are only loaded from local files"
         ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"model {repo_id}{at}: cannot read the local Hugging Face cache: {exc}") from None

@@ -11,6 +11,10 @@ import contextlib
 import inspect
 import json
 import math
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +23,20 @@ from provenir.core.abstractions import TrainData, TrainingBackend, TrainResult
 from provenir.core.atomic import atomic_write_text
 from provenir.core.config import RunConfig
 from provenir.core.environment import capture_environment, git_state
-from provenir.core.errors import BackendError, ConfigError, ProvenirError, ReproducibilityError
+from provenir.core.errors import (
+    BackendError,
+    ConfigError,
+    ProvenirError,
+    ReproducibilityError,
+    RunInterrupted,
+)
 from provenir.core.hashing import sha256_file
-from provenir.core.inputs import RunInputs, diff_inputs
+from provenir.core.inputs import LongRows, RunInputs, diff_inputs
+from provenir.core.library_output import quiet_libraries
 from provenir.core.manifest import RunManifest, new_run_id, utc_now
 from provenir.core.redaction import redact_then_truncate
 from provenir.core.store import RunStore
+from provenir.core.writable import ensure_writable_dir
 from provenir.data.pinned_rows import EVAL_ROWS_FILE, TRAIN_ROWS_FILE, rows_pin, write_rows
 from provenir.governance.audit import AuditLogger
 from provenir.plugins.registry import PluginRegistry
@@ -52,8 +64,23 @@ class RunOptions:
 
 
 def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
-    """Train one run and return its sealed, saved manifest."""
-    opts = options or RunOptions()
+    """Train one run and return its sealed, saved manifest.
+
+    ``output_dir`` is checked for writing before any data is read. While this runs, the ML
+    libraries' own logs, progress bars and warnings are silenced (see
+    :mod:`provenir.core.library_output`); Provenir's progress and errors are not.
+
+    Raises a :class:`~provenir.core.errors.ProvenirError` for anything the user can fix, and
+    :class:`~provenir.core.errors.RunInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C, once
+    the run is marked failed; its message names the step and, when a checkpoint exists, the
+    command that resumes the run.
+    """
+    ensure_writable_dir(config.output_dir)
+    with quiet_libraries():
+        return _train(config, options or RunOptions())
+
+
+def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
     store = RunStore(config.output_dir)
     data = _load_data(config)
     scans = _scan(config, data)
@@ -71,6 +98,8 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
                 f"run {previous.run_id}: inputs changed since it started, cannot resume it: "
                 + "; ".join(differences)
             )
+    # After the checks above: a changed input is reported as such, not as whatever breaks in rendering.
+    inputs.long_rows = measure_long_rows(config, data, backend, inputs.notes)
     run_id = previous.run_id if previous else (opts.run_id or new_run_id())
     rdir = store.run_dir(run_id)
     rdir.mkdir(parents=True, exist_ok=True)
@@ -121,29 +150,43 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         scan_action=(scans or {}).get("action"),
     )
     attached: list[Any] = []
+    log_recorder = None
     try:
         if tracker is not None:
             tracker.start(config, run_id)
         attached = _attach_callbacks(backend, callbacks)
+        log_recorder = _attach_log_recorder(backend, rdir)
         result = call_fit(backend, config, data, rdir)
     except BaseException as exc:
-        manifest.status = "failed"
-        manifest.error = redact_then_truncate(f"{type(exc).__name__}: {exc}", 2000)
-        manifest.finished_at = utc_now()
-        manifest.seal(config.manifest.signing_key_path).save(path)
-        audit.log(
-            "training_failed", run_id=run_id, error=manifest.error, manifest_hash=manifest.manifest_hash
-        )
-        if tracker is not None:
-            # Closing the tracker must not mask the training error being raised.
-            with contextlib.suppress(Exception):
-                tracker.finish(manifest)
-        if isinstance(exc, ProvenirError | KeyboardInterrupt):
+        step = log_recorder.step if log_recorder is not None else None
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        # A second Ctrl-C while the failure is recorded would leave the manifest saying "running".
+        with _sigint_ignored():
+            manifest.status = "failed"
+            if interrupted:
+                at = f" at step {step}" if step is not None else ""
+                manifest.error = f"KeyboardInterrupt: interrupted{at} (Ctrl-C)"
+            else:
+                manifest.error = redact_then_truncate(f"{type(exc).__name__}: {exc}", 2000)
+            manifest.finished_at = utc_now()
+            manifest.seal(config.manifest.signing_key_path).save(path)
+            audit.log(
+                "training_failed", run_id=run_id, error=manifest.error, manifest_hash=manifest.manifest_hash
+            )
+            if tracker is not None:
+                # Closing the tracker must not mask the training error being raised.
+                with contextlib.suppress(Exception):
+                    tracker.finish(manifest)
+        if interrupted:
+            raise _interrupted(store, run_id, step) from exc
+        if isinstance(exc, ProvenirError):
             raise
         raise BackendError(f"run {run_id} failed: {manifest.error}") from exc  # redacted, like the record
     finally:
         for callback in attached:
             backend.callbacks.remove(callback)  # a reused backend must not keep this run's callbacks
+        if log_recorder is not None:
+            backend.callbacks.remove(log_recorder)
     _record_result(manifest, result, rdir)
     # A sealed copy of the audit chain's head: deleting later records cannot hide this run's start.
     manifest.extra["audit_head"] = {"seq": started.seq, "hash": started.hash}
@@ -220,6 +263,94 @@ def _attach_callbacks(backend: Any, callbacks: list[Any]) -> list[Any]:
     return callbacks
 
 
+def _attach_log_recorder(backend: Any, rdir: Path) -> Any:
+    """Stream ``train_log.jsonl`` from a backend that takes Trainer callbacks (``None`` otherwise)."""
+    if not isinstance(getattr(backend, "callbacks", None), list):
+        return None
+    from provenir.train.train_log import TRAIN_LOG, TrainLogCallback
+
+    recorder = TrainLogCallback(rdir / TRAIN_LOG)
+    backend.callbacks.append(recorder)
+    return recorder
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C for the block (main thread only): the failure being recorded is raised after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(store: RunStore, run_id: str, step: int | None) -> RunInterrupted:
+    """The Ctrl-C report: where training stopped and, with a complete checkpoint, how to resume."""
+    from provenir.train.checkpoints import MARKER_NAME
+
+    rdir = store.run_dir(run_id)
+    marked = sorted(
+        (int(p.parent.name.rsplit("-", 1)[1]), p.parent.name)
+        for p in (rdir / "checkpoints").glob(f"checkpoint-*/{MARKER_NAME}")
+        if p.parent.name.rsplit("-", 1)[1].isdigit()
+    )
+    checkpoint = marked[-1][1] if marked else None
+    # The stored config is the run's exact config (--set overrides included), so it resumes as is.
+    command = (
+        f"provenir train {rdir / 'config.yaml'} --resume-run {run_id}" if checkpoint is not None else None
+    )
+    return RunInterrupted(
+        run_id=run_id,
+        step=step,
+        manifest_path=str(store.manifest_path(run_id)),
+        checkpoint=checkpoint,
+        resume_command=command,
+    )
+
+
+def measure_long_rows(config: RunConfig, data: TrainData, backend: Any, notes: list[str]) -> LongRows | None:
+    """Ask the backend how many rows exceed ``max_length`` tokens, and say so on stderr.
+
+    A backend measures rows when it has a ``long_rows(config, data)`` method (the ``trl``
+    backend does); one that loads a model without it gets a note in ``inputs.notes``.
+    """
+    measure = getattr(backend, "long_rows", None)
+    if measure is None and _is_launcher(backend):
+        # Under torchrun every rank trains through the configured backend; measure with it here.
+        measure = getattr(PluginRegistry.create("backend", config.backend), "long_rows", None)
+    if not callable(measure):
+        if getattr(backend, "loads_model", True):
+            notes.append(f"long_rows: backend {config.backend!r} does not measure rows against max_length")
+        return None
+    long_rows: LongRows = measure(config, data)
+    if long_rows.training_rows:
+        why = "is longer than" if config.algorithm == "grpo" else "fills"
+        print(
+            f"{long_rows.training_rows} of {len(data.train)} training rows are longer than "
+            f"max_length={long_rows.max_length} tokens: {long_rows.truncated} truncated to their first "
+            f"{long_rows.max_length} tokens, {long_rows.dropped} dropped (the prompt alone {why} "
+            "max_length); recorded in the manifest as inputs.long_rows",
+            file=sys.stderr,
+        )
+    if long_rows.eval_rows:
+        print(
+            f"{long_rows.eval_rows} of {len(data.eval or [])} eval rows are longer than "
+            f"max_length={long_rows.max_length} tokens; evaluation uses them whole",
+            file=sys.stderr,
+        )
+    return long_rows
+
+
+def _is_launcher(backend: Any) -> bool:
+    """Whether ``backend`` is the torchrun launcher that :func:`select_backend` wraps around one."""
+    from provenir.train.distributed import DistributedLauncher
+
+    return isinstance(backend, DistributedLauncher)
+
+
 def _scan(config: RunConfig, data: TrainData) -> dict[str, Any] | None:
     """Scan (and mask, or refuse) the training and eval rows when ``data.scan`` asks for it.
 
@@ -257,9 +388,10 @@ def pin_inputs(config: RunConfig, data: TrainData, backend: Any) -> RunInputs:
     if config.data.template == TOKENIZER_TEMPLATE:
         if model_pin is not None:
             from provenir.train.backends.trl_backend import load_tokenizer
-            from provenir.train.tiny_model import resolve_model_path
+            from provenir.train.model_files import model_folder
 
-            tokenizer = load_tokenizer(resolve_model_path(config.model_name_or_path), config.model_revision)
+            folder = model_folder(config.model_name_or_path, config.model_revision)
+            tokenizer = load_tokenizer(str(folder), config.model_revision)
             template = template_pin(
                 TOKENIZER_TEMPLATE, TEMPLATE_REGISTRY.resolve(TOKENIZER_TEMPLATE, tokenizer)
             )
@@ -353,6 +485,7 @@ def _load_data(config: RunConfig) -> TrainData:
 
 def _record_result(manifest: RunManifest, result: TrainResult, rdir: Path) -> None:
     log_path = rdir / "train_log.jsonl"
+    # The backend's full log replaces the one streamed during training (train/train_log.py).
     atomic_write_text(log_path, "".join(json.dumps(e, sort_keys=True) + "\n" for e in result.log_history))
     outputs: dict[str, str] = {}
     for base in [result.adapter_dir, log_path]:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenir.core.abstractions import TrainData, TrainResult
 from provenir.core.config import RunConfig
-from provenir.core.errors import BackendError
+from provenir.core.errors import BackendError, DataError
 from provenir.core.extras import check_extras
+from provenir.core.inputs import LongRows
+from provenir.core.library_output import quiet_libraries
 from provenir.plugins.registry import PluginRegistry
 
 if TYPE_CHECKING:
@@ -39,7 +42,8 @@ def load_tokenizer(model_path: str, revision: str | None = None) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
+        with quiet_libraries():
+            tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
     except (OSError, ValueError) as exc:
         raise BackendError(f"cannot load tokenizer for {model_path!r}: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
@@ -77,7 +81,8 @@ def load_model(config: RunConfig, model_path: str, device: str) -> Any:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": 0} if device == "cuda" else {"": "cpu"}
     try:
-        model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+        with quiet_libraries():
+            model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     except (OSError, ValueError) as exc:
         raise BackendError(
             f"cannot load model {config.model_name_or_path!r}: {str(exc).splitlines()[0]}"
@@ -85,7 +90,8 @@ def load_model(config: RunConfig, model_path: str, device: str) -> Any:
     if quant is not None:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        with quiet_libraries():
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return model
 
 
@@ -203,15 +209,50 @@ class TRLBackend:
         check_extras("train")
         self.callbacks = list(callbacks or [])
         self.progress = progress
+        # Rows rendered and measured by long_rows(), reused by the trainer built right after.
+        self._prepared: tuple[tuple[Any, ...], PreparedRows] | None = None
+
+    def long_rows(self, config: RunConfig, dataset: TrainData) -> LongRows:
+        """Rows longer than ``max_length`` tokens and what training will do with them.
+
+        The run driver calls this before anything is tokenized for training and records the
+        answer in the manifest (``inputs.long_rows``). Raises :class:`DataError` when every
+        training row would be dropped.
+        """
+        from provenir.train.model_files import model_folder
+
+        folder = model_folder(config.model_name_or_path, config.model_revision)
+        tokenizer = load_tokenizer(str(folder), revision=config.model_revision)
+        return self.prepare_rows(config, dataset, tokenizer).long_rows
+
+    def prepare_rows(self, config: RunConfig, dataset: TrainData, tokenizer: Any) -> PreparedRows:
+        """The training rows as TRL receives them: rendered, long ones cut short or left out."""
+        # The cache holds the row lists themselves, so an identity match cannot be a reused id.
+        key = (dataset.train, dataset.eval, config.config_hash())
+        cached = self._prepared
+        if (
+            cached is not None
+            and cached[0][0] is key[0]
+            and cached[0][1] is key[1]
+            and cached[0][2] == key[2]
+        ):
+            return cached[1]
+        prepared = prepare_rows(config, dataset, tokenizer)
+        self._prepared = (key, prepared)
+        return prepared
 
     def build_trainer(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> tuple[Any, Any, str]:
         """``(trainer, tokenizer, device)`` ready to ``train()``; seeds every RNG first."""
+        with quiet_libraries():
+            return self._build_trainer(config, dataset, run_dir)
+
+    def _build_trainer(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> tuple[Any, Any, str]:
+        from provenir.train.model_files import model_folder
         from provenir.train.seed import set_seed
-        from provenir.train.tiny_model import resolve_model_path
 
         set_seed(config.seed)
         device = resolve_device(config)
-        model_path = resolve_model_path(config.model_name_or_path)
+        model_path = str(model_folder(config.model_name_or_path, config.model_revision))
         tokenizer = load_tokenizer(model_path, revision=config.model_revision)
         model = load_model(config, model_path, device)
         if config.init_adapter:
@@ -222,7 +263,15 @@ class TRLBackend:
         builders = {"sft": self._sft_trainer, "dpo": self._dpo_trainer, "grpo": self._grpo_trainer}
         if config.algorithm not in builders:
             raise BackendError(f"algorithm {config.algorithm!r} is not supported by the trl backend")
-        trainer = builders[config.algorithm](config, dataset, run_dir, device, tokenizer, model)
+        rows = self.prepare_rows(config, dataset, tokenizer).rows
+        self._prepared = None  # the trainer holds its own copy from here on
+        # datasets sets up its logger and progress bars when first imported: import it (and
+        # TRL, which uses it) before the quiet scope is re-applied around the trainer's setup.
+        import datasets  # noqa: F401
+        import trl  # noqa: F401
+
+        with quiet_libraries():
+            trainer = builders[config.algorithm](config, rows, run_dir, device, tokenizer, model)
         if (
             config.distributed.strategy == "fsdp"
             and "LOCAL_RANK" in os.environ
@@ -258,13 +307,15 @@ class TRLBackend:
         torch_settings = capture_torch_environment()
         checkpoint = str(point.checkpoint) if point.checkpoint else None
         started, cpu_started = time.perf_counter(), time.process_time()
-        output = trainer.train(resume_from_checkpoint=checkpoint)
+        with quiet_libraries():
+            output = trainer.train(resume_from_checkpoint=checkpoint)
         runtime, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 
         out = run_dir / ("adapter" if config.peft.enabled else "model")
         if trainer.is_world_process_zero():
-            trainer.model.save_pretrained(out)
-            tokenizer.save_pretrained(out)
+            with quiet_libraries():
+                trainer.model.save_pretrained(out)
+                tokenizer.save_pretrained(out)
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
         metrics = {
             "train_loss": float(output.training_loss),
@@ -290,23 +341,18 @@ class TRLBackend:
     # -- one builder per algorithm ----------------------------------------------------------
 
     def _sft_trainer(
-        self, config: RunConfig, dataset: TrainData, run_dir: Path, device: str, tokenizer: Any, model: Any
+        self,
+        config: RunConfig,
+        rows: list[dict[str, Any]],
+        run_dir: Path,
+        device: str,
+        tokenizer: Any,
+        model: Any,
     ) -> Any:
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
 
         # prompt/completion rows: TRL masks the prompt tokens (label -100), so loss is on the response only.
-        from provenir.data.templates import TEMPLATE_REGISTRY
-
-        template = TEMPLATE_REGISTRY.resolve(config.data.template, tokenizer)
-        rows = []
-        for r in dataset.train:
-            if "messages" in r:
-                # Conversation: everything before the final assistant turn is the prompt.
-                prompt, completion = TEMPLATE_REGISTRY.split(template, {"messages": r["messages"]})
-            else:
-                prompt, completion = template_pair(config.data.template, tokenizer, r, r["response"])
-            rows.append({"prompt": strip_auto_bos(prompt, tokenizer), "completion": completion})
         args = SFTConfig(
             **common_args(config, run_dir, device),
             max_length=config.max_length,
@@ -322,16 +368,17 @@ class TRLBackend:
         )
 
     def _dpo_trainer(
-        self, config: RunConfig, dataset: TrainData, run_dir: Path, device: str, tokenizer: Any, model: Any
+        self,
+        config: RunConfig,
+        rows: list[dict[str, Any]],
+        run_dir: Path,
+        device: str,
+        tokenizer: Any,
+        model: Any,
     ) -> Any:
         from datasets import Dataset
         from trl import DPOConfig, DPOTrainer
 
-        rows = []
-        for r in dataset.train:
-            prompt, chosen = template_pair(config.data.template, tokenizer, r, r["chosen"])
-            _, rejected = template_pair(config.data.template, tokenizer, r, r["rejected"])
-            rows.append({"prompt": strip_auto_bos(prompt, tokenizer), "chosen": chosen, "rejected": rejected})
         args = DPOConfig(
             **common_args(config, run_dir, device), max_length=config.max_length, beta=config.beta
         )
@@ -345,7 +392,13 @@ class TRLBackend:
         )
 
     def _grpo_trainer(
-        self, config: RunConfig, dataset: TrainData, run_dir: Path, device: str, tokenizer: Any, model: Any
+        self,
+        config: RunConfig,
+        rows: list[dict[str, Any]],
+        run_dir: Path,
+        device: str,
+        tokenizer: Any,
+        model: Any,
     ) -> Any:
         from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
@@ -353,12 +406,6 @@ class TRLBackend:
         from provenir.rewards.primitives import as_grpo_reward_func
 
         reward_funcs = [as_grpo_reward_func(name, name=name) for name in config.rewards]
-        rows = []
-        for r in dataset.train:
-            row = {"prompt": strip_auto_bos(template_prompt(config.data.template, tokenizer, r), tokenizer)}
-            if "reference" in r:
-                row["reference"] = r["reference"]
-            rows.append(row)
         args = GRPOConfig(
             **common_args(config, run_dir, device),
             beta=config.beta,
@@ -375,3 +422,106 @@ class TRLBackend:
             processing_class=tokenizer,
             peft_config=lora_config(config),
         )
+
+
+# -- rows as TRL receives them ---------------------------------------------------------------
+
+
+@dataclass
+class PreparedRows:
+    """Training rows rendered for TRL (long ones cut short or left out) and their count."""
+
+    rows: list[dict[str, Any]]
+    long_rows: LongRows
+
+
+def _with_eos(text: str, eos: str | None) -> str:
+    # TRL appends EOS to a completion that lacks it; doing it here first makes the measured
+    # text exactly the text TRL tokenizes.
+    return text if not eos or text.endswith(eos) else text + eos
+
+
+def render_row(config: RunConfig, tokenizer: Any, row: dict[str, Any]) -> tuple[str, list[str]]:
+    """``(prompt, completions)`` of one canonical row as TRL receives it (GRPO: no completions)."""
+    from provenir.data.templates import TEMPLATE_REGISTRY
+
+    template = config.data.template
+    if config.algorithm == "grpo" or (
+        "response" not in row and "chosen" not in row and "messages" not in row
+    ):
+        return strip_auto_bos(template_prompt(template, tokenizer, row), tokenizer), []
+    eos = getattr(tokenizer, "eos_token", None)
+    if "messages" in row:
+        # Conversation: everything before the final assistant turn is the prompt.
+        resolved = TEMPLATE_REGISTRY.resolve(template, tokenizer)
+        prompt, completion = TEMPLATE_REGISTRY.split(resolved, {"messages": row["messages"]})
+        return strip_auto_bos(prompt, tokenizer), [_with_eos(completion, eos)]
+    if "chosen" in row:
+        prompt, chosen = template_pair(template, tokenizer, row, row["chosen"])
+        _, rejected = template_pair(template, tokenizer, row, row["rejected"])
+        return strip_auto_bos(prompt, tokenizer), [_with_eos(chosen, eos), _with_eos(rejected, eos)]
+    prompt, completion = template_pair(template, tokenizer, row, row["response"])
+    return strip_auto_bos(prompt, tokenizer), [_with_eos(completion, eos)]
+
+
+def row_fate(config: RunConfig, tokenizer: Any, prompt: str, completions: list[str]) -> tuple[str, list[str]]:
+    """What training does with a rendered row: ``fits``, ``truncated`` or ``dropped`` (see long_rows)."""
+    from provenir.train.long_rows import fit_completions, longer_than
+
+    if not completions:  # GRPO: TRL would generate from the whole prompt, so a long one is left out
+        return ("dropped" if longer_than(tokenizer, prompt, config.max_length) else "fits"), []
+    return fit_completions(tokenizer, prompt, completions, config.max_length)
+
+
+def prepare_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> PreparedRows:
+    """Render every training row, measure it against ``max_length`` and keep what TRL will train on.
+
+    Only bounded prefixes of long texts are tokenized (:mod:`provenir.train.long_rows`), so a
+    10 MB row costs about what a ``max_length`` row costs.
+    """
+    with quiet_libraries():  # measuring prefixes longer than the model's limit makes transformers warn
+        return _prepare_rows(config, dataset, tokenizer)
+
+
+def _prepare_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> PreparedRows:
+    from provenir.train.long_rows import LongRowTally
+
+    tally = LongRowTally()
+    rows: list[dict[str, Any]] = []
+    for position, source in enumerate(dataset.train, start=1):
+        prompt, completions = render_row(config, tokenizer, source)
+        fate, completions = row_fate(config, tokenizer, prompt, completions)
+        tally.add(position, fate)  # type: ignore[arg-type]
+        if fate == "dropped":
+            continue
+        if config.algorithm == "grpo":
+            row = {"prompt": prompt}
+            if "reference" in source:
+                row["reference"] = source["reference"]
+        elif config.algorithm == "dpo":
+            row = {"prompt": prompt, "chosen": completions[0], "rejected": completions[1]}
+        else:
+            row = {"prompt": prompt, "completion": completions[0]}
+        rows.append(row)
+    if not rows:
+        what = "prompt" if config.algorithm == "grpo" else "prompt alone"
+        raise DataError(
+            f"every training row's {what} is longer than max_length={config.max_length} tokens, so no "
+            "row is left to train on; raise max_length"
+        )
+    eval_long: int | None = None
+    if dataset.eval is not None:
+        eval_long = 0
+        for source in dataset.eval:
+            prompt, completions = render_row(config, tokenizer, source)
+            if row_fate(config, tokenizer, prompt, completions)[0] != "fits":
+                eval_long += 1
+    long_rows = LongRows(
+        max_length=config.max_length,
+        training_rows=tally.long,
+        truncated=tally.truncated,
+        dropped=tally.dropped,
+        eval_rows=eval_long,
+        first_training_rows=tally.positions,
+    )
+    return PreparedRows(rows=rows, long_rows=long_rows)
