@@ -27,6 +27,7 @@ from provenir.core.redaction import redact_then_truncate
 from provenir.core.store import RunStore
 from provenir.data.pinned_rows import EVAL_ROWS_FILE, TRAIN_ROWS_FILE, rows_pin, write_rows
 from provenir.governance.audit import AuditLogger
+from provenir.governance.model_signing import sign_after_training
 from provenir.plugins.registry import PluginRegistry
 
 #: Weight files, in order of preference, whose hash is the run's ``adapter_hash``.
@@ -169,6 +170,7 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         final_loss=manifest.metrics.get("final_loss"),
         resumed_from=manifest.resumed_from,
     )
+    sign_after_training(store, manifest, config.manifest.model_signing_key_path, audit)
     return manifest
 
 
