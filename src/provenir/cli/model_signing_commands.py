@@ -48,7 +48,10 @@ def register(app: typer.Typer) -> None:
         output_dir: OutputDir = None,
     ) -> None:
         """Sign the run's adapter (or model) folder with OpenSSF model-signing; recorded in the audit log."""
+        from provenir.core.extras import check_extras
         from provenir.governance.model_signing import sign_run
+
+        check_extras("signing")
 
         signed = sign_run(
             run,
@@ -81,7 +84,10 @@ def register(app: typer.Typer) -> None:
         output_dir: OutputDir = None,
     ) -> None:
         """Check the run's model folder against its signature and its manifest; exit 2 if anything is off."""
+        from provenir.core.extras import check_extras
         from provenir.governance.model_signing import verify_run
+
+        check_extras("signing")
 
         result = verify_run(
             run,
