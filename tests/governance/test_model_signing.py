@@ -206,6 +206,20 @@ def test_a_signed_stub_adapter_is_accepted_by_model_signings_own_cli(
     assert record.fields["folder"] == "adapter" and record.fields["signature"] == SIGNATURE_NAME
 
 
+def test_a_valid_signature_over_files_the_manifest_did_not_record_fails_verify_run(
+    tmp_path: Path, keys: dict[str, KeyPair]
+) -> None:
+    """Someone with the model key re-signs an edited adapter: the library accepts it, the run does not."""
+    out = tmp_path / "artifacts"
+    manifest = stub_run(out)
+    folder = run_model_folder(RunStore(out), manifest)
+    (folder / "chat_template.jinja").write_text("{{ 'injected' }}")
+    sign_model(folder, keys["ec"].private_key)  # straight through the library, no manifest check
+    assert library_api_accepts(folder, keys["ec"].public_key, folder.parent / SIGNATURE_NAME)
+    with pytest.raises(ModelSignatureError, match="chat_template.jinja is not among the recorded outputs"):
+        verify_run(manifest.run_id, public_key_path=keys["ec"].public_key, output_dir=out)
+
+
 def test_tampering_with_the_tiny_model_folder_fails_every_verifier(
     tmp_path: Path, tiny_model_path: Path, keys: dict[str, KeyPair]
 ) -> None:

@@ -42,7 +42,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -101,7 +101,6 @@ class ModelVerification:
     files: dict[str, str]
     key_fingerprint: str | None
     matches_manifest: bool | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 # -- folders and signatures ---------------------------------------------------------------------
@@ -243,9 +242,10 @@ def sign_run(
     """Sign the model folder of the stored run ``ref`` and record it in the store's audit log.
 
     ``ref`` is anything :meth:`RunStore.locate` accepts. The manifest must verify (hash, file
-    form, signature) and the run must have completed; the signed digests must equal the
-    manifest's recorded outputs for that folder, else the signature is removed again and
-    :class:`ModelSignatureError` names the files. Give ``key_path`` or ``sigstore=True``.
+    form, signature) and the run must have completed. The folder is signed into a scratch file
+    first; only when the signed digests equal the manifest's recorded outputs for that folder
+    does it replace ``model.sig``, else :class:`ModelSignatureError` names the files and any
+    signature already in place is left alone. Give ``key_path`` or ``sigstore=True``.
     """
     if (key_path is None) == (not sigstore):
         raise ConfigError("sign a model with a key (--key KEY) or keylessly (--sigstore), one of them")
