@@ -113,6 +113,9 @@ CASES: list[tuple[list[str], str | None]] = [
     (["data", "inspect", "rows.jsonl"], None),
     (["data", "contamination", "rows.jsonl", "rows.jsonl"], "train|eval"),
     (["manifest", "keygen", "signing.pem"], "signing"),
+    (["manifest", "keygen", "model.pem", "--algorithm", "ecdsa-p256"], "signing"),
+    (["sign-model", "latest", "--key", "model.pem"], "signing"),
+    (["verify-model", "latest", "--public-key", "model.pem.pub"], "signing"),
 ]
 
 

@@ -28,6 +28,7 @@ SRC = ROOT / "src"
 EXTRAS_OF: dict[str, tuple[str, ...]] = {
     "provenir/core": (),
     "provenir/core/manifest.py": ("signing",),  # Ed25519 signing
+    "provenir/core/keys.py": ("signing",),  # Ed25519 and ECDSA key pairs
     "provenir/data": (),
     "provenir/data/loading.py": ("train",),  # datasets: hub ids and Parquet files
     "provenir/data/contamination.py": ("train", "eval"),  # numpy n-gram hashing
@@ -40,6 +41,7 @@ EXTRAS_OF: dict[str, tuple[str, ...]] = {
     "provenir/eval/judge": ("eval", "judges"),
     "provenir/rewards": ("eval",),
     "provenir/governance": ("governance",),
+    "provenir/governance/model_signing.py": ("signing",),  # OpenSSF model-signing
     "provenir/reporting": ("report", "eval"),
     "provenir/rlaif": ("train", "eval", "judges"),
     "provenir/flywheel": ("train", "eval", "judges"),

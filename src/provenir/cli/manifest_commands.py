@@ -54,12 +54,20 @@ def register(app: typer.Typer) -> None:
 
     @manifest_app.command("keygen")
     def keygen(
-        path: Annotated[Path, typer.Argument(help="Where to write the Ed25519 private key (PEM).")],
+        path: Annotated[
+            Path, typer.Argument(help="Where to write the private key (PEM); PATH.pub gets the public key.")
+        ],
+        algorithm: Annotated[
+            str,
+            typer.Option(
+                help="ed25519 signs manifests (manifest.signing_key_path); ecdsa-p256 signs model "
+                "folders with OpenSSF model-signing (manifest.model_signing_key_path, sign-model).",
+            ),
+        ] = "ed25519",
     ) -> None:
-        """Create a signing key; point manifest.signing_key_path or $PROVENIR_SIGNING_KEY at it."""
-        from provenir.core.errors import ConfigError
-        from provenir.core.manifest import generate_signing_key
+        """Create a key pair: an ed25519 key for manifest.signing_key_path (or $PROVENIR_SIGNING_KEY),
+        an ecdsa-p256 key for manifest.model_signing_key_path and `provenir sign-model`."""
+        from provenir.core.keys import generate_key_pair
 
-        if path.exists():
-            raise ConfigError(f"{path} already exists; refusing to overwrite a key")
-        console.print(f"wrote {path} (fingerprint {generate_signing_key(path)})")
+        pair = generate_key_pair(path, algorithm)
+        typer.echo(f"wrote {pair.private_key} and {pair.public_key} (fingerprint {pair.fingerprint})")

@@ -217,9 +217,17 @@ class ManifestConfig(ConfigSection):
         None,
         description="Ed25519 private key (PEM) used to sign the manifest; env PROVENIR_SIGNING_KEY also works.",
     )
+    model_signing_key_path: str | None = Field(
+        None,
+        description="ECDSA P-256 private key (PEM) that signs the adapter (or model) folder with OpenSSF "
+        "model-signing at the end of training, into <run folder>/model.sig; Ed25519 keys are refused "
+        "(`provenir manifest keygen KEY --algorithm ecdsa-p256`). Not part of config_hash.",
+    )
 
 
-_NOT_HASHED = ("output_dir",)
+#: Left out of ``config_hash``: where artifacts go and which key signs the model folder do not
+#: change what is trained (and a config written before a field existed keeps its hash).
+_NOT_HASHED: dict[str, Any] = {"output_dir": True, "manifest": {"model_signing_key_path": True}}
 
 
 class RunConfig(ConfigSection):
@@ -311,9 +319,10 @@ class RunConfig(ConfigSection):
         """SHA-256 of the canonical JSON of the fully resolved config (defaults included).
 
         ``output_dir`` is left out: where artifacts are written does not change what is
-        trained, and a reproduction may write elsewhere.
+        trained, and a reproduction may write elsewhere. So is ``manifest.model_signing_key_path``:
+        which key signs the finished model folder does not change it either.
         """
-        return sha256_json(self.model_dump(mode="json", exclude=set(_NOT_HASHED)))
+        return sha256_json(self.model_dump(mode="json", exclude=_NOT_HASHED))
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

@@ -55,6 +55,10 @@ class AuditTamperedError(GovernanceError):
     """The audit log's hash chain is broken: a record was edited, deleted or reordered."""
 
 
+class ModelSignatureError(GovernanceError):
+    """A model folder's signature is missing or does not verify, or the folder cannot be signed."""
+
+
 class MissingExtraError(ProvenirError):
     """An optional package is not installed; the message names the extra that installs it."""
 

@@ -22,7 +22,7 @@ from provenir.core.errors import MissingExtraError
 #: The modules Provenir imports from each extra of pyproject.toml (tests/test_packaging.py checks
 #: both directions). A module listed under several extras is explained with the first one.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "signing": ("cryptography",),
+    "signing": ("cryptography", "model_signing", "OpenSSL"),
     "eval": ("numpy", "scipy", "statsmodels", "sacrebleu", "rouge_score", "nltk"),
     "governance": ("detect_secrets", "phonenumbers", "huggingface_hub", "cryptography"),
     "report": ("matplotlib",),

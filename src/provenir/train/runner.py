@@ -39,6 +39,7 @@ from provenir.core.store import RunStore
 from provenir.core.writable import ensure_writable_dir
 from provenir.data.pinned_rows import EVAL_ROWS_FILE, TRAIN_ROWS_FILE, rows_pin, write_rows
 from provenir.governance.audit import AuditLogger
+from provenir.governance.model_signing import sign_after_training
 from provenir.plugins.registry import PluginRegistry
 
 #: Weight files, in order of preference, whose hash is the run's ``adapter_hash``.
@@ -212,6 +213,7 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
         final_loss=manifest.metrics.get("final_loss"),
         resumed_from=manifest.resumed_from,
     )
+    sign_after_training(store, manifest, config.manifest.model_signing_key_path, audit)
     return manifest
 
 
