@@ -55,6 +55,10 @@ class AuditTamperedError(GovernanceError):
     """The audit log's hash chain is broken: a record was edited, deleted or reordered."""
 
 
+class AttestationError(GovernanceError):
+    """An attestation cannot be made (no key, a run that does not verify) or does not verify."""
+
+
 class MissingExtraError(ProvenirError):
     """An optional package is not installed; the message names the extra that installs it."""
 

@@ -26,6 +26,7 @@ from provenir.core.manifest import RunManifest, new_run_id, utc_now
 from provenir.core.redaction import redact_then_truncate
 from provenir.core.store import RunStore
 from provenir.data.pinned_rows import EVAL_ROWS_FILE, TRAIN_ROWS_FILE, rows_pin, write_rows
+from provenir.governance.attestation import attest_if_configured
 from provenir.governance.audit import AuditLogger
 from provenir.plugins.registry import PluginRegistry
 
@@ -169,6 +170,8 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         final_loss=manifest.metrics.get("final_loss"),
         resumed_from=manifest.resumed_from,
     )
+    # With a signing key: signed SLSA provenance next to the sealed manifest (and an audit event).
+    attest_if_configured(store, run_id)
     return manifest
 
 
