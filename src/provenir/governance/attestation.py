@@ -456,7 +456,10 @@ def _compare_with_run(
         where = _first_difference(statement, want)
         if where is None:
             continue
-        if kind == SLSA_PROVENANCE and _manifest_digest(statement) != _manifest_digest(want):
+        attested = _invocation_id(statement)
+        if attested != manifest.run_id:
+            result.problems.append(f"{_kind(statement)}: attests run {attested}, not {manifest.run_id}")
+        elif kind == SLSA_PROVENANCE and _manifest_digest(statement) != _manifest_digest(want):
             result.problems.append(
                 "provenance is stale: the manifest changed after it was signed; "
                 f"re-attest with `provenir attest {manifest.run_id}`"
@@ -752,6 +755,16 @@ def _kind(statement: Mapping[str, Any]) -> str:
         EVALUATION_PREDICATE: "evaluation",
         GATE_PREDICATE: "regression gate",
     }.get(str(statement.get("predicateType")), f"statement {statement.get('predicateType')!r}")
+
+
+def _invocation_id(statement: Mapping[str, Any]) -> str | None:
+    predicate = statement.get("predicate") or {}
+    try:
+        if statement.get("predicateType") == SLSA_PROVENANCE:
+            return str(predicate["runDetails"]["metadata"]["invocationId"])
+        return str(predicate["run"]["invocationId"])
+    except (KeyError, TypeError):
+        return None
 
 
 def _manifest_digest(statement: Mapping[str, Any]) -> str | None:
