@@ -407,6 +407,25 @@ def test_without_a_key_nothing_is_attested_and_attest_refuses(
     assert "pass --public-key" in verify_attestations(store, manifest.run_id).problems[0]
 
 
+def test_a_failed_attestation_fails_train_after_the_run_is_recorded(
+    tmp_path: Path, key: tuple[Path, str]
+) -> None:
+    from provenir.train.runner import RunOptions
+
+    config = _config(tmp_path, key[0])
+    store = RunStore(config.output_dir)
+    run_id = "123e4567-e89b-42d3-a456-426614174000"
+    store.attestation_path(run_id).mkdir(parents=True)  # something the user must clear away
+    with pytest.raises(AttestationError, match=f"fix that, then run `provenir attest {run_id}`"):
+        train(config, RunOptions(run_id=run_id))
+    # The run itself completed and verifies; only its attestation is missing.
+    assert RunManifest.load(store.manifest_path(run_id)).status == "completed"
+    assert store.verify(run_id).ok
+    store.attestation_path(run_id).rmdir()
+    attest_run(store, run_id)
+    assert verify_attestations(store, run_id, public_keys=[key[1]]).ok
+
+
 def test_the_environment_key_attests_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key_path, public = _key(tmp_path / "env.pem")
     monkeypatch.setenv("PROVENIR_SIGNING_KEY", str(key_path))
@@ -512,3 +531,59 @@ def test_attest_and_verify_on_the_command_line(
         capsys,
     )
     assert code == 2 and f"provenance: attests run {manifest.run_id}, not {second.run_id}" in err
+
+
+@pytest.mark.slow
+def test_provenir_eval_and_its_gate_re_attest_a_real_run(
+    tiny_model_path: Path, tmp_path: Path, key: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real tiny LoRA run: train attests, `provenir eval` re-attests, `--baseline` adds the gate."""
+    config = RunConfig.from_dict(
+        {
+            "output_dir": str(tmp_path / "artifacts"),
+            "max_steps": 1,
+            "batch_size": 4,
+            "peft": {"rank": 4, "alpha": 8},
+            "data": {"max_samples": 16, "eval_split": 0.25},
+            "manifest": {"signing_key_path": str(key[0])},
+        }
+    )
+    manifest = train(config)
+    store = RunStore(config.output_dir)
+    run_id = manifest.run_id
+    (provenance,) = _statements(store, run_id)
+    deps = {d["name"] for d in provenance["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert manifest.inputs is not None and manifest.inputs.model is not None
+    assert {"model", *(f"model/{rel}" for rel in manifest.inputs.model.files)} <= deps
+    code, _, err = _main(["eval", run_id, "--output-dir", config.output_dir, "--max-new-tokens", "4"], capsys)
+    assert code == 0, err
+    assert [s["predicateType"] for s in _statements(store, run_id)] == [SLSA_PROVENANCE, EVALUATION_PREDICATE]
+    baseline = shutil.copy(store.run_dir(run_id) / EVAL_FILENAME, tmp_path / "baseline.json")
+    args = [
+        "eval",
+        run_id,
+        "--output-dir",
+        config.output_dir,
+        "--max-new-tokens",
+        "4",
+        "--baseline",
+        str(baseline),
+    ]
+    code, out, err = _main(args, capsys)
+    assert code == 0 and "regression gate passed" in out, err
+    statements = _statements(store, run_id)
+    assert [s["predicateType"] for s in statements] == [SLSA_PROVENANCE, EVALUATION_PREDICATE, GATE_PREDICATE]
+    for line in _lines(store, run_id):
+        _sslib_verify(line, key[1])
+    assert statements[1]["predicate"]["n"] == 4
+    # It scored the rows the run stored: the dataset is that file, by its hash.
+    assert manifest.inputs.eval_rows is not None
+    assert statements[1]["predicate"]["dataset"]["name"] == manifest.inputs.eval_rows.path
+    assert statements[1]["predicate"]["dataset"]["digest"] == {"sha256": manifest.inputs.eval_rows.sha256}
+    assert statements[2]["predicate"]["baseline"]["digest"] == {"sha256": sha256_file(baseline)}
+    assert verify_attestations(store, run_id, public_keys=[key[1]]).ok
+    events = [
+        r.event for r in AuditReader(store.audit_dir).query(run_id=run_id, limit=50, order="asc").records
+    ]
+    # After train, after each of the two evaluations, after the gate.
+    assert events.count("attestation_written") == 4

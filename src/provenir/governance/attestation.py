@@ -143,11 +143,15 @@ def evaluation_statement(
     the run's ``eval.json`` when the manifest lists it.
     """
     extra = evaluation.get("extra") or {}
+    scored = extra.get("data_sha256")
+    stored = manifest.inputs.eval_rows if manifest.inputs is not None else None
+    # The run's own eval rows are a file in its run folder: name that file, not a description.
+    own_rows = stored is not None and scored == stored.sha256
     dataset = _drop_none(
         {
-            "name": "evaluation data",
-            "uri": extra.get("data"),
-            "digest": {"sha256": extra["data_sha256"]} if extra.get("data_sha256") else None,
+            "name": stored.path if own_rows and stored is not None else "evaluation data",
+            "uri": None if own_rows else extra.get("data"),
+            "digest": {"sha256": scored} if scored else None,
             "annotations": _drop_none({"rows": extra.get("data_rows")}) or None,
         }
     )
