@@ -86,7 +86,7 @@ def decode_public_key(public_key: str) -> bytes:
     if len(raw) != 32:
         raise ConfigError(
             f"{public_key[:60]!r} is not an Ed25519 public key (expected 32 bytes in base64, "
-            "as `provenir manifest verify` prints and manifests carry)"
+            "like signature.public_key in a signed manifest)"
         )
     return raw
 
