@@ -100,7 +100,15 @@ def register(app: typer.Typer) -> None:
             audit_dir = RunStore.of_manifest_file(manifest).audit_dir if manifest is not None else None
             run_id = result.extra.get("run_id")
             # A tripped gate raises (one line, exit 2) after the table above was printed.
-            decision = audited_gate(gate, result, EvalResult.load(baseline), audit_dir, run_id=run_id)
+            decision = audited_gate(
+                gate,
+                result,
+                EvalResult.load(baseline),
+                audit_dir,
+                run_id=run_id,
+                manifest_path=manifest,
+                baseline_path=baseline,
+            )
             body["gate"] = decision.to_dict()
             if not as_json:
                 typer.echo(decision.message())

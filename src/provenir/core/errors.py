@@ -59,6 +59,10 @@ class ModelSignatureError(GovernanceError):
     """A model folder's signature is missing or does not verify, or the folder cannot be signed."""
 
 
+class AttestationError(GovernanceError):
+    """An attestation cannot be made (no key, a run that does not verify) or does not verify."""
+
+
 class MissingExtraError(ProvenirError):
     """An optional package is not installed; the message names the extra that installs it."""
 

@@ -22,14 +22,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from provenir.core.atomic import atomic_write_text
-from provenir.core.errors import ConfigError, ManifestError, ManifestTamperedError
+from provenir.core.errors import ManifestError, ManifestTamperedError
 from provenir.core.extras import require_extra
 from provenir.core.hashing import sha256_bytes, sha256_file, sha256_json
 from provenir.core.inputs import RunInputs
+from provenir.core.signing_keys import SIGNING_KEY_ENV, load_signing_key, public_key_b64
 
 MANIFEST_SCHEMA_VERSION = 2
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-SIGNING_KEY_ENV = "PROVENIR_SIGNING_KEY"
 
 
 def new_run_id() -> str:
@@ -249,21 +249,9 @@ def generate_signing_key(path: str | os.PathLike[str]) -> str:
 
 
 def _sign(manifest_hash: str, key_path: Path) -> Signature:
-    require_extra("cryptography", "signing", purpose="signing a manifest")
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    if not key_path.is_file():
-        raise ConfigError(f"signing key not found: {key_path}")
-    try:
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{key_path}: not an unencrypted PEM private key ({exc})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{key_path}: signing key must be Ed25519")
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    key = load_signing_key(key_path, purpose="signing a manifest")
     return Signature(
-        public_key=base64.b64encode(raw).decode(),
+        public_key=public_key_b64(key),
         value=base64.b64encode(key.sign(manifest_hash.encode())).decode(),
     )
 

@@ -3,7 +3,9 @@
 Layout under an artifacts root (``output_dir``)::
 
     manifests/<run_id>.json     sealed run manifests
-    runs/<run_id>/              config, exact input rows, adapter, logs, eval results
+    runs/<run_id>/              config, exact input rows, adapter, logs, eval results,
+                                gate.json and provenance.intoto.jsonl (signed attestations; neither
+                                is a manifest output: both are written after the manifest is sealed)
     audit/                      the hash-chained audit log
     index/                      caches rebuilt from the manifests (the API's run index)
 
@@ -36,6 +38,11 @@ _ID_CHARS = re.compile(r"^[0-9a-f-]{4,36}$")
 #: The default artifacts root; ``$PROVENIR_OUTPUT_DIR`` overrides it for every command.
 DEFAULT_OUTPUT_DIR = "artifacts"
 OUTPUT_DIR_ENV = "PROVENIR_OUTPUT_DIR"
+
+#: File name, inside a run folder, of the run's signed in-toto attestations (DSSE, one per line).
+ATTESTATION_FILE = "provenance.intoto.jsonl"
+#: File name, inside a run folder, of the latest regression-gate decision about the run's evaluation.
+GATE_FILE = "gate.json"
 
 #: The ref that names the store's newest run (by the time it started, as ``provenir runs list`` sorts).
 LATEST = "latest"
@@ -108,6 +115,10 @@ class RunStore:
     def run_dir(self, run_id: str) -> Path:
         """``<root>/runs/<run_id>``."""
         return self.runs_dir / validate_run_id(run_id)
+
+    def attestation_path(self, run_id: str) -> Path:
+        """``<root>/runs/<run_id>/provenance.intoto.jsonl``: the run's signed attestations."""
+        return self.run_dir(run_id) / ATTESTATION_FILE
 
     def run_ids(self) -> list[str]:
         """Sorted ids of the manifest files in the store (files not named ``<run id>.json`` are no run)."""

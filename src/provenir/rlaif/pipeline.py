@@ -30,6 +30,7 @@ from provenir.core.store import RunStore
 from provenir.data.loading import read_rows, split_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import RegressionGate
+from provenir.governance.attestation import attest_if_configured
 from provenir.governance.audit import AuditLogger
 from provenir.rlaif.config import RLAIFConfig
 from provenir.rlaif.judging import build_judge
@@ -468,3 +469,4 @@ class RLAIFPipeline:
             "gate": {"passed": gate["passed"], "message": gate["message"]},
         }
         manifest.seal(self.config.dpo.manifest.signing_key_path).save(path)
+        attest_if_configured(self.store, run_id)  # the re-sealed manifest gets fresh attestations

@@ -10,15 +10,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from provenir.core.atomic import atomic_write_json
 from provenir.core.config import RunConfig
 from provenir.core.errors import EvaluationError, ManifestTamperedError, RegressionError
-from provenir.core.hashing import sha256_rows
-from provenir.core.store import RunStore
+from provenir.core.hashing import sha256_file, sha256_rows
+from provenir.core.manifest import RunManifest, utc_now
+from provenir.core.store import GATE_FILE, RunStore
 from provenir.data.loading import load_rows, load_train_data
 from provenir.data.pinned_rows import read_rows as read_stored_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import GateDecision, RegressionGate
 from provenir.eval.run_evaluation import attach_to_manifest
+from provenir.governance.attestation import attest_if_configured
 from provenir.train.backends.trl_backend import template_prompt
 from provenir.train.generation import generate_predictions, load_policy
 
@@ -109,6 +112,8 @@ def evaluate_run(
         rows=len(rows),
         means={name: m.mean for name, m in result.metrics.items()},
     )
+    if attach:
+        attest_if_configured(store, manifest.run_id)  # the re-sealed manifest gets fresh attestations
     return result, eval_path
 
 
@@ -119,8 +124,14 @@ def audited_gate(
     audit_dir: str | os.PathLike[str] | None,
     *,
     run_id: str | None = None,
+    manifest_path: str | os.PathLike[str] | None = None,
+    baseline_path: str | os.PathLike[str] | None = None,
 ) -> GateDecision:
-    """Run the regression gate, record the decision in the audit log, raise if it tripped."""
+    """Run the regression gate, record the decision in the audit log, raise if it tripped.
+
+    With the evaluated run's ``manifest_path``, the decision is also written to the run's
+    ``gate.json`` (see :func:`record_gate`), whether it passed or tripped.
+    """
     decision = gate.compare(new, baseline)
     if audit_dir is not None:
         from provenir.governance.audit import AuditLogger
@@ -133,8 +144,41 @@ def audited_gate(
             tolerance=decision.tolerance,
             mode=decision.mode,
         )
+    if manifest_path is not None:
+        record_gate(manifest_path, decision, baseline_path)
     if not decision.passed:
         error = RegressionError(decision.message())
         error.decision = decision  # type: ignore[attr-defined]
         raise error
     return decision
+
+
+def record_gate(
+    manifest_path: str | os.PathLike[str],
+    decision: GateDecision,
+    baseline_path: str | os.PathLike[str] | None,
+) -> Path:
+    """Write the decision about the run's current ``eval.json`` to its ``gate.json``; re-attest.
+
+    The record names the baseline and the evaluation by SHA-256, so an attestation of the
+    decision says exactly which two results were compared. Not a manifest output: the gate
+    runs after the evaluation was sealed into the manifest.
+    """
+    store = RunStore.of_manifest_file(manifest_path)
+    manifest = RunManifest.load(manifest_path)
+    rdir = store.run_dir(manifest.run_id)
+    evaluated = rdir / EVAL_FILENAME
+    baseline = Path(baseline_path) if baseline_path is not None else None
+    record = {
+        "schema_version": 1,
+        "created_at": utc_now(),
+        "decision": decision.to_dict(),
+        "baseline": {"path": baseline.name, "sha256": sha256_file(baseline)} if baseline else None,
+        "evaluation": {
+            "path": EVAL_FILENAME,
+            "sha256": sha256_file(evaluated) if evaluated.is_file() else None,
+        },
+    }
+    written = atomic_write_json(rdir / GATE_FILE, record)
+    attest_if_configured(store, manifest.run_id)
+    return written

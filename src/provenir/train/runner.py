@@ -38,6 +38,7 @@ from provenir.core.redaction import redact_then_truncate
 from provenir.core.store import RunStore
 from provenir.core.writable import ensure_writable_dir
 from provenir.data.pinned_rows import EVAL_ROWS_FILE, TRAIN_ROWS_FILE, rows_pin, write_rows
+from provenir.governance.attestation import attest_if_configured
 from provenir.governance.audit import AuditLogger
 from provenir.governance.model_signing import sign_after_training
 from provenir.plugins.registry import PluginRegistry
@@ -214,6 +215,8 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
         resumed_from=manifest.resumed_from,
     )
     sign_after_training(store, manifest, config.manifest.model_signing_key_path, audit)
+    # With a signing key: signed SLSA provenance next to the sealed manifest (and an audit event).
+    attest_if_configured(store, run_id)
     return manifest
 
 
