@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from provenir.cli.console import make_console
-from provenir.cli.options import RUN_HELP, OutputDir
+from provenir.cli.options import RUN_HELP, OutputDir, PublicKeys, TrustedKeysFile
 
 console = make_console()
 
@@ -25,23 +25,26 @@ def register(app: typer.Typer) -> None:
         check_outputs: Annotated[
             bool, typer.Option(help="Also re-hash the run's adapter and log files.")
         ] = True,
-        public_key: Annotated[
-            str | None, typer.Option(help="Trusted Ed25519 public key (base64) to require.")
-        ] = None,
+        public_key: PublicKeys = None,
+        trusted_keys: TrustedKeysFile = None,
         output_dir: OutputDir = None,
     ) -> None:
         """Check hash, file form, signature and (by default) output files; exit 2 if anything is off."""
         from provenir.core.errors import ManifestTamperedError
+        from provenir.core.signers import SignerPolicy
         from provenir.core.store import RunStore
 
-        stored = RunStore(output_dir).open(run, trusted_public_key=public_key, check_outputs=check_outputs)
+        policy = SignerPolicy.from_options(public_key, trusted_keys)
+        stored = RunStore(output_dir).open(run, policy=policy, check_outputs=check_outputs)
         result = stored.verification
         if not result.ok or stored.manifest is None:
             raise ManifestTamperedError(f"{stored.manifest_file}: " + "; ".join(result.problems))
         signer = f" by key {result.signer_fingerprint}" if result.signer_fingerprint else ""
+        trusted = " (trusted)" if result.signer_trusted else ""
         outputs = " outputs ok," if result.outputs_ok else ""
         console.print(
-            f"[green]ok[/] {stored.manifest.run_id}: hash ok,{outputs} signature {result.signature}{signer}"
+            f"[green]ok[/] {stored.manifest.run_id}: hash ok,{outputs} "
+            f"signature {result.signature}{signer}{trusted}"
         )
 
     @manifest_app.command("show")
@@ -59,7 +62,10 @@ def register(app: typer.Typer) -> None:
         """Create a signing key; point manifest.signing_key_path or $PROVENIR_SIGNING_KEY at it."""
         from provenir.core.errors import ConfigError
         from provenir.core.manifest import generate_signing_key
+        from provenir.core.signers import public_key_of
 
         if path.exists():
             raise ConfigError(f"{path} already exists; refusing to overwrite a key")
-        console.print(f"wrote {path} (fingerprint {generate_signing_key(path)})")
+        console.print(f"wrote {path} (fingerprint {generate_signing_key(path)})", markup=False)
+        # What verifiers pass to --public-key (or list in a --trusted-keys file).
+        console.print(f"public key {public_key_of(path)}", markup=False, highlight=False)
