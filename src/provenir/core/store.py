@@ -183,6 +183,8 @@ class RunStore:
                 f"{text!r} is neither a manifest file nor a run id (a UUID such as "
                 f"123e4567-e89b-42d3-a456-426614174000, a unique prefix of one, or {LATEST!r})"
             )
+        if _is_run_id(text) and self.manifest_path(text).is_file():
+            return self.manifest_path(text)  # a whole id: no listing (the API asks per request)
         # Matched against listed ids, never globbed or joined: a ref cannot leave the folder.
         matches = [rid for rid in self.require_runs() if rid.startswith(text)]
         folder = self.manifests_dir
