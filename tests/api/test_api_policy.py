@@ -162,3 +162,26 @@ def test_served_manifests_runs_and_reports_carry_no_server_paths(tmp_path: Path,
     sealed_url, _ = serve(store.root, token=TOKEN, serve_sealed_manifests=True)
     exact = client.get(f"{sealed_url}/manifests/{run.run_id}")
     assert exact.content == sealed and exact.headers["x-provenir-manifest-view"] == "sealed"
+
+
+def test_the_server_policy_is_built_once_from_settings(tmp_path: Path) -> None:
+    from provenir.api.settings import load_settings
+    from provenir.core.errors import ConfigError
+
+    key = tmp_path / "k.pem"
+    generate_signing_key(key)
+    trusted = public_key_of(key)
+    assert load_settings(output_dir=tmp_path).signer_policy is None
+    keys_file = tmp_path / "trusted.txt"
+    keys_file.write_text(f"# ci\n{trusted} release\n")
+    api_yaml = tmp_path / "api.yaml"
+    api_yaml.write_text(f"trusted_keys_file: {keys_file}\n")
+    from_file = load_settings(api_yaml, output_dir=tmp_path).signer_policy
+    assert from_file is not None and from_file.fingerprints == [fingerprint(base64.b64decode(trusted))]
+    assert load_settings(output_dir=tmp_path, trusted_public_keys=[trusted]).signer_policy == from_file
+    any_signer = load_settings(output_dir=tmp_path, require_signature=True).signer_policy
+    assert any_signer is not None and any_signer.require_signature and not any_signer.trusted_keys
+    with pytest.raises(ConfigError, match="trusted_public_keys: 'nope' is not an Ed25519 public key"):
+        load_settings(output_dir=tmp_path, trusted_public_keys=["nope"])
+    with pytest.raises(ConfigError, match="trusted keys file not found"):
+        load_settings(output_dir=tmp_path, trusted_keys_file=tmp_path / "missing.txt")

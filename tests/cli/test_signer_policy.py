@@ -155,3 +155,11 @@ def test_report_under_a_policy_is_written_marked_failed_and_exits_2(
     assert ">FAILED<" in html and "This run does not verify" in html
     assert "which the signer policy does not trust" in html
     assert "<td>valid" not in html and ">verified<" not in html
+
+
+def test_serve_refuses_a_bad_trusted_key_before_binding(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("fastapi")
+    code, _, err = _cli(capsys, "serve", "--output-dir", str(tmp_path), "--public-key", "nope")
+    assert code == 2 and "trusted_public_keys: 'nope' is not an Ed25519 public key" in err

@@ -99,4 +99,10 @@ def run_without_server_paths(run: RunArtifacts, roots: Sequence[str]) -> RunArti
         else None
     )
     notes = [hide_text(n, roots) for n in run.notes]
-    return dataclasses.replace(run, manifest=manifest, eval_result=eval_result, notes=notes)
+    # A recorded absolute output path appears in a problem; the verdict itself is unchanged.
+    verification = dataclasses.replace(
+        run.verification, problems=[hide_text(p, roots) for p in run.verification.problems]
+    )
+    return dataclasses.replace(
+        run, manifest=manifest, eval_result=eval_result, notes=notes, verification=verification
+    )
