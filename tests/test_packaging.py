@@ -28,6 +28,7 @@ SRC = ROOT / "src"
 EXTRAS_OF: dict[str, tuple[str, ...]] = {
     "provenir/core": (),
     "provenir/core/manifest.py": ("signing",),  # Ed25519 signing
+    "provenir/core/signers.py": ("signing",),  # PEM public keys of the signer policy
     "provenir/data": (),
     "provenir/data/loading.py": ("train",),  # datasets: hub ids and Parquet files
     "provenir/data/contamination.py": ("train", "eval"),  # numpy n-gram hashing
