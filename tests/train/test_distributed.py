@@ -11,19 +11,22 @@ from pathlib import Path
 import pytest
 
 from provenir.core.config import RunConfig
-from provenir.core.distributed_run import environment_digest
+from provenir.core.distributed_run import RankRecord, environment_digest
 from provenir.core.environment import capture_environment
-from provenir.core.errors import ConfigError
+from provenir.core.errors import BackendError, ConfigError
 from provenir.core.inputs import RowsPin
 from provenir.core.manifest import RunManifest, new_run_id
 from provenir.core.store import RunStore
 from provenir.train.distributed import (
+    collect_run,
     deepspeed_config,
     deprecation_lines,
     plan_launch,
+    rank_record_path,
     torchrun_command,
     validate_deepspeed_config,
     worker_arguments,
+    write_rank_record,
 )
 from provenir.train.rendezvous import resolve_rendezvous
 from provenir.train.runner import RunOptions, train
@@ -204,3 +207,35 @@ def test_two_nodes_through_c10d_train_the_same_adapter_as_one_node_of_two(
     # Both ranks ran this interpreter and these packages on this CPU: one environment digest.
     assert ran.ranks[0].environment_sha256 == ran.ranks[1].environment_sha256
     assert ran.ranks[0].environment_sha256 == environment_digest(capture_environment())
+
+
+def _record(rank: int, world_size: int, *, group_rank: int = 0, restarts: int = 0) -> RankRecord:
+    return RankRecord(
+        rank=rank,
+        local_rank=0,
+        group_rank=group_rank,
+        world_size=world_size,
+        host=f"node{group_rank}",
+        restart_count=restarts,
+        dist_backend="gloo",
+        environment_sha256="e" * 64,
+    )
+
+
+def test_rank_records_are_gathered_for_the_final_world(tmp_path: Path) -> None:
+    config = cfg(nnodes="1:3", rdzv_endpoint="head:29400")
+    plan = plan_launch(config, gpus=0, environ={})
+    rdzv = resolve_rendezvous(config.distributed, tmp_path.name, plan.job)
+    # Rank 2 belongs to an earlier round of three nodes; the run finished on two after a restart.
+    for record in (
+        _record(0, 2, restarts=1),
+        _record(1, 2, group_rank=1, restarts=1),
+        _record(2, 3, group_rank=2),
+    ):
+        write_rank_record(tmp_path, record)
+    ran = collect_run(tmp_path, config, plan, rdzv)
+    assert (ran.nodes, ran.world_size, ran.restarts, ran.nnodes, ran.rendezvous) == (2, 2, 1, "1:3", "c10d")
+    assert [r.host for r in ran.ranks] == ["node0", "node1"] and ran.rdzv_endpoint == "head:29400"
+    rank_record_path(tmp_path, 1).unlink()
+    with pytest.raises(BackendError, match="rank 1 left no record .*every node must see the same run folder"):
+        collect_run(tmp_path, config, plan, rdzv)
