@@ -200,8 +200,9 @@ class DistributedConfig(ConfigSection):
         return [name for name, value in defaults.items() if getattr(self, name) != value]
 
     @model_serializer(mode="wrap")
-    def _omit_unset_rendezvous(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _omit_unset_rendezvous(self, handler: SerializerFunctionWrapHandler):
         # Configs written before these fields existed keep their dump, hence their config_hash.
+        # No return annotation: pydantic would take it for the serialised schema (losing the fields).
         data: dict[str, Any] = handler(self)
         for name, default in _RENDEZVOUS_DEFAULTS.items():
             if name in data and getattr(self, name) == default:

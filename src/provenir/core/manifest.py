@@ -139,9 +139,10 @@ class RunManifest(BaseModel):
     signature: Signature | None = None
 
     @model_serializer(mode="wrap")
-    def _omit_absent_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _omit_absent_sections(self, handler: SerializerFunctionWrapHandler):
         # Manifests written before `distributed` existed have no such key; leaving it out when
-        # absent keeps their canonical JSON, and so their hash, unchanged.
+        # absent keeps their canonical JSON, and so their hash, unchanged. No return annotation:
+        # pydantic would take it for the serialised schema, and the API's schema would lose its fields.
         data: dict[str, Any] = handler(self)
         if self.distributed is None:
             data.pop("distributed", None)
