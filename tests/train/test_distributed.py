@@ -239,3 +239,21 @@ def test_rank_records_are_gathered_for_the_final_world(tmp_path: Path) -> None:
     rank_record_path(tmp_path, 1).unlink()
     with pytest.raises(BackendError, match="rank 1 left no record .*every node must see the same run folder"):
         collect_run(tmp_path, config, plan, rdzv)
+
+
+def test_a_rank_reports_what_torchrun_gave_it() -> None:
+    from provenir.train.worker import this_rank
+
+    env = {
+        "RANK": "5",
+        "LOCAL_RANK": "1",
+        "GROUP_RANK": "2",
+        "WORLD_SIZE": "8",
+        "TORCHELASTIC_RESTART_COUNT": "3",
+    }
+    record = this_rank("f" * 64, env)
+    assert (record.rank, record.local_rank, record.group_rank, record.world_size) == (5, 1, 2, 8)
+    assert record.restart_count == 3 and record.host == socket.gethostname()
+    assert record.dist_backend is None  # no process group in this test process
+    alone = this_rank("f" * 64, {})
+    assert (alone.rank, alone.world_size, alone.restart_count) == (0, 1, 0)

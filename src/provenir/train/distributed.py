@@ -104,7 +104,8 @@ def plan_launch(
                 f"this is node {job.node_rank} of the {job.scheduler} job: run `provenir train` on node 0 "
                 "and `python -m provenir.train.join --output-dir DIR` here"
             )
-    visible = cuda_device_count() if gpus is None else gpus
+    # Counting GPUs imports torch: not needed for device: cpu (a joining CPU node starts faster).
+    visible = gpus if gpus is not None or config.device == "cpu" else cuda_device_count()
     on_cpu = config.device == "cpu" or (config.device == "auto" and visible == 0)
     if on_cpu:
         if d.strategy in ("fsdp", "deepspeed"):
@@ -113,11 +114,13 @@ def plan_launch(
                 "(Trainer would silently fall back to DDP); use strategy: ddp with device: cpu"
             )
         if d.num_processes is None and d.num_gpus > 1:
+            shown = cuda_device_count() if visible is None else visible
             raise ConfigError(
-                f"distributed.num_gpus: {d.num_gpus} requested but {visible} CUDA GPUs are visible; "
+                f"distributed.num_gpus: {d.num_gpus} requested but {shown} CUDA GPUs are visible; "
                 "for data parallelism on CPU set device: cpu and distributed.num_processes"
             )
         return LaunchPlan(d.num_processes or 1, min_nodes, max_nodes, "cpu", "gloo", d.max_restarts, job)
+    visible = visible or 0  # counted above: the device is not cpu
     if config.device == "cuda" and visible == 0:
         raise ConfigError("device: cuda requested but no CUDA GPU is visible to torch")
     nproc = d.num_processes or d.num_gpus
