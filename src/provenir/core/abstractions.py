@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from provenir.core.distributed_run import DistributedRun
 from provenir.core.inputs import CheckpointPin
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class TrainResult:
     #: Environment facts the backend observed while training (e.g. torch's settings as the
     #: trainer set them); merged into the manifest's ``environment``.
     environment: dict[str, Any] = field(default_factory=dict)
+    #: Runs launched through torchrun: nodes, world size, restarts and every rank; the manifest's
+    #: ``distributed``.
+    distributed: DistributedRun | None = None
 
 
 @runtime_checkable

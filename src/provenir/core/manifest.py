@@ -29,10 +29,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from provenir.core.atomic import atomic_write_text
 from provenir.core.confined import digest_inside, entries_inside, file_problem, plain_relative
+from provenir.core.distributed_run import DistributedRun
 from provenir.core.errors import ManifestError, ManifestTamperedError
 from provenir.core.extras import require_extra
 from provenir.core.hashing import sha256_bytes, sha256_json
@@ -138,9 +146,24 @@ class RunManifest(BaseModel):
     scans: dict[str, Any] | None = None
     resumed_from: str | None = None
     error: str | None = None
+    distributed: DistributedRun | None = Field(
+        None,
+        description="Runs launched through torchrun: nodes, world size, restarts, every rank's host and "
+        "environment digest.",
+    )
     extra: dict[str, Any] = Field(default_factory=dict)
     manifest_hash: str | None = None
     signature: Signature | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_sections(self, handler: SerializerFunctionWrapHandler):
+        # Manifests written before `distributed` existed have no such key; leaving it out when
+        # absent keeps their canonical JSON, and so their hash, unchanged. No return annotation:
+        # pydantic would take it for the serialised schema, and the API's schema would lose its fields.
+        data: dict[str, Any] = handler(self)
+        if self.distributed is None:
+            data.pop("distributed", None)
+        return data
 
     # -- sealing ----------------------------------------------------------------------------
 
