@@ -15,9 +15,12 @@ from provenir.cli.options import RUN_HELP, OutputDir
 class _AttestGroup(TyperGroup):
     """``attest RUN`` means ``attest create RUN``: anything that is not a sub-command goes to ``create``."""
 
+    #: The sub-command that arguments which name no sub-command go to.
+    default_command = "create"
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["create", *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
