@@ -120,6 +120,23 @@ class PEFTConfig(ConfigSection):
             ]
             if used:
                 raise ValueError(f"{', '.join(used)} apply to an adapter; set enabled: true or remove them")
+        if self.init in ("pissa", "olora"):
+            # peft's conversion to a plain LoRA on the original base keeps only lora_A/lora_B: a
+            # DoRA magnitude, a trained module or bias would be silently dropped from the adapter.
+            kept_out = [
+                name
+                for name, on in (
+                    ("use_dora", self.use_dora),
+                    ("modules_to_save", bool(self.modules_to_save)),
+                    (f"bias: {self.bias}", self.bias != "none"),
+                )
+                if on
+            ]
+            if kept_out:
+                raise ValueError(
+                    f"init: {self.init} cannot be combined with {', '.join(kept_out)}: the adapter is saved "
+                    "converted to a plain LoRA on the original base, which keeps only the LoRA matrices"
+                )
         if self.init in ("pissa", "loftq") and (self.load_in_4bit or self.load_in_8bit):
             raise ValueError(
                 f"init: {self.init} starts from the full-precision base weights (loftq quantises them "

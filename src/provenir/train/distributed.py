@@ -53,7 +53,9 @@ def plan_launch(config: RunConfig, gpus: int | None = None) -> LaunchPlan:
     """Validate the distributed section against this machine; a :class:`ConfigError` explains any mismatch."""
     d = config.distributed
     visible = cuda_device_count() if gpus is None else gpus
-    on_cpu = config.device == "cpu" or (config.device == "auto" and visible == 0)
+    if config.device == "cuda" and d.num_gpus == 0:
+        raise ConfigError("device: cuda contradicts distributed.num_gpus: 0 (which means CPU); drop one")
+    on_cpu = config.device == "cpu" or d.num_gpus == 0 or (config.device == "auto" and visible == 0)
     if on_cpu:
         if d.strategy in ("fsdp", "deepspeed"):
             raise ConfigError(
@@ -146,7 +148,7 @@ def trainer_distributed_args(config: RunConfig, run_dir: Path) -> dict[str, Any]
 
         atomic_write_json(path, ds)
         return {"deepspeed": str(path)}
-    if config.device == "cpu" or not cuda_device_count():
+    if config.device == "cpu" or config.distributed.num_gpus == 0 or not cuda_device_count():
         return {"ddp_backend": "gloo"}
     return {}
 
