@@ -90,7 +90,9 @@ def test_the_child_manifest_verifies_and_lists_every_file(
     assert child.config_hash == parent.config_hash and child.status == "completed"
     model_dir = store.run_dir(child.run_id) / "model"
     on_disk = {
-        f"model/{p.relative_to(model_dir).as_posix()}": sha256_file(p) for p in model_dir.rglob("*") if p.is_file()
+        f"model/{p.relative_to(model_dir).as_posix()}": sha256_file(p)
+        for p in model_dir.rglob("*")
+        if p.is_file()
     }
     assert child.outputs == on_disk
     assert child.adapter_hash == on_disk["model/model.safetensors"]
@@ -113,7 +115,9 @@ def test_export_signs_the_merged_model_with_a_model_signing_key(
 
     parent, out = trained
     key = generate_key_pair(tmp_path / "model.pem", "ecdsa-p256")
-    result = export_run(parent.run_id, output_dir=out, out=tmp_path / "merged", model_signing_key=key.private_key)
+    result = export_run(
+        parent.run_id, output_dir=out, out=tmp_path / "merged", model_signing_key=key.private_key
+    )
     assert result.signature is not None
     assert result.signature.signature_path == RunStore(out).run_dir(result.manifest.run_id) / "model.sig"
     assert verify_run(result.manifest.run_id, public_key_path=key.public_key, output_dir=out).matches_manifest
@@ -124,7 +128,9 @@ def test_export_signs_the_merged_model_with_a_model_signing_key(
 def test_a_changed_base_model_is_refused(tmp_path: Path, tiny_model_path: Path) -> None:
     base = tmp_path / "base"
     shutil.copytree(tiny_model_path, base)
-    parent = train(run_config(tmp_path / "artifacts", model_name_or_path=str(base), max_steps=1, peft={"rank": 2}))
+    parent = train(
+        run_config(tmp_path / "artifacts", model_name_or_path=str(base), max_steps=1, peft={"rank": 2})
+    )
     (base / "NOTES.md").write_text("edited after training\n")
     with pytest.raises(ReproducibilityError, match="model file NOTES.md added"):
         export_run(parent.run_id, output_dir=tmp_path / "artifacts")
@@ -143,7 +149,9 @@ def test_export_refuses_a_non_empty_out_folder_before_any_work(
     assert RunStore(out).run_ids() == before
 
 
-def test_export_cli(trained: tuple[RunManifest, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_cli(
+    trained: tuple[RunManifest, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from provenir.cli.main import main
 
     parent, out = trained

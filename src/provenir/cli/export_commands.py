@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         signing_key: Annotated[
             Path | None,
             typer.Option(
-                "--signing-key", help="Ed25519 key sealing the export's manifest (else $PROVENIR_SIGNING_KEY)."
+                "--signing-key",
+                help="Ed25519 key sealing the export's manifest (else $PROVENIR_SIGNING_KEY).",
             ),
         ] = None,
         model_signing_key: Annotated[
@@ -87,4 +88,6 @@ def register(app: typer.Typer) -> None:
         )
         typer.echo(f"export run {result.manifest.run_id}: manifest {result.manifest_path}")
         if result.signature is not None:
-            typer.echo(f"signed with key {result.signature.key_fingerprint}: {result.signature.signature_path}")
+            typer.echo(
+                f"signed with key {result.signature.key_fingerprint}: {result.signature.signature_path}"
+            )

@@ -172,7 +172,9 @@ def _adapter_folder(store: RunStore, parent: RunManifest) -> Path:
     except Exception as exc:  # ModelSignatureError: the run recorded no model folder
         raise ConfigError(f"run {parent.run_id}: {exc}") from None
     if not (folder / "adapter_config.json").is_file():
-        raise ConfigError(f"run {parent.run_id}: {folder.name} holds no adapter_config.json: not a PEFT adapter")
+        raise ConfigError(
+            f"run {parent.run_id}: {folder.name} holds no adapter_config.json: not a PEFT adapter"
+        )
     return folder
 
 
@@ -219,7 +221,9 @@ def merge_adapter(
     with quiet_libraries(), torch.no_grad():
         tokenizer = load_tokenizer(str(adapter_dir))
         batch = tokenizer(list(CHECK_TEXTS), return_tensors="pt", padding=True)
-        batch_hash = sha256_json({"input_ids": batch["input_ids"].tolist(), "mask": batch["attention_mask"].tolist()})
+        batch_hash = sha256_json(
+            {"input_ids": batch["input_ids"].tolist(), "mask": batch["attention_mask"].tolist()}
+        )
         base = AutoModelForCausalLM.from_pretrained(base_folder, dtype=torch.float32)
         model = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
         expected = model(**batch).logits
@@ -329,7 +333,9 @@ def _place(model_dir: Path, target: Path, files: dict[str, str]) -> None:
             except OSError:  # another file system, or links not allowed: copy and check
                 shutil.copyfile(src, dst)
                 if sha256_file(dst) != sha:
-                    raise ReproducibilityError(f"copying {rel} to {target} changed it (hash differs)") from None
+                    raise ReproducibilityError(
+                        f"copying {rel} to {target} changed it (hash differs)"
+                    ) from None
         if target.exists():
             target.rmdir()  # checked empty before the export started
         staging.rename(target)

@@ -217,9 +217,9 @@ def lora_config(config: RunConfig) -> Any | None:
         # keeps tie_word_embeddings) would silently drop it.
         ensure_weight_tying=bool(p.modules_to_save),
         init_lora_weights=_INIT_LORA_WEIGHTS[p.init],  # type: ignore[arg-type]
-        loftq_config=(
-            LoftQConfig(loftq_bits=p.loftq_bits, loftq_iter=p.loftq_iter) if p.init == "loftq" else {}  # type: ignore[arg-type]
-        ),
+        loftq_config=LoftQConfig(loftq_bits=p.loftq_bits, loftq_iter=p.loftq_iter)
+        if p.init == "loftq"
+        else {},
         task_type="CAUSAL_LM",
     )
 
@@ -389,6 +389,9 @@ class TRLBackend:
         """
         from provenir.train.model_files import model_folder
 
+        # Called before the run starts: a device, precision or PEFT setting that cannot work
+        # is refused here, before any manifest is written.
+        check_peft_init(config, resolve_device(config))
         folder = model_folder(config.model_name_or_path, config.model_revision)
         tokenizer = load_tokenizer(str(folder), revision=config.model_revision)
         return self.prepare_rows(config, dataset, tokenizer).long_rows
@@ -692,6 +695,7 @@ def _prepare_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> Prep
         tally.add(position, fate)  # type: ignore[arg-type]
         if fate == "dropped":
             continue
+        row: dict[str, Any]
         if config.algorithm == "grpo":
             row = {"prompt": prompt}
             if "reference" in source:
