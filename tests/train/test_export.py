@@ -115,9 +115,18 @@ def test_export_signs_the_merged_model_with_a_model_signing_key(
 
     parent, out = trained
     key = generate_key_pair(tmp_path / "model.pem", "ecdsa-p256")
+    sealer = generate_key_pair(tmp_path / "run.pem", "ed25519")
     result = export_run(
-        parent.run_id, output_dir=out, out=tmp_path / "merged", model_signing_key=key.private_key
+        parent.run_id,
+        output_dir=out,
+        out=tmp_path / "merged",
+        model_signing_key=key.private_key,
+        signing_key=sealer.private_key,
     )
+    assert RunStore(out).verify(result.manifest.run_id).signature == "valid"
+    assert (
+        RunStore(out).attestation_path(result.manifest.run_id).is_file()
+    )  # signed provenance, as after train
     assert result.signature is not None
     assert result.signature.signature_path == RunStore(out).run_dir(result.manifest.run_id) / "model.sig"
     assert verify_run(result.manifest.run_id, public_key_path=key.public_key, output_dir=out).matches_manifest

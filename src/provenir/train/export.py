@@ -25,7 +25,8 @@ What happens, in order (nothing is kept unless every step passes):
    of the folder with its SHA-256 and records the base and adapter pins, the check batch's hash
    and the measured difference; it verifies with ``RunStore.verify`` like any run.
 6. With a model signing key the folder is signed exactly as ``provenir sign-model`` would sign a
-   run (``runs/<export id>/model.sig``, checked against the sealed outputs, audited).
+   run (``runs/<export id>/model.sig``, checked against the sealed outputs, audited); with a
+   manifest signing key, signed provenance is written as after training.
 7. With ``out``, the folder is also placed at ``out`` (hard links where the file system allows,
    else copies, checked against the recorded hashes).
 """
@@ -132,6 +133,13 @@ def export_run(
         from provenir.governance.model_signing import sign_after_training
 
         signature = sign_after_training(store, manifest, str(model_signing_key), audit)
+    from provenir.governance.attestation import attest_if_configured, write_attestations
+
+    # As after training: with a manifest signing key, signed SLSA provenance of the export.
+    if signing_key is not None:
+        write_attestations(store, export_id, Path(signing_key))
+    else:
+        attest_if_configured(store, export_id)
     if target is not None:
         _place(model_dir, target, files)
     return ExportResult(manifest, path, model_dir, target, diff, files, signature)
