@@ -200,3 +200,27 @@ def test_all_turns_is_sft_only(tiny_model_path: Path, tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="applies to SFT conversations"):
         train(config)
+
+
+def test_a_long_conversation_is_measured_and_cut_not_tokenized_whole(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """A 200k-character later turn: the row counts as truncated, the first turn keeps its labels."""
+    from provenir.core.abstractions import TrainData
+    from provenir.train.backends.trl_backend import load_tokenizer, prepare_rows
+
+    long_turn = {
+        "messages": [
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Paris."},
+            {"role": "user", "content": "word " * 40_000},
+            {"role": "assistant", "content": "Too long."},
+        ]
+    }
+    config = chat_config(tmp_path, max_length=64)
+    tokenizer = load_tokenizer(str(tiny_model_path))
+    prepared = prepare_rows(config, TrainData(train=[long_turn, SINGLE], schema="sft"), tokenizer)
+    assert (prepared.long_rows.truncated, prepared.long_rows.dropped) == (1, 0)
+    row = prepared.rows[0]
+    assert 64 < len(row["input_ids"]) < 64 + 200  # a bounded prefix, cut to 64 by TRL
+    assert [tokenizer.decode(s) for s in labelled_spans(row["labels"])] == ["Paris.<|im_end|>\n"]
