@@ -90,6 +90,24 @@ class PEFTConfig(ConfigSection):
     )
     load_in_8bit: bool = Field(False, description="Load the base model in 8-bit (LLM.int8).")
     use_rslora: bool = Field(False, description="rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.")
+    use_dora: bool = Field(
+        False,
+        description="DoRA: split each adapted weight into a trained magnitude vector and a LoRA-updated "
+        "direction (peft's use_dora); slower per step than plain LoRA.",
+    )
+    modules_to_save: list[str] = Field(
+        default_factory=list,
+        description="Modules trained in full and saved in the adapter besides the LoRA matrices (e.g. "
+        "lm_head, embed_tokens); a name matches every module whose name ends with it, as in peft.",
+    )
+    init: Literal["default", "gaussian", "pissa", "olora", "loftq"] = Field(
+        "default",
+        description="LoRA initialisation: default (B = 0), gaussian, pissa or olora (both move the top "
+        "singular/QR directions of each base weight into the adapter; the saved adapter is converted to a "
+        "plain LoRA on the original base), or loftq (needs CUDA and bitsandbytes). SFT only for pissa/olora.",
+    )
+    loftq_bits: Literal[4, 8] = Field(4, description="init: loftq: bits the base weights are quantised to.")
+    loftq_iter: int = Field(1, gt=0, description="init: loftq: alternating quantise/SVD iterations.")
 
     @model_validator(mode="after")
     def _one_quantisation(self) -> PEFTConfig:
@@ -97,6 +115,44 @@ class PEFTConfig(ConfigSection):
             raise ValueError("load_in_4bit and load_in_8bit are mutually exclusive")
         if (self.load_in_4bit or self.load_in_8bit) and not self.enabled:
             raise ValueError("a quantised base model can only be trained through an adapter (enabled: true)")
+        return self
+
+    @model_validator(mode="after")
+    def _adapter_options(self) -> PEFTConfig:
+        if not self.enabled:
+            used = [
+                name
+                for name, on in (
+                    ("use_dora", self.use_dora),
+                    ("modules_to_save", bool(self.modules_to_save)),
+                    ("init", self.init != "default"),
+                )
+                if on
+            ]
+            if used:
+                raise ValueError(f"{', '.join(used)} apply to an adapter; set enabled: true or remove them")
+        if self.init in ("pissa", "olora"):
+            # peft's conversion to a plain LoRA on the original base keeps only lora_A/lora_B: a
+            # DoRA magnitude, a trained module or bias would be silently dropped from the adapter.
+            kept_out = [
+                name
+                for name, on in (
+                    ("use_dora", self.use_dora),
+                    ("modules_to_save", bool(self.modules_to_save)),
+                    (f"bias: {self.bias}", self.bias != "none"),
+                )
+                if on
+            ]
+            if kept_out:
+                raise ValueError(
+                    f"init: {self.init} cannot be combined with {', '.join(kept_out)}: the adapter is saved "
+                    "converted to a plain LoRA on the original base, which keeps only the LoRA matrices"
+                )
+        if self.init in ("pissa", "loftq") and (self.load_in_4bit or self.load_in_8bit):
+            raise ValueError(
+                f"init: {self.init} starts from the full-precision base weights (loftq quantises them "
+                "itself); remove load_in_4bit/load_in_8bit"
+            )
         return self
 
 
@@ -112,7 +168,9 @@ class DistributedConfig(ConfigSection):
     strategy: Literal["fsdp", "deepspeed", "ddp", "none"] = Field(
         "none", description="Data-parallel strategy."
     )
-    num_gpus: int = Field(1, gt=0, description="GPUs (one process each) per node.")
+    num_gpus: int = Field(
+        1, ge=0, description="GPUs (one process each) per node; 0 means train on CPU (device: auto or cpu)."
+    )
     num_processes: int | None = Field(
         None, gt=0, description="Processes per node; defaults to num_gpus. With device: cpu they use gloo."
     )
@@ -291,7 +349,13 @@ class DataConfig(ConfigSection):
     messages_field: str = Field(
         "messages",
         description="SFT: column holding a multi-turn conversation (role/content list) when there is no "
-        "prompt/response pair; the loss is on its final assistant turn.",
+        "prompt/response pair; which assistant turns carry the loss is set by train_on_turns.",
+    )
+    train_on_turns: Literal["last", "all"] = Field(
+        "last",
+        description="SFT conversations: loss on the final assistant turn only (last) or on every assistant "
+        "turn (all), everything else masked. With template: tokenizer, all uses the tokenizer's own "
+        "assistant mask and needs {% generation %} markers in its chat template.",
     )
     max_samples: int | None = Field(None, gt=0, description="Use only the first N rows (after loading).")
     contamination_check: Literal["off", "warn", "refuse"] = Field(

@@ -105,8 +105,11 @@ def plan_launch(
                 "and `python -m provenir.train.join --output-dir DIR` here"
             )
     # Counting GPUs imports torch: not needed for device: cpu (a joining CPU node starts faster).
-    visible = gpus if gpus is not None or config.device == "cpu" else cuda_device_count()
-    on_cpu = config.device == "cpu" or (config.device == "auto" and visible == 0)
+    if config.device == "cuda" and d.num_gpus == 0:
+        raise ConfigError("device: cuda contradicts distributed.num_gpus: 0 (which means CPU); drop one")
+    cpu_asked = config.device == "cpu" or d.num_gpus == 0
+    visible = gpus if gpus is not None or cpu_asked else cuda_device_count()
+    on_cpu = cpu_asked or (config.device == "auto" and visible == 0)
     if on_cpu:
         if d.strategy in ("fsdp", "deepspeed"):
             raise ConfigError(
@@ -201,7 +204,7 @@ def trainer_distributed_args(config: RunConfig, run_dir: Path) -> dict[str, Any]
 
         atomic_write_json(path, ds)
         return {"deepspeed": str(path)}
-    if config.device == "cpu" or not cuda_device_count():
+    if config.device == "cpu" or config.distributed.num_gpus == 0 or not cuda_device_count():
         return {"ddp_backend": "gloo"}
     return {}
 
