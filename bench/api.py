@@ -28,7 +28,8 @@ from provenir.api.run_index import encode_cursor
 from provenir.api.server import BackgroundServer
 from provenir.api.settings import ApiSettings
 from provenir.core.hashing import canonical_json
-from provenir.core.manifest import RunManifest, manifest_path
+from provenir.core.manifest import RunManifest
+from provenir.core.store import RunStore
 from provenir.governance.audit import GENESIS_HASH, LOG_NAME, AuditLogger
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -55,7 +56,7 @@ def make_runs(artifacts: Path, n: int) -> None:
             timestamp=(T0 + timedelta(seconds=i)).isoformat(),
             metrics={"train_loss": 1.0 / (i + 1)},
         ).seal()
-        path = manifest_path(artifacts, m.run_id)
+        path = RunStore(artifacts).manifest_path(m.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(m.to_json())  # not atomic: nobody reads while we generate
 
@@ -183,7 +184,7 @@ def main() -> None:
                     seed=0,
                     config={},
                 ).seal()
-                make_runs_one.save(manifest_path(artifacts, make_runs_one.run_id))
+                make_runs_one.save(RunStore(artifacts).manifest_path(make_runs_one.run_id))
                 t = time.perf_counter()
                 first = c.get("/runs", params={"limit": 1}).json()
                 took = (time.perf_counter() - t) * 1000

@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import ConfigError, ManifestError, ManifestTamperedError
 from provenir.core.extras import require_extra
 from provenir.core.hashing import sha256_bytes, sha256_file, sha256_json
 from provenir.core.inputs import RunInputs
+from provenir.core.tree_head import TreeHead
 
 MANIFEST_SCHEMA_VERSION = 2
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -122,8 +123,23 @@ class RunManifest(BaseModel):
     resumed_from: str | None = None
     error: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    audit_checkpoint: TreeHead | None = Field(
+        None,
+        description="Signed tree head of the store's audit log at the end of the run (records 1..size "
+        "and their Merkle root): `provenir audit verify` checks the log still hashes to it, so "
+        "records removed or rewritten after the run are detected. Absent in older manifests.",
+    )
     manifest_hash: str | None = None
     signature: Signature | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_checkpoint(self, handler: Any) -> Any:
+        # Manifests written before audit_checkpoint existed have no such key: leaving it out
+        # when unset keeps their hash and exact bytes verifying.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("audit_checkpoint", 0) is None:
+            del data["audit_checkpoint"]
+        return data
 
     # -- sealing ----------------------------------------------------------------------------
 

@@ -1,0 +1,408 @@
+"""The audit log's SQLite index: where each line is, what to filter on, and its Merkle tree.
+
+``<audit>/audit.index.db`` is a cache derived from ``audit.jsonl``, never trusted on its own:
+
+``records(pos, offset, length, ts, event, actor, run_id, leaf)``
+    One row per complete line (``pos`` counts lines from 0, so record ``seq`` is ``pos + 1`` in
+    an intact log): its byte range, its time in microseconds, the three filter columns
+    (indexed, so a filtered page is an index walk), and ``leaf``, the RFC 9162 leaf hash of
+    the line's bytes.
+``nodes(id, hash)``
+    Every completed perfect subtree of the Merkle tree above the leaves (``id`` is
+    ``level << 48 | index``), so a proof or the root at any size costs O(log n) lookups.
+
+Every record read through the index is checked against the log (its leaf hash), and an index
+that is missing, behind, or whose last row no longer matches the log is brought in step from
+the log (:meth:`AuditIndex.sync`, under the audit folder's lock). SQLite opens its files itself,
+so symbolic links are refused by looking first (the log, the lock and the checkpoints are
+opened with ``O_NOFOLLOW``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from provenir.core.errors import GovernanceError
+from provenir.governance import merkle
+
+INDEX_NAME = "audit.index.db"
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+_SCHEMA_VERSION = 1
+_LEVEL_SHIFT = 48
+_BATCH = 20_000  # rows per transaction while catching up: bounded memory and WAL size
+_READ_CHUNK = 1 << 20
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    pos INTEGER PRIMARY KEY,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    event TEXT,
+    actor TEXT,
+    run_id TEXT,
+    leaf BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_event ON records(event);
+CREATE INDEX IF NOT EXISTS records_actor ON records(actor);
+CREATE INDEX IF NOT EXISTS records_run_id ON records(run_id);
+CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+"""
+
+
+class IndexUnreadable(GovernanceError):
+    """The index file is not a usable SQLite index (it is a cache: delete and rebuild it)."""
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """Where one line of the log is, and its leaf hash."""
+
+    pos: int
+    offset: int
+    length: int
+    leaf: bytes
+
+
+# -- symbolic links -----------------------------------------------------------------------------
+
+O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def refuse_link(path: Path, what: str) -> None:
+    """Raise when ``path`` is a symbolic link (the audit folder and its files must be real)."""
+    try:
+        is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return
+    if is_link:
+        raise GovernanceError(
+            f"{path}: the {what} is a symbolic link; the audit log is never read or written through "
+            "links (replace it by a real file or folder)"
+        )
+
+
+def open_nofollow(directory: Path, name: str, flags: int, mode: int = 0o644) -> int:
+    """``os.open(directory / name)`` refusing a symbolic link as the folder or as the file."""
+    refuse_link(directory, "audit folder")
+    path = directory / name
+    try:
+        if os.open in os.supports_dir_fd and O_NOFOLLOW:
+            # Open the folder without following it, then the file relative to that handle: no
+            # link can be swapped in between the check and the open.
+            dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | O_NOFOLLOW | O_CLOEXEC)
+            try:
+                return os.open(name, flags | O_NOFOLLOW | O_CLOEXEC, mode, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+        refuse_link(path, "audit file")
+        return os.open(path, flags | O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, getattr(errno, "EMLINK", -1)):
+            refuse_link(directory, "audit folder")
+            refuse_link(path, "audit file")
+        raise
+
+
+# -- the index ----------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _node_id(level: int, index: int) -> int:
+    return level << _LEVEL_SHIFT | index
+
+
+class AuditIndex:
+    """The SQLite index of one audit folder (see the module docstring)."""
+
+    def __init__(self, directory: Path, log_name: str) -> None:
+        self.directory = directory
+        self.log_name = log_name
+        self.path = directory / INDEX_NAME
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """True when the index file is there (readers that must not create it check first)."""
+        return self.path.is_file()
+
+    def _connect(self) -> sqlite3.Connection:
+        """This thread's connection (reopened when the file was replaced or the process forked)."""
+        cache: dict[str, tuple[int, int, sqlite3.Connection]] = getattr(_local, "connections", None) or {}
+        _local.connections = cache
+        key = str(self.path)
+        cached = cache.pop(key, None)
+        if cached is not None:
+            try:
+                inode = os.lstat(self.path).st_ino
+            except FileNotFoundError:
+                inode = -1
+            if cached[0] == os.getpid() and cached[1] == inode:
+                cache[key] = cached
+                return cached[2]
+            if cached[0] == os.getpid():
+                cached[2].close()
+        refuse_link(self.directory, "audit folder")
+        for suffix in ("", *_SQLITE_SIDE_FILES):
+            refuse_link(Path(f"{self.path}{suffix}"), "audit index")
+        if not self.path.exists():
+            # Side files left by a deleted index belong to the old database, never to a new one.
+            for suffix in _SQLITE_SIDE_FILES:
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # a cache: a lost tail is rebuilt from the log
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != _SCHEMA_VERSION:
+                if version != 0:
+                    raise sqlite3.DatabaseError(f"index format {version}, expected {_SCHEMA_VERSION}")
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise IndexUnreadable(
+                f"{self.path}: the audit index is unreadable ({exc}); delete it (it is rebuilt from the log)"
+            ) from None
+        cache[key] = (os.getpid(), os.lstat(self.path).st_ino, conn)
+        return conn
+
+    def reset(self) -> None:
+        """Delete the index files (an unreadable cache); the next sync rebuilds them from the log."""
+        cached = getattr(_local, "connections", {}).pop(str(self.path), None)
+        if cached is not None and cached[0] == os.getpid():
+            cached[2].close()
+        for suffix in ("", *_SQLITE_SIDE_FILES):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read in one transaction: every lookup inside sees the same index, whatever writers do."""
+        conn = self._connect()
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
+    def count(self) -> int:
+        """Number of indexed lines."""
+        row = self._connect().execute("SELECT MAX(pos) FROM records").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def last(self) -> IndexRow | None:
+        """The newest indexed line."""
+        row = (
+            self._connect()
+            .execute("SELECT pos, offset, length, leaf FROM records ORDER BY pos DESC LIMIT 1")
+            .fetchone()
+        )
+        return IndexRow(*row) if row else None
+
+    def perfect(self, level: int, index: int) -> bytes:
+        """Hash of perfect subtree ``index`` at ``level`` (a :class:`~merkle.NodeSource`)."""
+        conn = self._connect()
+        if level == 0:
+            row = conn.execute("SELECT leaf FROM records WHERE pos = ?", (index,)).fetchone()
+        else:
+            row = conn.execute("SELECT hash FROM nodes WHERE id = ?", (_node_id(level, index),)).fetchone()
+        if row is None:
+            raise GovernanceError(
+                f"{self.path}: Merkle node {level}/{index} is missing; delete the index (it is rebuilt)"
+            )
+        return bytes(row[0])
+
+    def root(self, size: int) -> bytes:
+        """MTH of the first ``size`` lines."""
+        return merkle.range_hash(self, 0, size)
+
+    def rows(
+        self,
+        *,
+        run_id: str | None,
+        event: str | None,
+        actor: str | None,
+        lo: int | None,
+        hi: int | None,
+        limit: int,
+        cursor: int | None,
+        desc: bool,
+    ) -> list[IndexRow]:
+        """Up to ``limit`` rows matching every filter, from ``cursor`` in scan direction."""
+        where: list[str] = []
+        params: list[str | int] = []
+        for column, value in (("event", event), ("actor", actor), ("run_id", run_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        # The time filter never drives the scan ("+ts" hides it from the planner): rows come
+        # in pos order, which is (nearly) time order, so an index on ts would only add a sort.
+        if lo is not None:
+            where.append("+ts >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append("+ts < ?")
+            params.append(hi)
+        if cursor is not None:
+            where.append("pos <= ?" if desc else "pos >= ?")
+            params.append(cursor)
+        sql = "SELECT pos, offset, length, leaf FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY pos {'DESC' if desc else 'ASC'} LIMIT ?"
+        params.append(limit)
+        return [IndexRow(*row) for row in self._connect().execute(sql, params)]
+
+    def leaves(self) -> Iterator[bytes]:
+        """Every indexed leaf hash in log order (streamed)."""
+        for (leaf,) in self._connect().execute("SELECT leaf FROM records ORDER BY pos"):
+            yield bytes(leaf)
+
+    # -- writing (the caller holds the audit lock) ----------------------------------------------
+
+    def append(self, offset: int, line: bytes, record: dict[str, Any]) -> None:
+        """Index a line just appended at ``offset`` if the index is exactly in step with the log.
+
+        An index that is behind (or ahead) is left alone: the next reader catches it up.
+        """
+        last = self.last()
+        if (0 if last is None else last.offset + last.length) != offset:
+            return
+        pos = 0 if last is None else last.pos + 1
+        tree = merkle.Frontier.of(self, pos)
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert(conn, tree, [(offset, line, record)])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def sync(self, log_fd: int, log_size: int, *, force: bool = False) -> None:
+        """Bring the index in step with the log's complete lines (caller holds the audit lock)."""
+        conn = self._connect()
+        last = None if force else self.last()
+        start, pos = 0, 0
+        if last is not None:
+            end = last.offset + last.length
+            raw = os.pread(log_fd, last.length, last.offset) if end <= log_size else b""
+            if raw.endswith(b"\n") and merkle.leaf_hash(raw[:-1]) == last.leaf:
+                start, pos = end, last.pos + 1
+        if pos == 0 and (force or self.count()):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM records")
+            conn.execute("DELETE FROM nodes")
+            conn.execute("COMMIT")
+        if start >= log_size:
+            return
+        tree = merkle.Frontier.of(self, pos)
+        batch: list[tuple[int, bytes, dict[str, Any]]] = []
+        for offset, line in _complete_lines(log_fd, start, log_size):
+            batch.append((offset, line, _parse(line)))
+            if len(batch) >= _BATCH:
+                self._commit(conn, tree, batch)
+                batch = []
+        if batch:
+            self._commit(conn, tree, batch)
+
+    def _commit(self, conn: sqlite3.Connection, tree: merkle.Frontier, batch: list[Any]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert(conn, tree, batch)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _insert(
+        conn: sqlite3.Connection, tree: merkle.Frontier, batch: list[tuple[int, bytes, dict[str, Any]]]
+    ) -> None:
+        records, nodes = [], []
+        for offset, line, record in batch:
+            leaf = merkle.leaf_hash(line)
+            pos = tree.size
+            for level, index, digest in tree.append(leaf)[1:]:
+                nodes.append((_node_id(level, index), digest))
+            records.append(
+                (
+                    pos,
+                    offset,
+                    len(line) + 1,
+                    record.get("_ts", 0),
+                    _text(record.get("event")),
+                    _text(record.get("actor")),
+                    _text(record.get("run_id")),
+                    leaf,
+                )
+            )
+        conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
+        conn.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?)", nodes)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def timestamp_us(value: str | datetime | None) -> int | None:
+    """Microseconds since the epoch; naive datetimes and ISO strings are taken as UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise GovernanceError(
+                f"invalid time {value!r}: expected ISO-8601 like 2025-01-31T12:00:00Z"
+            ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1_000_000)
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    """The filter fields of a line (empty for a line that is not a record)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    try:
+        data["_ts"] = timestamp_us(str(data.get("timestamp", ""))) or 0
+    except (GovernanceError, OverflowError):
+        data["_ts"] = 0
+    return data
+
+
+def _complete_lines(fd: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line without newline)`` for each complete line in ``[start, end)``."""
+    offset, pending = start, b""
+    while offset < end:
+        chunk = os.pread(fd, min(_READ_CHUNK, end - offset), offset)
+        if not chunk:
+            break
+        offset += len(chunk)
+        buf = pending + chunk
+        line_start = offset - len(buf)
+        lines = buf.split(b"\n")
+        pending = lines.pop()  # bytes after the last newline: a partial (or torn) line
+        for line in lines:
+            yield line_start, line
+            line_start += len(line) + 1
