@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import ConfigError, ManifestError, ManifestTamperedError
@@ -133,9 +140,10 @@ class RunManifest(BaseModel):
     signature: Signature | None = None
 
     @model_serializer(mode="wrap")
-    def _omit_absent_checkpoint(self, handler: Any) -> Any:
+    def _omit_absent_checkpoint(self, handler: SerializerFunctionWrapHandler):
         # Manifests written before audit_checkpoint existed have no such key: leaving it out
-        # when unset keeps their hash and exact bytes verifying.
+        # when unset keeps their hash and exact bytes verifying. No return annotation on
+        # purpose: pydantic then keeps the model's schema (the API documents it) for dumps.
         data = handler(self)
         if isinstance(data, dict) and data.get("audit_checkpoint", 0) is None:
             del data["audit_checkpoint"]

@@ -202,6 +202,11 @@ class AuditVerification:
         """JSON-serialisable summary."""
         return {**asdict(self), "ok": self.ok}
 
+    def summary(self) -> str:
+        """The first problems on one line (what :meth:`AuditLogger.verify` raises)."""
+        more = f" (+{len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+        return "; ".join(self.problems[:3]) + more
+
 
 @dataclass
 class AuditRepair:
@@ -669,8 +674,7 @@ class AuditLogger:
         """Like :meth:`check` but raises :class:`AuditTamperedError` when anything is wrong."""
         result = self.check(expected_head=expected_head, manifests_dir=manifests_dir)
         if not result.ok:
-            more = f" (+{len(result.problems) - 3} more)" if len(result.problems) > 3 else ""
-            raise AuditTamperedError(f"{self.path}: " + "; ".join(result.problems[:3]) + more)
+            raise AuditTamperedError(f"{self.path}: {result.summary()}")
         return result
 
     def repair(self) -> AuditRepair:
@@ -918,9 +922,7 @@ class AuditReader:
     # -- proofs -----------------------------------------------------------------------------------
 
     def _size(self, size: int | None, what: str) -> int:
-        if not self.sync():
-            raise GovernanceError(f"{self.path}: no audit log, nothing to prove")
-        count = self.index.count()
+        count = self.index.count() if self.sync() else 0
         if size is None:
             return count
         if not isinstance(size, int) or size < 0 or size > count:
@@ -974,6 +976,9 @@ class AuditReader:
         new_size = self._size(new, "new size")
         if not isinstance(old, int) or not 0 <= old <= new_size:
             raise GovernanceError(f"old size {old!r} must be between 0 and the new size {new_size}")
+        if new_size == 0:  # no log at all: nothing but the empty tree
+            empty = merkle.EMPTY_ROOT.hex()
+            return ConsistencyProof(0, 0, empty, empty, [])
         with self.index.snapshot():
             path = merkle.consistency_path(self.index, old, new_size)
             old_root, new_root = self.index.root(old), self.index.root(new_size)

@@ -284,11 +284,14 @@ class AuditIndex:
         if (0 if last is None else last.offset + last.length) != offset:
             return
         pos = 0 if last is None else last.pos + 1
-        tree = merkle.Frontier.of(self, pos)
+        # Only the siblings this leaf completes are needed (one lookup on average), not the
+        # whole frontier.
+        siblings = [self.perfect(level, (pos >> level) - 1) for level in range(_trailing_ones(pos))]
+        tree = merkle.Frontier(len(siblings) and (1 << len(siblings)) - 1, siblings[::-1])
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            self._insert(conn, tree, [(offset, line, record)])
+            self._insert(conn, tree, [(offset, line, record)], first_pos=pos)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -332,14 +335,20 @@ class AuditIndex:
 
     @staticmethod
     def _insert(
-        conn: sqlite3.Connection, tree: merkle.Frontier, batch: list[tuple[int, bytes, dict[str, Any]]]
+        conn: sqlite3.Connection,
+        tree: merkle.Frontier,
+        batch: list[tuple[int, bytes, dict[str, Any]]],
+        first_pos: int | None = None,
     ) -> None:
+        # ``tree`` may hold only the low part of the frontier (``first_pos`` says where its
+        # leaves really start): node indexes are shifted by what it leaves out.
+        shift = 0 if first_pos is None else first_pos - tree.size
         records, nodes = [], []
         for offset, line, record in batch:
             leaf = merkle.leaf_hash(line)
-            pos = tree.size
+            pos = tree.size + shift
             for level, index, digest in tree.append(leaf)[1:]:
-                nodes.append((_node_id(level, index), digest))
+                nodes.append((_node_id(level, index + (shift >> level)), digest))
             records.append(
                 (
                     pos,
@@ -354,6 +363,10 @@ class AuditIndex:
             )
         conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
         conn.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?)", nodes)
+
+
+def _trailing_ones(n: int) -> int:
+    return (n ^ (n + 1)).bit_length() - 1
 
 
 def _text(value: Any) -> str | None:

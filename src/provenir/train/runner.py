@@ -55,6 +55,8 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
     """Train one run and return its sealed, saved manifest."""
     opts = options or RunOptions()
     store = RunStore(config.output_dir)
+    audit = AuditLogger(store.audit_dir)
+    audit.check_ready()  # a torn or linked audit log stops the run here, before anything is written
     data = _load_data(config)
     scans = _scan(config, data)
     backend = opts.backend if opts.backend is not None else select_backend(config)
@@ -105,12 +107,11 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         manifest.timestamp = previous.timestamp  # the run started then; this is its continuation
     from provenir.train.tracking import build_tracker
 
-    audit = AuditLogger(store.audit_dir)
     tracker = build_tracker(config, rdir)  # a missing tracking package fails here, before any manifest
     callbacks = _run_callbacks(config, data, tracker)  # so does an evaluation the data cannot support
     path = store.manifest_path(run_id)
     manifest.seal(config.manifest.signing_key_path).save(path)
-    started = audit.log(
+    audit.log(
         "training_resumed" if previous else "training_started",
         run_id=run_id,
         name=config.name,
@@ -134,6 +135,8 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         audit.log(
             "training_failed", run_id=run_id, error=manifest.error, manifest_hash=manifest.manifest_hash
         )
+        with contextlib.suppress(ProvenirError):  # the training error is the one to raise
+            audit.checkpoint(config.manifest.signing_key_path, run_id=run_id)
         if tracker is not None:
             # Closing the tracker must not mask the training error being raised.
             with contextlib.suppress(Exception):
@@ -145,8 +148,9 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         for callback in attached:
             backend.callbacks.remove(callback)  # a reused backend must not keep this run's callbacks
     _record_result(manifest, result, rdir)
-    # A sealed copy of the audit chain's head: deleting later records cannot hide this run's start.
-    manifest.extra["audit_head"] = {"seq": started.seq, "hash": started.hash}
+    # A tree head over the log so far, sealed in the manifest: removing or rewriting any record
+    # up to this run's own is then detected (`provenir audit verify`).
+    manifest.audit_checkpoint = audit.checkpoint(config.manifest.signing_key_path, run_id=run_id)
     manifest.status = "completed"
     manifest.finished_at = utc_now()
     manifest.seal(config.manifest.signing_key_path).save(path)
@@ -169,6 +173,7 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         final_loss=manifest.metrics.get("final_loss"),
         resumed_from=manifest.resumed_from,
     )
+    audit.checkpoint(config.manifest.signing_key_path, run_id=run_id)  # covers the completion too
     return manifest
 
 
