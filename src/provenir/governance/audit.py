@@ -403,8 +403,10 @@ class AuditLogger:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock = FileLock(str(self.lock_path), timeout=_LOCK_TIMEOUT_S)
             self._lock_pid = os.getpid()
-        # filelock opens (and truncates) the lock file itself: a link there would clobber its target.
-        refuse_link(self.lock_path, "audit lock file")
+        # Every file a writer may touch, checked before anything is written: filelock opens (and
+        # truncates) the lock itself, SQLite its index files, so O_NOFOLLOW cannot cover those.
+        for path in self._files():
+            refuse_link(path, "audit file")
         try:
             self._lock.acquire()
         except Timeout:
@@ -412,6 +414,10 @@ class AuditLogger:
                 f"{self.lock_path}: could not lock the audit log within {_LOCK_TIMEOUT_S:.0f}s"
             ) from None
         return self._lock
+
+    def _files(self) -> list[Path]:
+        index_files = [Path(f"{self.index_path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+        return [self.lock_path, self.path, self.checkpoints_path, *index_files]
 
     def _open(self, name: str, flags: int) -> int:
         return open_nofollow(self.directory, name, flags)
@@ -499,9 +505,8 @@ class AuditLogger:
         the log no longer extends its last tree head (then no new head could be signed). Cheap:
         it reads the log's last byte and O(log n) index entries.
         """
-        for path, what in ((self.directory, "audit folder"), (self.path, "audit log")):
-            refuse_link(path, what)
-        for path in (self.lock_path, self.checkpoints_path, self.index_path):
+        refuse_link(self.directory, "audit folder")
+        for path in self._files():
             refuse_link(path, "audit file")
         if not self.path.is_file():
             return

@@ -24,7 +24,7 @@ from provenir.core.errors import GovernanceError
 from provenir.core.hashing import canonical_json
 from provenir.core.tree_head import TreeHead
 from provenir.governance import merkle
-from provenir.governance.audit_index import IndexUnreadable
+from provenir.governance.audit_index import IndexUnreadable, refuse_link
 
 if TYPE_CHECKING:
     from provenir.governance.audit import AuditLogger, AuditVerification
@@ -95,6 +95,7 @@ def check_log(
         _repair_command,
     )
 
+    refuse_link(logger.directory, "audit folder")
     problems: list[str] = []
     overflow = 0
 
