@@ -151,6 +151,11 @@ def main() -> None:
                 t = time.perf_counter()
                 c.get("/audit", params={"limit": 1}).raise_for_status()
                 print(f"first GET /audit (builds the audit sidecar index) in {time.perf_counter() - t:.1f}s")
+                t = time.perf_counter()
+                AuditLogger(artifacts / "audit").checkpoint()
+                print(
+                    f"tree head over the whole log (index current) in {(time.perf_counter() - t) * 1000:.1f} ms"
+                )
                 mid = args.runs // 2
                 deep_cursor = encode_cursor((T0 + timedelta(seconds=mid)).isoformat(), run_id_for(mid))
                 rare_run = run_id_for(7)
@@ -167,13 +172,15 @@ def main() -> None:
                     ("/audit", {"limit": 50, "event": "eval_complete"}, "event filter (1 in 3)"),
                     ("/audit", {"limit": 50, "since": mid_ts}, "since=middle (asc)"),
                     ("/audit", {"limit": 50, "run_id": rare_run}, "run_id filter (rare)"),
+                    (f"/audit/proof/{args.audit_records // 2}", {}, "inclusion proof (middle)"),
+                    ("/audit/checkpoint", {}, "latest tree head"),
                 ]
                 scenarios[7][1]["order"] = "asc"
-                print(f"\n{'endpoint':<8} {'scenario':<24} {'p50 ms':>8} {'p99 ms':>8} {'bytes':>8}")
+                print(f"\n{'endpoint':<20} {'scenario':<24} {'p50 ms':>8} {'p99 ms':>8} {'bytes':>8}")
                 for path, params, label in scenarios:
                     repeats = args.requests if "rare" not in label else max(10, args.requests // 10)
                     p50, p99, nbytes = timed(c, path, params, repeats)
-                    print(f"{path:<8} {label:<24} {p50:>8.2f} {p99:>8.2f} {nbytes:>8}")
+                    print(f"{path:<20} {label:<24} {p50:>8.2f} {p99:>8.2f} {nbytes:>8}")
                 # What a listing costs right after a new run lands (incremental index refresh).
                 make_runs_one = RunManifest(
                     name="late",

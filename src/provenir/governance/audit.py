@@ -65,11 +65,13 @@ cursor=None, order="desc")`` returns an :class:`AuditPage` (``records``, ``next_
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import math
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -467,10 +469,9 @@ class AuditLogger:
             finally:
                 os.close(fd)
             self._head_cache = (size + len(line), record["seq"], record["hash"])
-            try:
+            # The record is written; the index is a cache the next reader rebuilds if this fails.
+            with contextlib.suppress(GovernanceError, OSError, sqlite3.Error):
                 self.index.append(size, line[:-1], {**record, "_ts": timestamp_us(record["timestamp"])})
-            except (GovernanceError, OSError, sqlite_error()):
-                pass  # the record is written; the index is a cache the next reader rebuilds
         finally:
             lock.release()
         return AuditRecord.from_dict(record)
@@ -739,13 +740,6 @@ class AuditLogger:
         return AuditRepair(action, removed, saved)
 
 
-def sqlite_error() -> type[Exception]:
-    """``sqlite3.Error`` (imported where needed: readers of the log alone never load sqlite)."""
-    import sqlite3
-
-    return sqlite3.Error
-
-
 def _sync(index: AuditIndex, fd: int, size: int, *, force: bool = False) -> None:
     """Catch the index up with the log (caller holds the lock); an unreadable one is rebuilt."""
     try:
@@ -845,10 +839,15 @@ class AuditReader:
         except IndexUnreadable:
             return False
         end = 0 if last is None else last.offset + last.length
-        if end == log_size:
-            return True
+        if end > log_size:
+            return False
         # A torn (unindexed) tail without newline is allowed after the last indexed line.
-        return end < log_size and b"\n" not in os.pread(fd, log_size - end, end)
+        while end < log_size:
+            chunk = os.pread(fd, min(1 << 16, log_size - end), end)
+            if not chunk or b"\n" in chunk:
+                return False
+            end += len(chunk)
+        return True
 
     def _line(self, fd: int, offset: int, length: int) -> bytes | None:
         raw = os.pread(fd, length, offset)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,12 +241,6 @@ def _index_witness(logger: AuditLogger) -> Iterator[bytes] | None:
     try:
         leaves = logger.index.leaves()
         first = next(leaves, None)
-    except (IndexUnreadable, _sqlite_error()):
+    except (IndexUnreadable, sqlite3.Error):
         return None
     return itertools.chain([first], leaves) if first is not None else iter(())
-
-
-def _sqlite_error() -> type[Exception]:
-    import sqlite3
-
-    return sqlite3.Error

@@ -198,7 +198,10 @@ class AuditIndex:
         try:
             yield
         finally:
-            conn.execute("COMMIT")
+            # The connection may have been replaced meanwhile (the index file was reset).
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
 
     def count(self) -> int:
         """Number of indexed lines."""

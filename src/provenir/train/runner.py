@@ -135,7 +135,7 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
         audit.log(
             "training_failed", run_id=run_id, error=manifest.error, manifest_hash=manifest.manifest_hash
         )
-        with contextlib.suppress(ProvenirError):  # the training error is the one to raise
+        with contextlib.suppress(Exception):  # the training error is the one to raise
             audit.checkpoint(config.manifest.signing_key_path, run_id=run_id)
         if tracker is not None:
             # Closing the tracker must not mask the training error being raised.
