@@ -122,6 +122,19 @@ def test_proofs_of_every_record_verify_against_the_sealed_roots(tmp_path: Path) 
     assert AuditReader(audit.directory).prove(7, 23).to_dict() == before
 
 
+def test_index_kept_by_writers_equals_one_rebuilt_from_the_log(tmp_path: Path) -> None:
+    _, audit = _store_with_log(tmp_path, 70)  # written record by record by the logger
+    reader = AuditReader(audit.directory)
+    reference = pymerkle.InmemoryTree(algorithm="sha256")
+    for line in _lines(audit.directory):
+        reference.append_entry(line)
+    incremental = [reader.consistency(size, 70).old_root for size in range(1, 71)]
+    assert incremental == [reference.get_root(size).hex() for size in range(1, 71)]
+    _drop_index(audit.directory)
+    rebuilt = AuditReader(audit.directory)
+    assert [rebuilt.consistency(size, 70).old_root for size in range(1, 71)] == incremental
+
+
 def test_proof_arguments_outside_the_log_are_refused(tmp_path: Path) -> None:
     _, audit = _store_with_log(tmp_path, 5)
     reader = AuditReader(audit.directory)

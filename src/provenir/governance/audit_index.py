@@ -5,8 +5,8 @@
 ``records(pos, offset, length, ts, event, actor, run_id, leaf)``
     One row per complete line (``pos`` counts lines from 0, so record ``seq`` is ``pos + 1`` in
     an intact log): its byte range, its time in microseconds, the three filter columns
-    (indexed, so a filtered page is an index walk), and ``leaf``, the RFC 9162 leaf hash of
-    the line's bytes.
+    (indexed, so a filtered page is an index walk; they hold ids of ``names(id, value)``, which
+    keeps rows and indexes small), and ``leaf``, the RFC 9162 leaf hash of the line's bytes.
 ``nodes(id, hash)``
     Every completed perfect subtree of the Merkle tree above the leaves (``id`` is
     ``level << 48 | index``), so a proof or the root at any size costs O(log n) lookups.
@@ -40,24 +40,36 @@ INDEX_NAME = "audit.index.db"
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 _SCHEMA_VERSION = 1
 _LEVEL_SHIFT = 48
+# Perfect subtrees of 2**4 = 16 leaves and up are stored (1/16 of a row per record); smaller
+# ones are hashed from their leaves when a proof needs them.
+_STORED_FROM_LEVEL = 4
 _BATCH = 20_000  # rows per transaction while catching up: bounded memory and WAL size
 _READ_CHUNK = 1 << 20
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS records (
     pos INTEGER PRIMARY KEY,
     offset INTEGER NOT NULL,
     length INTEGER NOT NULL,
     ts INTEGER NOT NULL,
-    event TEXT,
-    actor TEXT,
-    run_id TEXT,
+    event INTEGER,
+    actor INTEGER,
+    run_id INTEGER,
     leaf BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+"""
+# Built after a full rebuild's rows are in (sorting once is far faster than updating per row).
+_FILTER_INDEXES = """
 CREATE INDEX IF NOT EXISTS records_event ON records(event);
 CREATE INDEX IF NOT EXISTS records_actor ON records(actor);
 CREATE INDEX IF NOT EXISTS records_run_id ON records(run_id);
-CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+"""
+_DROP_FILTER_INDEXES = """
+DROP INDEX IF EXISTS records_event;
+DROP INDEX IF EXISTS records_actor;
+DROP INDEX IF EXISTS records_run_id;
 """
 
 
@@ -119,6 +131,7 @@ def open_nofollow(directory: Path, name: str, flags: int, mode: int = 0o644) -> 
 # -- the index ----------------------------------------------------------------------------------
 
 _local = threading.local()
+_DECODER = json.JSONDecoder()
 
 
 def _node_id(level: int, index: int) -> int:
@@ -170,7 +183,7 @@ class AuditIndex:
             if version != _SCHEMA_VERSION:
                 if version != 0:
                     raise sqlite3.DatabaseError(f"index format {version}, expected {_SCHEMA_VERSION}")
-                conn.executescript(_SCHEMA)
+                conn.executescript(_SCHEMA + _FILTER_INDEXES)
                 conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -220,15 +233,24 @@ class AuditIndex:
     def perfect(self, level: int, index: int) -> bytes:
         """Hash of perfect subtree ``index`` at ``level`` (a :class:`~merkle.NodeSource`)."""
         conn = self._connect()
-        if level == 0:
-            row = conn.execute("SELECT leaf FROM records WHERE pos = ?", (index,)).fetchone()
+        if level < _STORED_FROM_LEVEL:
+            # Small subtrees are not stored: hashing their few leaves is as cheap as a lookup.
+            first, width = index << level, 1 << level
+            leaves = [
+                bytes(leaf)
+                for (leaf,) in conn.execute(
+                    "SELECT leaf FROM records WHERE pos >= ? AND pos < ? ORDER BY pos", (first, first + width)
+                )
+            ]
+            if len(leaves) == width:
+                return merkle.LeafList(leaves).perfect(level, 0)
         else:
             row = conn.execute("SELECT hash FROM nodes WHERE id = ?", (_node_id(level, index),)).fetchone()
-        if row is None:
-            raise GovernanceError(
-                f"{self.path}: Merkle node {level}/{index} is missing; delete the index (it is rebuilt)"
-            )
-        return bytes(row[0])
+            if row is not None:
+                return bytes(row[0])
+        raise GovernanceError(
+            f"{self.path}: Merkle node {level}/{index} is missing; delete the index (it is rebuilt)"
+        )
 
     def root(self, size: int) -> bytes:
         """MTH of the first ``size`` lines."""
@@ -251,7 +273,7 @@ class AuditIndex:
         params: list[str | int] = []
         for column, value in (("event", event), ("actor", actor), ("run_id", run_id)):
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(f"{column} = (SELECT id FROM names WHERE value = ?)")
                 params.append(value)
         # The time filter never drives the scan ("+ts" hides it from the planner): rows come
         # in pos order, which is (nearly) time order, so an index on ts would only add a sort.
@@ -291,14 +313,7 @@ class AuditIndex:
         # whole frontier.
         siblings = [self.perfect(level, (pos >> level) - 1) for level in range(_trailing_ones(pos))]
         tree = merkle.Frontier(len(siblings) and (1 << len(siblings)) - 1, siblings[::-1])
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._insert(conn, tree, [(offset, line, record)], first_pos=pos)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        self._commit(self._connect(), tree, [(offset, line, record)], {}, first_pos=pos)
 
     def sync(self, log_fd: int, log_size: int, *, force: bool = False) -> None:
         """Bring the index in step with the log's complete lines (caller holds the audit lock)."""
@@ -310,70 +325,84 @@ class AuditIndex:
             raw = os.pread(log_fd, last.length, last.offset) if end <= log_size else b""
             if raw.endswith(b"\n") and merkle.leaf_hash(raw[:-1]) == last.leaf:
                 start, pos = end, last.pos + 1
-        if pos == 0 and (force or self.count()):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM records")
-            conn.execute("DELETE FROM nodes")
-            conn.execute("COMMIT")
         if start >= log_size:
+            if pos == 0 and (force or self.count()):
+                conn.executescript("BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM nodes; COMMIT;")
             return
+        full = pos == 0
+        if full:
+            conn.executescript(
+                "BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM nodes; COMMIT;" + _DROP_FILTER_INDEXES
+            )
         tree = merkle.Frontier.of(self, pos)
+        names: dict[str, int] = {}
         batch: list[tuple[int, bytes, dict[str, Any]]] = []
         for offset, line in _complete_lines(log_fd, start, log_size):
             batch.append((offset, line, _parse(line)))
             if len(batch) >= _BATCH:
-                self._commit(conn, tree, batch)
+                self._commit(conn, tree, batch, names)
                 batch = []
         if batch:
-            self._commit(conn, tree, batch)
+            self._commit(conn, tree, batch, names)
+        if full:
+            conn.executescript(_FILTER_INDEXES)
 
-    def _commit(self, conn: sqlite3.Connection, tree: merkle.Frontier, batch: list[Any]) -> None:
+    @staticmethod
+    def _commit(
+        conn: sqlite3.Connection,
+        tree: merkle.Frontier,
+        batch: list[tuple[int, bytes, dict[str, Any]]],
+        names: dict[str, int],
+        first_pos: int | None = None,
+    ) -> None:
+        """Insert ``batch`` (lines with their parsed fields) and the tree nodes they complete.
+
+        ``tree`` may hold only the low part of the frontier (``first_pos`` says where its leaves
+        really start): node indexes are then shifted by what it leaves out.
+        """
+        shift = 0 if first_pos is None else first_pos - tree.size
         conn.execute("BEGIN IMMEDIATE")
         try:
-            self._insert(conn, tree, batch)
+
+            def name_id(value: Any) -> int | None:
+                if not isinstance(value, str):
+                    return None
+                found = names.get(value)
+                if found is None:
+                    conn.execute("INSERT OR IGNORE INTO names(value) VALUES (?)", (value,))
+                    found = names[value] = conn.execute(
+                        "SELECT id FROM names WHERE value = ?", (value,)
+                    ).fetchone()[0]
+                return found
+
+            records, nodes = [], []
+            for offset, line, record in batch:
+                leaf = merkle.leaf_hash(line)
+                pos = tree.size + shift
+                for level, index, digest in tree.append(leaf)[_STORED_FROM_LEVEL:]:
+                    nodes.append((_node_id(level, index + (shift >> level)), digest))
+                records.append(
+                    (
+                        pos,
+                        offset,
+                        len(line) + 1,
+                        record.get("_ts", 0),
+                        name_id(record.get("event")),
+                        name_id(record.get("actor")),
+                        name_id(record.get("run_id")),
+                        leaf,
+                    )
+                )
+            conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
+            conn.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?)", nodes)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _insert(
-        conn: sqlite3.Connection,
-        tree: merkle.Frontier,
-        batch: list[tuple[int, bytes, dict[str, Any]]],
-        first_pos: int | None = None,
-    ) -> None:
-        # ``tree`` may hold only the low part of the frontier (``first_pos`` says where its
-        # leaves really start): node indexes are shifted by what it leaves out.
-        shift = 0 if first_pos is None else first_pos - tree.size
-        records, nodes = [], []
-        for offset, line, record in batch:
-            leaf = merkle.leaf_hash(line)
-            pos = tree.size + shift
-            for level, index, digest in tree.append(leaf)[1:]:
-                nodes.append((_node_id(level, index + (shift >> level)), digest))
-            records.append(
-                (
-                    pos,
-                    offset,
-                    len(line) + 1,
-                    record.get("_ts", 0),
-                    _text(record.get("event")),
-                    _text(record.get("actor")),
-                    _text(record.get("run_id")),
-                    leaf,
-                )
-            )
-        conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
-        conn.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?)", nodes)
-
 
 def _trailing_ones(n: int) -> int:
     return (n ^ (n + 1)).bit_length() - 1
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def timestamp_us(value: str | datetime | None) -> int | None:
@@ -395,8 +424,8 @@ def timestamp_us(value: str | datetime | None) -> int | None:
 def _parse(line: bytes) -> dict[str, Any]:
     """The filter fields of a line (empty for a line that is not a record)."""
     try:
-        data = json.loads(line)
-    except ValueError:
+        data = _DECODER.decode(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
         return {}
     if not isinstance(data, dict):
         return {}
