@@ -131,6 +131,7 @@ def open_nofollow(directory: Path, name: str, flags: int, mode: int = 0o644) -> 
 # -- the index ----------------------------------------------------------------------------------
 
 _local = threading.local()
+_MAX_CONNECTIONS = 8  # per thread
 _DECODER = json.JSONDecoder()
 
 
@@ -153,7 +154,11 @@ class AuditIndex:
         return self.path.is_file()
 
     def _connect(self) -> sqlite3.Connection:
-        """This thread's connection (reopened when the file was replaced or the process forked)."""
+        """This thread's connection (reopened when the file was replaced or the process forked).
+
+        Connections are cached per thread (sqlite3 objects stay in their thread), most recently
+        used last, so a server answers without reopening the database per request.
+        """
         cache: dict[str, tuple[int, int, sqlite3.Connection]] = getattr(_local, "connections", None) or {}
         _local.connections = cache
         key = str(self.path)
@@ -191,6 +196,10 @@ class AuditIndex:
                 f"{self.path}: the audit index is unreadable ({exc}); delete it (it is rebuilt from the log)"
             ) from None
         cache[key] = (os.getpid(), os.lstat(self.path).st_ino, conn)
+        while len(cache) > _MAX_CONNECTIONS:  # least recently used first: bounded open files
+            pid, _, old = cache.pop(next(iter(cache)))
+            if pid == os.getpid():
+                old.close()
         return conn
 
     def reset(self) -> None:
