@@ -19,14 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    ValidationError,
-    model_serializer,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import ConfigError, ManifestError, ManifestTamperedError
@@ -139,21 +132,11 @@ class RunManifest(BaseModel):
     manifest_hash: str | None = None
     signature: Signature | None = None
 
-    @model_serializer(mode="wrap")
-    def _omit_absent_checkpoint(self, handler: SerializerFunctionWrapHandler):
-        # Manifests written before audit_checkpoint existed have no such key: leaving it out
-        # when unset keeps their hash and exact bytes verifying. No return annotation on
-        # purpose: pydantic then keeps the model's schema (the API documents it) for dumps.
-        data = handler(self)
-        if isinstance(data, dict) and data.get("audit_checkpoint", 0) is None:
-            del data["audit_checkpoint"]
-        return data
-
     # -- sealing ----------------------------------------------------------------------------
 
     def body(self) -> dict[str, Any]:
         """Every field the hash covers (all but manifest_hash and signature)."""
-        return self.model_dump(mode="json", exclude={"manifest_hash", "signature"})
+        return self._dump(exclude={"manifest_hash", "signature"})
 
     def compute_hash(self) -> str:
         """SHA-256 over the canonical JSON of :meth:`body`."""
@@ -217,7 +200,15 @@ class RunManifest(BaseModel):
 
     def to_json(self) -> str:
         """The exact text Provenir writes (sorted keys, 2-space indent, trailing newline)."""
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return json.dumps(self._dump(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def _dump(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        # Manifests written before audit_checkpoint existed have no such key: leaving it out
+        # when unset keeps their hash and exact bytes verifying.
+        omit = set(exclude or ())
+        if self.audit_checkpoint is None:
+            omit.add("audit_checkpoint")
+        return self.model_dump(mode="json", exclude=omit)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (temp file, fsync, rename)."""
