@@ -142,6 +142,7 @@ def test_deleting_a_record_is_detected(tmp_path: Path, victim: int) -> None:
 def test_deleting_the_last_record_is_detected_by_index_and_anchor(tmp_path: Path) -> None:
     audit = _filled(tmp_path)
     anchor = audit.head()
+    assert AuditReader(audit.directory).count() == 5  # the index exists once anything read the log
     lines = _lines(audit.directory)
     _write_lines(audit.directory, lines[:-1])
     assert any("index lists 5 records" in p for p in audit.check().problems)

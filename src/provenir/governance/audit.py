@@ -65,13 +65,11 @@ cursor=None, order="desc")`` returns an :class:`AuditPage` (``records``, ``next_
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import math
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -469,9 +467,6 @@ class AuditLogger:
             finally:
                 os.close(fd)
             self._head_cache = (size + len(line), record["seq"], record["hash"])
-            # The record is written; the index is a cache the next reader rebuilds if this fails.
-            with contextlib.suppress(GovernanceError, OSError, sqlite3.Error):
-                self.index.append(size, line[:-1], {**record, "_ts": timestamp_us(record["timestamp"])})
         finally:
             lock.release()
         return AuditRecord.from_dict(record)

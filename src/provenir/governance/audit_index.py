@@ -308,21 +308,8 @@ class AuditIndex:
             yield bytes(leaf)
 
     # -- writing (the caller holds the audit lock) ----------------------------------------------
-
-    def append(self, offset: int, line: bytes, record: dict[str, Any]) -> None:
-        """Index a line just appended at ``offset`` if the index is exactly in step with the log.
-
-        An index that is behind (or ahead) is left alone: the next reader catches it up.
-        """
-        last = self.last()
-        if (0 if last is None else last.offset + last.length) != offset:
-            return
-        pos = 0 if last is None else last.pos + 1
-        # Only the siblings this leaf completes are needed (one lookup on average), not the
-        # whole frontier.
-        siblings = [self.perfect(level, (pos >> level) - 1) for level in range(_trailing_ones(pos))]
-        tree = merkle.Frontier(len(siblings) and (1 << len(siblings)) - 1, siblings[::-1])
-        self._commit(self._connect(), tree, [(offset, line, record)], {}, first_pos=pos)
+    # Writers of the log never touch the index: appending a record stays one write and one
+    # fsync, and the next reader (or tree head) indexes the new lines, a few at a time.
 
     def sync(self, log_fd: int, log_size: int, *, force: bool = False) -> None:
         """Bring the index in step with the log's complete lines (caller holds the audit lock)."""
@@ -362,14 +349,8 @@ class AuditIndex:
         tree: merkle.Frontier,
         batch: list[tuple[int, bytes, dict[str, Any]]],
         names: dict[str, int],
-        first_pos: int | None = None,
     ) -> None:
-        """Insert ``batch`` (lines with their parsed fields) and the tree nodes they complete.
-
-        ``tree`` may hold only the low part of the frontier (``first_pos`` says where its leaves
-        really start): node indexes are then shifted by what it leaves out.
-        """
-        shift = 0 if first_pos is None else first_pos - tree.size
+        """Insert ``batch`` (lines with their parsed fields) and the tree nodes they complete."""
         conn.execute("BEGIN IMMEDIATE")
         try:
 
@@ -387,9 +368,9 @@ class AuditIndex:
             records, nodes = [], []
             for offset, line, record in batch:
                 leaf = merkle.leaf_hash(line)
-                pos = tree.size + shift
+                pos = tree.size
                 for level, index, digest in tree.append(leaf)[_STORED_FROM_LEVEL:]:
-                    nodes.append((_node_id(level, index + (shift >> level)), digest))
+                    nodes.append((_node_id(level, index), digest))
                 records.append(
                     (
                         pos,
@@ -408,10 +389,6 @@ class AuditIndex:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-
-def _trailing_ones(n: int) -> int:
-    return (n ^ (n + 1)).bit_length() - 1
 
 
 def timestamp_us(value: str | datetime | None) -> int | None:
