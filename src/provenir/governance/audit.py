@@ -37,7 +37,8 @@ Files in the audit folder
     it is what makes concurrent processes produce one gap-free chain.
 ``audit.index.db``
     A derived SQLite index (:mod:`provenir.governance.audit_index`): line positions, filter
-    columns and the Merkle tree's nodes. It is a cache, never trusted: every record read
+    columns and the Merkle tree's nodes. It is a cache, never trusted: appending a record does
+    not touch it, readers and tree heads bring it in step with the log, every record read
     through it is checked against the log, and a missing, stale or unreadable index is
     rebuilt from the log.
 

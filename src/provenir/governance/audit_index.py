@@ -8,8 +8,9 @@
     (indexed, so a filtered page is an index walk; they hold ids of ``names(id, value)``, which
     keeps rows and indexes small), and ``leaf``, the RFC 9162 leaf hash of the line's bytes.
 ``nodes(id, hash)``
-    Every completed perfect subtree of the Merkle tree above the leaves (``id`` is
-    ``level << 48 | index``), so a proof or the root at any size costs O(log n) lookups.
+    Every completed perfect subtree of 16 leaves or more (``id`` is ``level << 48 | index``;
+    smaller ones are hashed from their leaves), so a proof or the root at any size costs
+    O(log n) lookups.
 
 Every record read through the index is checked against the log (its leaf hash), and an index
 that is missing, behind, or whose last row no longer matches the log is brought in step from
@@ -66,6 +67,7 @@ CREATE INDEX IF NOT EXISTS records_event ON records(event);
 CREATE INDEX IF NOT EXISTS records_actor ON records(actor);
 CREATE INDEX IF NOT EXISTS records_run_id ON records(run_id);
 """
+_CLEAR = "BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM nodes; DELETE FROM names; COMMIT;"
 _DROP_FILTER_INDEXES = """
 DROP INDEX IF EXISTS records_event;
 DROP INDEX IF EXISTS records_actor;
@@ -284,13 +286,13 @@ class AuditIndex:
             if value is not None:
                 where.append(f"{column} = (SELECT id FROM names WHERE value = ?)")
                 params.append(value)
-        # The time filter never drives the scan ("+ts" hides it from the planner): rows come
-        # in pos order, which is (nearly) time order, so an index on ts would only add a sort.
+        # No index on ts: rows are walked in pos order, which is (nearly) time order, so an
+        # index on ts would only add a sort of every match before the LIMIT.
         if lo is not None:
-            where.append("+ts >= ?")
+            where.append("ts >= ?")
             params.append(lo)
         if hi is not None:
-            where.append("+ts < ?")
+            where.append("ts < ?")
             params.append(hi)
         if cursor is not None:
             where.append("pos <= ?" if desc else "pos >= ?")
@@ -323,13 +325,11 @@ class AuditIndex:
                 start, pos = end, last.pos + 1
         if start >= log_size:
             if pos == 0 and (force or self.count()):
-                conn.executescript("BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM nodes; COMMIT;")
+                conn.executescript(_CLEAR)
             return
         full = pos == 0
         if full:
-            conn.executescript(
-                "BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM nodes; COMMIT;" + _DROP_FILTER_INDEXES
-            )
+            conn.executescript(_CLEAR + _DROP_FILTER_INDEXES)
         tree = merkle.Frontier.of(self, pos)
         names: dict[str, int] = {}
         batch: list[tuple[int, bytes, dict[str, Any]]] = []
