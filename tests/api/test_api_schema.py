@@ -20,6 +20,9 @@ ENDPOINTS = {
     "/manifests/{run_id}/verify",
     "/audit",
     "/audit/verify",
+    "/audit/proof/{seq}",
+    "/audit/consistency",
+    "/audit/checkpoint",
     "/templates",
 }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from provenir.core.errors import AuditTamperedError, GovernanceError
-from provenir.governance.audit import GENESIS_HASH, AuditLogger, AuditReader
+from provenir.governance.audit import GENESIS_HASH, INDEX_NAME, AuditLogger, AuditReader
 
 RUN = "123e4567-e89b-42d3-a456-426614174000"
 
@@ -23,6 +23,11 @@ def _lines(d: Path) -> list[bytes]:
 
 def _write_lines(d: Path, lines: list[bytes]) -> None:
     (d / "audit.jsonl").write_bytes(b"".join(lines))
+
+
+def _drop_index(d: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        (d / f"{INDEX_NAME}{suffix}").unlink(missing_ok=True)
 
 
 def _filled(tmp_path: Path, n: int = 5) -> AuditLogger:
@@ -137,11 +142,12 @@ def test_deleting_a_record_is_detected(tmp_path: Path, victim: int) -> None:
 def test_deleting_the_last_record_is_detected_by_index_and_anchor(tmp_path: Path) -> None:
     audit = _filled(tmp_path)
     anchor = audit.head()
+    assert AuditReader(audit.directory).count() == 5  # the index exists once anything read the log
     lines = _lines(audit.directory)
     _write_lines(audit.directory, lines[:-1])
     assert any("index lists 5 records" in p for p in audit.check().problems)
     # Even with the index removed too, an anchored head catches the truncation.
-    (audit.directory / "audit.idx").unlink()
+    _drop_index(audit.directory)
     assert audit.check().ok
     assert any("records were deleted" in p for p in audit.check(expected_head=anchor).problems)
 
@@ -290,9 +296,10 @@ def test_reader_pages_filters_and_survives_a_lost_index(tmp_path: Path) -> None:
     assert reader.query(since=now + timedelta(seconds=1)).records == []
     assert len(reader.query(since=(now - timedelta(hours=1)).isoformat(), limit=100).records) == 30
     # Losing or corrupting the index does not lose records: it is rebuilt from the log.
-    (tmp_path / "audit.idx").write_bytes(b"garbage")
+    _drop_index(tmp_path)
+    (tmp_path / INDEX_NAME).write_bytes(b"garbage")
     assert [r.seq for r in reader.query(limit=3).records] == [30, 29, 28]
-    (tmp_path / "audit.idx").unlink()
+    _drop_index(tmp_path)
     assert reader.count() == 30
 
 
@@ -301,13 +308,14 @@ def test_reader_detects_a_stale_index_after_the_log_was_rewritten(tmp_path: Path
     for i in range(5):
         first.log("old", i=i)
     AuditReader(tmp_path).count()
-    # Replace the log by a different chain of the same length (the index now lies about it).
+    # Replace the log by a different chain of the same byte length: the index still lists the
+    # old lines at the very same offsets (writers leave an index that is not in step alone).
+    size = (tmp_path / "audit.jsonl").stat().st_size
     (tmp_path / "audit.jsonl").unlink()
-    idx = (tmp_path / "audit.idx").read_bytes()
     fresh = AuditLogger(tmp_path)
     for i in range(5):
         fresh.log("new", i=i)
-    (tmp_path / "audit.idx").write_bytes(idx)
+    assert (tmp_path / "audit.jsonl").stat().st_size == size
     assert [r.event for r in AuditReader(tmp_path).query(limit=5).records] == ["new"] * 5
 
 

@@ -150,7 +150,7 @@ class AuditPageResponse(_Model):
 
 
 class AuditVerifyResponse(_Model):
-    """Outcome of walking the whole hash chain."""
+    """Outcome of walking the whole hash chain and comparing it with every sealed tree head."""
 
     ok: bool
     records: int
@@ -158,6 +158,46 @@ class AuditVerifyResponse(_Model):
     head_hash: str
     torn_tail: bool
     problems: list[str]
+    tree_root: str = Field(description="RFC 9162 Merkle root over every record (hex).")
+    tree_heads_checked: int = Field(
+        description="Tree heads (checkpoints file and manifests) the log was compared with."
+    )
+
+
+class InclusionProofResponse(_Model):
+    """RFC 9162 inclusion proof of one record (hex hashes); check ``root`` against a trusted head."""
+
+    seq: int
+    leaf_index: int = Field(description="seq - 1: the record's leaf in the tree.")
+    tree_size: int
+    leaf_hash: str = Field(description="SHA-256(0x00 || record).")
+    root: str = Field(description="Merkle root of the tree of tree_size records.")
+    path: list[str] = Field(description="The audit path, deepest sibling first (RFC 9162 section 2.1.3).")
+    record: str = Field(description="The stored line (without newline) the leaf hashes.")
+
+
+class ConsistencyProofResponse(_Model):
+    """RFC 9162 consistency proof: the tree of new_size records extends the tree of old_size."""
+
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    path: list[str] = Field(description="RFC 9162 section 2.1.4 consistency path.")
+
+
+class TreeHeadResponse(_Model):
+    """The latest recorded tree head of the audit log (a checkpoint)."""
+
+    origin: str
+    size: int
+    root: str = Field(description="Merkle root (hex) of records 1..size.")
+    timestamp: str
+    signed: bool = Field(description="False: recorded without a signing key.")
+    public_key: str | None = Field(description="Ed25519 public key (base64) when signed.")
+    signature: str | None = Field(description="Ed25519 signature of the checkpoint note text (base64).")
+    run_id: str | None = Field(description="The run whose end wrote the head, if any.")
+    note: str = Field(description="The head as a C2SP signed note (tlog-checkpoint).")
 
 
 class TemplateInfo(_Model):

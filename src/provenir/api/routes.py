@@ -28,8 +28,10 @@ from provenir.api.models import (
     AuditPageResponse,
     AuditRecordModel,
     AuditVerifyResponse,
+    ConsistencyProofResponse,
     ErrorResponse,
     Health,
+    InclusionProofResponse,
     ManifestVerifyResponse,
     RunDetail,
     RunPageResponse,
@@ -37,6 +39,7 @@ from provenir.api.models import (
     RunSummary,
     TemplateInfo,
     TemplatesResponse,
+    TreeHeadResponse,
 )
 from provenir.api.run_index import RunIndex
 from provenir.api.server_paths import artifact_roots, hide_server_paths, run_without_server_paths
@@ -363,8 +366,90 @@ def verify_audit(
     if head is not None:
         seq, digest = head.split(":")
         expected = (int(seq), digest)
-    result = AuditLogger(_settings(request).resolved_audit_dir).check(expected_head=expected)
+    settings = _settings(request)
+    # Manifests seal heads of the store's own log; a separately configured log is not theirs.
+    same_log = settings.resolved_audit_dir == settings.store.audit_dir
+    result = AuditLogger(settings.resolved_audit_dir).check(
+        expected_head=expected, manifests_dir=settings.store.manifests_dir if same_log else None
+    )
     return AuditVerifyResponse(**result.to_dict())
+
+
+_NO_TREE: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such record or tree size in the log."}
+}
+
+
+@protected.get(
+    "/audit/proof/{seq}",
+    response_model=InclusionProofResponse,
+    responses={**_NO_TREE, **_INVALID, **_TAMPERED},
+    tags=["audit"],
+)
+def audit_inclusion_proof(
+    request: Request,
+    seq: Annotated[int, Path(ge=1, le=2**62, description="The record's seq (1 is the first).")],
+    size: Annotated[
+        int | None, Query(ge=1, le=2**62, description="Tree size to prove against (default: the whole log).")
+    ] = None,
+) -> InclusionProofResponse:
+    """RFC 9162 inclusion proof of record ``seq`` in the tree of the first ``size`` records."""
+    from provenir.governance.audit import AuditReader
+
+    reader = AuditReader(_settings(request).resolved_audit_dir)
+    count = reader.count()
+    tree_size = count if size is None else size
+    if tree_size > count or seq > tree_size:
+        raise ApiError(
+            404, "not_found", f"record {seq} is not in a tree of {tree_size}: the log has {count} records"
+        )
+    return InclusionProofResponse(**reader.prove(seq, tree_size).to_dict())
+
+
+@protected.get(
+    "/audit/consistency",
+    response_model=ConsistencyProofResponse,
+    responses={**_NO_TREE, **_INVALID},
+    tags=["audit"],
+)
+def audit_consistency_proof(
+    request: Request,
+    old: Annotated[int, Query(ge=0, le=2**62, description="The earlier tree size.")],
+    new: Annotated[
+        int | None, Query(ge=0, le=2**62, description="The later tree size (default: the whole log).")
+    ] = None,
+) -> ConsistencyProofResponse:
+    """RFC 9162 consistency proof that the tree of ``new`` records extends the tree of ``old``."""
+    from provenir.governance.audit import AuditReader
+
+    reader = AuditReader(_settings(request).resolved_audit_dir)
+    count = reader.count()
+    new_size = count if new is None else new
+    if max(old, new_size) > count:
+        raise ApiError(404, "not_found", f"no tree of {max(old, new_size)} records: the log has {count}")
+    if old > new_size:
+        # Schema-valid, but no such proof exists: the trees are there, the relation is not.
+        raise ApiError(404, "not_found", f"no consistency proof from {old} records down to {new_size}")
+    return ConsistencyProofResponse(**reader.consistency(old, new_size).to_dict())
+
+
+@protected.get(
+    "/audit/checkpoint",
+    response_model=TreeHeadResponse,
+    responses={404: {"model": ErrorResponse, "description": "No tree head has been recorded yet."}},
+    tags=["audit"],
+)
+def audit_checkpoint(request: Request) -> TreeHeadResponse:
+    """The latest recorded tree head (written at the end of every run; signed when a key is set)."""
+    from provenir.governance.audit import AuditReader
+
+    latest = AuditReader(_settings(request).resolved_audit_dir).latest_checkpoint()
+    if latest is None:
+        raise ApiError(404, "not_found", "no tree head recorded yet: one is written at the end of every run")
+    head = latest.head
+    return TreeHeadResponse(
+        **head.model_dump(mode="json"), signed=head.signed, run_id=latest.run_id, note=head.to_note()
+    )
 
 
 @protected.get("/templates", response_model=TemplatesResponse, tags=["templates"])

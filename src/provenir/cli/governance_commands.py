@@ -1,4 +1,5 @@
-"""``provenir audit`` (list, ``verify``, ``repair``), ``provenir scan`` and ``provenir model-card``.
+"""``provenir audit`` (list, ``verify``, ``repair``, ``prove``, ``consistency``, ``checkpoint``),
+``provenir scan`` and ``provenir model-card``.
 
 Each command parses, calls one governance function and prints; errors are Provenir errors that
 :mod:`provenir.cli.main` turns into one line and exit code 2.
@@ -48,8 +49,9 @@ def _audit_dir(output_dir: Path | None, legacy_dir: Path | None, ctx: typer.Cont
 def register(app: typer.Typer) -> None:
     """Attach ``audit``, ``scan`` and ``model-card`` to ``app``."""
     audit_app = typer.Typer(
-        help="List the audit log (newest first); `verify` checks its hash chain, "
-        "`repair` fixes a torn last line.",
+        help="List the audit log (newest first); `verify` checks its hash chain, Merkle root and "
+        "every sealed tree head, `repair` fixes a torn last line, `prove` and `consistency` print "
+        "RFC 9162 proofs, `checkpoint` the latest signed tree head.",
         no_args_is_help=False,
     )
 
@@ -108,8 +110,11 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Anchored head SEQ:HASH recorded elsewhere; detects cut-off records."),
         ] = None,
     ) -> None:
-        """Check the whole hash chain; exit 2 with the problems if it is broken or torn."""
-        from provenir.core.errors import GovernanceError
+        """Check the hash chain, the Merkle root and every tree head sealed in the checkpoints file
+        and in the store's manifests; exit 2 with the problems if records were edited, removed or
+        rewritten, or the last line is torn."""
+        from provenir.core.errors import AuditTamperedError, GovernanceError
+        from provenir.core.store import RunStore
         from provenir.governance.audit import AuditLogger
 
         expected = None
@@ -120,12 +125,18 @@ def register(app: typer.Typer) -> None:
                     f"invalid --head {head!r}: expected SEQ:SHA256 as printed by `audit verify`"
                 )
             expected = (int(seq), digest)
-        logger = AuditLogger(_audit_dir(output_dir, directory, ctx))
-        result = logger.check(expected_head=expected)
+        folder = _audit_dir(output_dir, directory, ctx)
+        manifests = RunStore(folder.parent).manifests_dir  # the store the audit folder belongs to
+        logger = AuditLogger(folder)
+        result = logger.check(expected_head=expected, manifests_dir=manifests)
         for problem in result.problems:
             typer.echo(f"  - {problem}", err=True)
-        logger.verify(expected_head=expected)  # raises the one-line error when anything is wrong
-        typer.echo(f"ok: {result.records} records, chain intact; head {result.head_seq}:{result.head_hash}")
+        if not result.ok:
+            raise AuditTamperedError(f"{logger.path}: {result.summary()}")
+        typer.echo(
+            f"ok: {result.records} records, chain intact; head {result.head_seq}:{result.head_hash}; "
+            f"Merkle root {result.tree_root}; {result.tree_heads_checked} sealed tree head(s) match"
+        )
 
     @audit_app.command("repair")
     def audit_repair(
@@ -143,6 +154,74 @@ def register(app: typer.Typer) -> None:
             ),
         }
         typer.echo(messages[result.action])
+
+    @audit_app.command("prove")
+    def audit_prove(
+        ctx: typer.Context,
+        seq: Annotated[int, typer.Argument(help="The record's seq (1 is the first record).")],
+        size: Annotated[
+            int | None, typer.Option(help="Prove against the tree of the first SIZE records (default: all).")
+        ] = None,
+        output_dir: OutputDir = None,
+        directory: LegacyAuditDir = None,
+    ) -> None:
+        """Print the RFC 9162 inclusion proof of record SEQ as JSON (hex hashes).
+
+        Check its root against a tree head you trust (a manifest's audit_checkpoint).
+        """
+        from provenir.governance.audit import AuditReader
+
+        proof = AuditReader(_audit_dir(output_dir, directory, ctx)).prove(seq, size)
+        typer.echo(json.dumps(proof.to_dict(), sort_keys=True))
+
+    @audit_app.command("consistency")
+    def audit_consistency(
+        ctx: typer.Context,
+        old: Annotated[int, typer.Argument(help="The earlier tree size.")],
+        new: Annotated[int, typer.Argument(help="The later tree size.")],
+        output_dir: OutputDir = None,
+        directory: LegacyAuditDir = None,
+    ) -> None:
+        """Print the RFC 9162 consistency proof that the tree of NEW records extends that of OLD (JSON)."""
+        from provenir.governance.audit import AuditReader
+
+        proof = AuditReader(_audit_dir(output_dir, directory, ctx)).consistency(old, new)
+        typer.echo(json.dumps(proof.to_dict(), sort_keys=True))
+
+    @audit_app.command("checkpoint")
+    def audit_checkpoint(
+        ctx: typer.Context,
+        write: Annotated[
+            bool, typer.Option("--write", help="First record a new tree head over the whole log.")
+        ] = False,
+        key: Annotated[
+            Path | None,
+            typer.Option(help="With --write: Ed25519 key to sign it (default $PROVENIR_SIGNING_KEY)."),
+        ] = None,
+        note: Annotated[
+            bool, typer.Option("--note", help="Print the head as a C2SP signed note instead of JSON.")
+        ] = False,
+        output_dir: OutputDir = None,
+        directory: LegacyAuditDir = None,
+    ) -> None:
+        """Print the latest tree head (size, Merkle root, time, signature) as JSON."""
+        from provenir.core.errors import GovernanceError
+        from provenir.governance.audit import AuditLogger
+
+        logger = AuditLogger(_audit_dir(output_dir, directory, ctx))
+        if write:
+            logger.checkpoint(key)
+        latest = logger.latest_checkpoint()
+        if latest is None:
+            raise GovernanceError(
+                f"no tree head in {logger.checkpoints_path}: one is written at the end of every run, "
+                "or run `provenir audit checkpoint --write`"
+            )
+        if note:
+            typer.echo(latest.head.to_note(), nl=False)
+            return
+        data = {**latest.head.model_dump(mode="json"), "signed": latest.head.signed, "run_id": latest.run_id}
+        typer.echo(json.dumps(data, sort_keys=True))
 
     app.add_typer(audit_app, name="audit")
 

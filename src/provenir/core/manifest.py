@@ -33,9 +33,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     ValidationError,
-    model_serializer,
 )
 
 from provenir.core.atomic import atomic_write_text
@@ -47,11 +45,14 @@ from provenir.core.hashing import sha256_bytes, sha256_json
 from provenir.core.inputs import RunInputs
 from provenir.core.signers import SignerPolicy
 from provenir.core.signing_keys import SIGNING_KEY_ENV, load_signing_key, public_key_b64
+from provenir.core.tree_head import TreeHead
 
 MANIFEST_SCHEMA_VERSION = 2
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: Unrecorded files named one by one in a verification; the rest are counted.
 MAX_UNRECORDED_SHOWN = 20
+#: Sections newer than schema 2's first manifests, written only when set.
+_OMITTED_WHEN_UNSET = ("audit_checkpoint", "distributed")
 
 
 def new_run_id() -> str:
@@ -152,24 +153,20 @@ class RunManifest(BaseModel):
         "environment digest.",
     )
     extra: dict[str, Any] = Field(default_factory=dict)
+    audit_checkpoint: TreeHead | None = Field(
+        None,
+        description="Signed tree head of the store's audit log at the end of the run (records 1..size "
+        "and their Merkle root): `provenir audit verify` checks the log still hashes to it, so "
+        "records removed or rewritten after the run are detected. Absent in older manifests.",
+    )
     manifest_hash: str | None = None
     signature: Signature | None = None
-
-    @model_serializer(mode="wrap")
-    def _omit_absent_sections(self, handler: SerializerFunctionWrapHandler):
-        # Manifests written before `distributed` existed have no such key; leaving it out when
-        # absent keeps their canonical JSON, and so their hash, unchanged. No return annotation:
-        # pydantic would take it for the serialised schema, and the API's schema would lose its fields.
-        data: dict[str, Any] = handler(self)
-        if self.distributed is None:
-            data.pop("distributed", None)
-        return data
 
     # -- sealing ----------------------------------------------------------------------------
 
     def body(self) -> dict[str, Any]:
         """Every field the hash covers (all but manifest_hash and signature)."""
-        return self.model_dump(mode="json", exclude={"manifest_hash", "signature"})
+        return self._dump(exclude={"manifest_hash", "signature"})
 
     def compute_hash(self) -> str:
         """SHA-256 over the canonical JSON of :meth:`body`."""
@@ -267,7 +264,15 @@ class RunManifest(BaseModel):
 
     def to_json(self) -> str:
         """The exact text Provenir writes (sorted keys, 2-space indent, trailing newline)."""
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return json.dumps(self._dump(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def _dump(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        # Manifests written before these sections existed have no such keys: leaving them out
+        # when unset keeps their hash and exact bytes verifying. (Not a pydantic model
+        # serializer: that turned NaN metrics into null.)
+        omit = set(exclude or ())
+        omit.update(name for name in _OMITTED_WHEN_UNSET if getattr(self, name) is None)
+        return self.model_dump(mode="json", exclude=omit)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (temp file, fsync, rename)."""

@@ -1,4 +1,4 @@
-"""Tamper-evident, append-only audit log: hash-chained JSONL, safe under many writers.
+"""Tamper-evident, append-only audit log: hash-chained JSONL under a Merkle tree, safe under many writers.
 
 ::
 
@@ -6,6 +6,7 @@
 
     audit = AuditLogger("artifacts/audit")
     audit.log("training_complete", actor="ci-bot", run_id=manifest.run_id, steps=500)
+    head = audit.checkpoint("signing.key")    # a signed tree head over every record so far
 
 Files in the audit folder
 -------------------------
@@ -21,35 +22,46 @@ Files in the audit folder
     line breaks the chain (:meth:`AuditLogger.verify`). ``seq`` counts from 1 without gaps.
     A ``run_id`` keyword is lifted to the top level so readers can filter on it; every other
     keyword goes, redacted (:mod:`provenir.core.redaction`), under ``fields``.
+
+    The lines are also the leaves of an RFC 9162 Merkle tree (:mod:`provenir.governance.merkle`;
+    a leaf is the line's bytes without its newline), so any prefix of the log has a root hash,
+    a record's presence has an inclusion proof (:meth:`AuditReader.prove`) and a later log's
+    extension of an earlier one a consistency proof (:meth:`AuditReader.consistency`).
+``checkpoints.jsonl``
+    Tree heads (:class:`~provenir.core.tree_head.TreeHead`: size, root, time and an Ed25519
+    signature when a key is configured), one canonical JSON line each, written by
+    :meth:`AuditLogger.checkpoint` at the end of every run; the run's manifest seals the same
+    head (``audit_checkpoint``). A new head is only made when the log still extends the last.
 ``audit.lock``
     The :mod:`filelock` lock every writer holds while it reads the chain head and appends:
     it is what makes concurrent processes produce one gap-free chain.
-``audit.idx``
-    A derived sidecar index, 40 bytes per line (``struct`` ``<QIqIII8s``): byte offset and
-    length of the line, timestamp in microseconds, CRC-32 of event, actor and run_id, and the
-    first 8 bytes of the record hash. It lets :class:`AuditReader` jump to any position and
-    filter by scanning 40 bytes per record instead of parsing the log. It is a cache, never
-    trusted: every record read through it is parsed and checked (position, hash prefix,
-    filters), and a missing, short or inconsistent index is rebuilt from the log.
+``audit.index.db``
+    A derived SQLite index (:mod:`provenir.governance.audit_index`): line positions, filter
+    columns and the Merkle tree's nodes. It is a cache, never trusted: appending a record does
+    not touch it, readers and tree heads bring it in step with the log, every record read
+    through it is checked against the log, and a missing, stale or unreadable index is
+    rebuilt from the log.
+
+What is detected: :meth:`AuditLogger.check` walks the chain, recomputes the Merkle root and
+compares it at every size a tree head names (in ``checkpoints.jsonl`` and, given the store's
+manifests folder, in every manifest): records removed after a sealed head, or a log rewritten
+with recomputed chain hashes, are named with the run whose manifest sealed the head.
 
 Durability: each record is written with a single ``write`` of the whole line followed by
 ``fsync``, while holding the lock, so a crash can leave at most a torn *last* line. Verify
 reports it; :meth:`AuditLogger.repair` completes it if it is an intact record missing its
 newline, or else moves the torn bytes to ``audit.torn-<time>.bin`` and truncates the log to the
-last good record. ``log`` refuses to append after a torn line (that would bury it in the middle).
+last good record. ``log`` refuses to append after a torn line (that would bury it in the middle),
+and :meth:`AuditLogger.check_ready` says so before a run writes anything.
+
+Symbolic links: the audit folder, the log, the lock, the index and the checkpoints file must
+be real; the files are opened with ``O_NOFOLLOW`` and a link is a :class:`GovernanceError`.
 
 Reading for the REST API
 ------------------------
 ``AuditReader(dir).query(run_id=..., event=..., actor=..., since=..., until=..., limit=50,
 cursor=None, order="desc")`` returns an :class:`AuditPage` (``records``, ``next_cursor``,
-``total``). An unfiltered page costs ``limit`` random reads whatever the log size; a filtered
-page scans the index backwards (newest first) in 160 KiB chunks and stops as soon as the page
-is full, so memory stays bounded and the log itself is only read for matching candidates.
-
-Anchoring: a hash chain alone cannot show that the newest records were cut off (the index is
-a second witness, but it lives in the same folder). :meth:`AuditLogger.head` returns
-``(seq, hash)``; record it elsewhere (e.g. in a signed manifest) and pass it to
-``check(expected_head=...)`` to detect truncation too.
+``total``): an index walk, whatever the log size; only the page's lines are read from the log.
 """
 
 from __future__ import annotations
@@ -59,10 +71,8 @@ import json
 import math
 import os
 import re
-import struct
 import time
-import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -72,17 +82,41 @@ from typing import Any, Literal
 from provenir.core.errors import AuditTamperedError, GovernanceError
 from provenir.core.hashing import canonical_json, sha256_json
 from provenir.core.redaction import redact, redact_text
+from provenir.core.tree_head import TreeHead, make_tree_head
+from provenir.governance import merkle
+from provenir.governance.audit_index import (
+    INDEX_NAME,
+    AuditIndex,
+    IndexUnreadable,
+    open_nofollow,
+    refuse_link,
+    timestamp_us,
+)
 
 LOG_NAME = "audit.jsonl"
-INDEX_NAME = "audit.idx"
 LOCK_NAME = "audit.lock"
+CHECKPOINTS_NAME = "checkpoints.jsonl"
 GENESIS_HASH = "0" * 64
 ACTOR_ENV = "PROVENIR_ACTOR"
 
+__all__ = [
+    "CHECKPOINTS_NAME",
+    "GENESIS_HASH",
+    "INDEX_NAME",
+    "LOG_NAME",
+    "AuditLogger",
+    "AuditPage",
+    "AuditReader",
+    "AuditRecord",
+    "AuditRepair",
+    "AuditVerification",
+    "ConsistencyProof",
+    "InclusionProof",
+    "RecordedHead",
+]
+
 _EVENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_INDEX = struct.Struct("<QIqIII8s")
-_INDEX_CHUNK = 4096  # entries per index read: 160 KiB, bounded memory on any log size
 _LOCK_TIMEOUT_S = 120.0
 _RECORD_KEYS = frozenset({"seq", "timestamp", "event", "actor", "run_id", "fields", "prev_hash", "hash"})
 # JSON numbers beyond 2**53 are not exact in RFC 8785 (IEEE doubles); they are stored as strings.
@@ -146,13 +180,19 @@ class AuditPage:
 
 @dataclass
 class AuditVerification:
-    """Outcome of :meth:`AuditLogger.check`."""
+    """Outcome of :meth:`AuditLogger.check`.
+
+    ``tree_root`` is the Merkle root over all ``records`` (hex); ``tree_heads_checked`` counts
+    the sealed tree heads (checkpoints file and manifests) the log was compared with.
+    """
 
     records: int
     head_seq: int
     head_hash: str
     torn_tail: bool = False
     problems: list[str] = field(default_factory=list)
+    tree_root: str = merkle.EMPTY_ROOT.hex()
+    tree_heads_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -163,6 +203,11 @@ class AuditVerification:
         """JSON-serialisable summary."""
         return {**asdict(self), "ok": self.ok}
 
+    def summary(self) -> str:
+        """The first problems on one line (what :meth:`AuditLogger.verify` raises)."""
+        more = f" (+{len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+        return "; ".join(self.problems[:3]) + more
+
 
 @dataclass
 class AuditRepair:
@@ -171,6 +216,79 @@ class AuditRepair:
     action: Literal["none", "completed_newline", "truncated"]
     removed_bytes: int = 0
     saved_to: str | None = None
+
+
+@dataclass
+class InclusionProof:
+    """RFC 9162 inclusion proof of record ``seq`` (leaf ``seq - 1``) in the tree of ``tree_size``.
+
+    ``record`` is the stored line (without newline): its leaf hash is
+    ``SHA-256(0x00 || record as UTF-8)``. Check ``root`` against a tree head you trust (a
+    manifest's ``audit_checkpoint``), not against this answer.
+    """
+
+    seq: int
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    root: str
+    path: list[str]
+    record: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (hex hashes), as ``provenir audit prove`` prints it."""
+        return asdict(self)
+
+    def verify(self, root: str | None = None) -> bool:
+        """RFC 9162 section 2.1.3.2 against ``root`` (hex; default the proof's own root)."""
+        leaf = merkle.leaf_hash(self.record.encode("utf-8"))
+        return leaf.hex() == self.leaf_hash and merkle.verify_inclusion(
+            leaf,
+            self.leaf_index,
+            self.tree_size,
+            [bytes.fromhex(h) for h in self.path],
+            bytes.fromhex(root or self.root),
+        )
+
+
+@dataclass
+class ConsistencyProof:
+    """RFC 9162 consistency proof: the tree of ``new_size`` extends the tree of ``old_size``."""
+
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    path: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (hex hashes), as ``provenir audit consistency`` prints it."""
+        return asdict(self)
+
+    def verify(self) -> bool:
+        """RFC 9162 section 2.1.4.2 over the proof's own roots."""
+        return merkle.verify_consistency(
+            self.old_size,
+            self.new_size,
+            bytes.fromhex(self.old_root),
+            bytes.fromhex(self.new_root),
+            [bytes.fromhex(h) for h in self.path],
+        )
+
+
+@dataclass
+class RecordedHead:
+    """A tree head as found in ``checkpoints.jsonl`` (line number, the run that wrote it)."""
+
+    line: int
+    run_id: str | None
+    head: TreeHead
+
+    @property
+    def label(self) -> str:
+        """How problems name it."""
+        by = f" (run {self.run_id})" if self.run_id else ""
+        return f"tree head #{self.line} of {CHECKPOINTS_NAME}{by}"
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -216,26 +334,6 @@ def _jsonable(value: Any, path: str) -> Any:
     raise GovernanceError(f"audit field {path}: cannot store a {type(value).__name__} (use JSON-like values)")
 
 
-def _crc(value: str | None) -> int:
-    return zlib.crc32(value.encode("utf-8")) if value else 0
-
-
-def _ts_us(value: str | datetime | None) -> int | None:
-    """Microseconds since the epoch; naive datetimes and ISO strings are taken as UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise GovernanceError(
-                f"invalid time {value!r}: expected ISO-8601 like 2025-01-31T12:00:00Z"
-            ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1_000_000)
-
-
 def _record_hash(body: Mapping[str, Any]) -> str:
     return sha256_json({k: v for k, v in body.items() if k != "hash"})
 
@@ -265,6 +363,19 @@ def _read_last_line(fd: int, size: int) -> tuple[bytes, int, bool]:
     return buf, 0, complete
 
 
+def _repair_command(directory: Path) -> str:
+    """The command that repairs this folder's log (``--output-dir`` names the store above it)."""
+    if directory.name == "audit":
+        return f"provenir audit repair --output-dir {directory.parent}"
+    return f"provenir audit repair --dir {directory}"
+
+
+def _verify_command(directory: Path) -> str:
+    if directory.name == "audit":
+        return f"provenir audit verify --output-dir {directory.parent}"
+    return f"provenir audit verify --dir {directory}"
+
+
 # -- writer -------------------------------------------------------------------------------------
 
 
@@ -276,6 +387,8 @@ class AuditLogger:
         self.path = self.directory / LOG_NAME
         self.index_path = self.directory / INDEX_NAME
         self.lock_path = self.directory / LOCK_NAME
+        self.checkpoints_path = self.directory / CHECKPOINTS_NAME
+        self.index = AuditIndex(self.directory, LOG_NAME)
         # (file size, seq, hash) after this process's last append: skips re-reading the tail
         # when nobody else wrote in between (the size would have changed).
         self._head_cache: tuple[int, int, str] | None = None
@@ -286,10 +399,15 @@ class AuditLogger:
         """Acquire the folder's file lock (created once per process: it is reused per call)."""
         from filelock import FileLock, Timeout
 
+        refuse_link(self.directory, "audit folder")
         if self._lock is None or self._lock_pid != os.getpid():
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock = FileLock(str(self.lock_path), timeout=_LOCK_TIMEOUT_S)
             self._lock_pid = os.getpid()
+        # Every file a writer may touch, checked before anything is written: filelock opens (and
+        # truncates) the lock itself, SQLite its index files, so O_NOFOLLOW cannot cover those.
+        for path in self._files():
+            refuse_link(path, "audit file")
         try:
             self._lock.acquire()
         except Timeout:
@@ -297,6 +415,13 @@ class AuditLogger:
                 f"{self.lock_path}: could not lock the audit log within {_LOCK_TIMEOUT_S:.0f}s"
             ) from None
         return self._lock
+
+    def _files(self) -> list[Path]:
+        index_files = [Path(f"{self.index_path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+        return [self.lock_path, self.path, self.checkpoints_path, *index_files]
+
+    def _open(self, name: str, flags: int) -> int:
+        return open_nofollow(self.directory, name, flags)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -323,7 +448,7 @@ class AuditLogger:
 
         lock = self._locked()
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = self._open(LOG_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             try:
                 size = os.fstat(fd).st_size
                 prev_seq, prev_hash = self._head_locked(fd, size)
@@ -343,7 +468,6 @@ class AuditLogger:
             finally:
                 os.close(fd)
             self._head_cache = (size + len(line), record["seq"], record["hash"])
-            self._append_index(size, len(line), record, expected_entries=prev_seq)
         finally:
             lock.release()
         return AuditRecord.from_dict(record)
@@ -355,54 +479,165 @@ class AuditLogger:
             return self._head_cache[1], self._head_cache[2]
         line, _, complete = _read_last_line(fd, size)
         if not complete:
-            raise GovernanceError(
-                f"{self.path}: the last line is torn (a writer crashed mid-write); "
-                "run `provenir audit verify` then `provenir audit repair`"
-            )
+            raise GovernanceError(self._torn_message())
         try:
             last = json.loads(line)
             return int(last["seq"]), str(last["hash"])
         except (ValueError, KeyError, TypeError):
             raise AuditTamperedError(
-                f"{self.path}: the last record is unreadable; run `provenir audit verify`"
+                f"{self.path}: the last record is unreadable; run `{_verify_command(self.directory)}`"
             ) from None
 
-    def _append_index(
-        self, offset: int, length: int, record: Mapping[str, Any], expected_entries: int
-    ) -> None:
-        # Append only when the index is exactly in step with the log; otherwise leave it stale
-        # and let the reader rebuild it (it is a cache, the log is the truth).
-        try:
-            current = self.index_path.stat().st_size
-        except FileNotFoundError:
-            current = 0
-        if current != expected_entries * _INDEX.size:
+    def _torn_message(self) -> str:
+        return (
+            f"{self.path}: the last line is torn (a writer crashed mid-write); nothing more can be "
+            f"recorded until it is repaired: run `{_repair_command(self.directory)}`"
+        )
+
+    def check_ready(self) -> None:
+        """Refuse early what would stop a run half-way: call before anything of the run is written.
+
+        Raises :class:`GovernanceError` when the audit folder or a file in it is a symbolic link or
+        the log's last line is torn (with the repair command), and :class:`AuditTamperedError` when
+        the log no longer extends its last tree head (then no new head could be signed). Cheap:
+        it reads the log's last byte and O(log n) index entries.
+        """
+        refuse_link(self.directory, "audit folder")
+        for path in self._files():
+            refuse_link(path, "audit file")
+        if not self.path.is_file():
             return
-        entry = _pack_entry(offset, length, record)
-        fd = os.open(self.index_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = self._open(LOG_NAME, os.O_RDONLY)
         try:
-            _write_all(fd, entry)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                raise GovernanceError(self._torn_message())
         finally:
             os.close(fd)
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            reader = AuditReader(self.directory)
+            reader.sync()
+            self._require_extends(latest, reader.count())
+
+    def _require_extends(self, latest: RecordedHead, size: int) -> None:
+        head, verify = latest.head, _verify_command(self.directory)
+        if head.size > size:
+            raise AuditTamperedError(
+                f"{self.path}: the log has {size} records but {latest.label} covers {head.size}: records "
+                f"were removed; run `{verify}`"
+            )
+        with self.index.snapshot():
+            root = self.index.root(head.size)
+        if root.hex() != head.root:
+            raise AuditTamperedError(
+                f"{self.path}: records 1..{head.size} no longer hash to the root of {latest.label}: the "
+                f"log was rewritten; run `{verify}`"
+            )
+
+    def checkpoint(
+        self, signing_key: str | os.PathLike[str] | None = None, *, run_id: str | None = None
+    ) -> TreeHead:
+        """Record a tree head over every complete record and return it.
+
+        Signed with ``signing_key`` (or ``$PROVENIR_SIGNING_KEY``; an Ed25519 PEM as ``provenir
+        manifest keygen`` writes), else recorded unsigned. Appended to ``checkpoints.jsonl``;
+        refused (:class:`AuditTamperedError`) when the log does not extend the last head, so a
+        rewritten log never gets a fresh head.
+        """
+        lock = self._locked()
+        try:
+            fd = self._open(LOG_NAME, os.O_RDONLY | os.O_CREAT)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    raise GovernanceError(self._torn_message())
+                _sync(self.index, fd, size)
+            finally:
+                os.close(fd)
+            with self.index.snapshot():
+                count = self.index.count()
+                root = self.index.root(count)
+            latest = self.latest_checkpoint()
+            if latest is not None:
+                self._require_extends(latest, count)
+            head = make_tree_head(count, root, signing_key)
+            line = canonical_json({**head.model_dump(mode="json"), "run_id": run_id}) + b"\n"
+            cfd = self._open(CHECKPOINTS_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+            try:
+                csize = os.fstat(cfd).st_size
+                if csize and os.pread(cfd, 1, csize - 1) != b"\n":
+                    line = b"\n" + line  # end a torn line rather than glue this head onto it
+                _write_all(cfd, line)
+                os.fsync(cfd)
+            finally:
+                os.close(cfd)
+        finally:
+            lock.release()
+        return head
 
     # -- reading --------------------------------------------------------------------------------
 
     def head(self) -> tuple[int, str] | None:
-        """``(seq, hash)`` of the newest record (None for an empty log): anchor it elsewhere."""
-        if not self.path.is_file() or self.path.stat().st_size == 0:
+        """``(seq, hash)`` of the newest record (None for an empty log)."""
+        if not self.path.is_file():
             return None
-        fd = os.open(self.path, os.O_RDONLY)
+        fd = self._open(LOG_NAME, os.O_RDONLY)
         try:
-            line, _, complete = _read_last_line(fd, os.fstat(fd).st_size)
+            size = os.fstat(fd).st_size
+            if size == 0:
+                return None
+            line, _, complete = _read_last_line(fd, size)
         finally:
             os.close(fd)
         if not complete:
-            raise GovernanceError(f"{self.path}: the last line is torn; run `provenir audit repair`")
+            raise GovernanceError(self._torn_message())
         try:
             last = json.loads(line)
             return int(last["seq"]), str(last["hash"])
         except (ValueError, KeyError, TypeError):
             raise AuditTamperedError(f"{self.path}: the last record is unreadable") from None
+
+    def checkpoints(self) -> tuple[list[RecordedHead], list[str]]:
+        """Every tree head in ``checkpoints.jsonl`` and the problems of lines that are not one."""
+        heads: list[RecordedHead] = []
+        problems: list[str] = []
+        if not self.checkpoints_path.is_file():
+            return heads, problems
+        fd = self._open(CHECKPOINTS_NAME, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    problems.append(f"{CHECKPOINTS_NAME} line {lineno}: torn (no newline); ignored")
+                    break
+                recorded = _parse_head(raw, lineno)
+                if recorded is None:
+                    problems.append(
+                        f"{CHECKPOINTS_NAME} line {lineno}: not a tree head (edited or corrupted)"
+                    )
+                else:
+                    heads.append(recorded)
+        return heads, problems
+
+    def latest_checkpoint(self) -> RecordedHead | None:
+        """The newest tree head in ``checkpoints.jsonl`` (reads only the file's end)."""
+        if not self.checkpoints_path.is_file():
+            return None
+        fd = self._open(CHECKPOINTS_NAME, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            while size > 0:
+                line, offset, complete = _read_last_line(fd, size)
+                if complete:
+                    recorded = _parse_head(line, 0)
+                    if recorded is not None:
+                        # The line number is only known by counting: do it for this one line.
+                        recorded.line = _count_lines(fd, offset) + 1
+                        return recorded
+                size = offset  # a torn or unreadable last line: the one before is the latest
+        finally:
+            os.close(fd)
+        return None
 
     def query(self, **kwargs: Any) -> AuditPage:
         """Shortcut for :meth:`AuditReader.query` on this folder."""
@@ -411,17 +646,37 @@ class AuditLogger:
     # -- integrity ------------------------------------------------------------------------------
 
     def check(
-        self, *, expected_head: tuple[int, str] | None = None, max_problems: int = 20
+        self,
+        *,
+        expected_head: tuple[int, str] | None = None,
+        manifests_dir: str | os.PathLike[str] | None = None,
+        max_problems: int = 20,
     ) -> AuditVerification:
-        """Walk the whole chain (streamed) and report every inconsistency found."""
-        return _check(self, expected_head=expected_head, max_problems=max_problems)
+        """Walk the whole log (streamed) and report every inconsistency found.
 
-    def verify(self, *, expected_head: tuple[int, str] | None = None) -> AuditVerification:
+        The chain, each record's hash, the Merkle root at the size of every tree head in
+        ``checkpoints.jsonl`` and, with ``manifests_dir`` (the store's ``manifests`` folder), in
+        every manifest (``audit_checkpoint``, and the older ``extra.audit_head`` anchors).
+        """
+        from provenir.governance.audit_check import check_log
+
+        return check_log(
+            self,
+            expected_head=expected_head,
+            manifests_dir=Path(manifests_dir) if manifests_dir is not None else None,
+            max_problems=max_problems,
+        )
+
+    def verify(
+        self,
+        *,
+        expected_head: tuple[int, str] | None = None,
+        manifests_dir: str | os.PathLike[str] | None = None,
+    ) -> AuditVerification:
         """Like :meth:`check` but raises :class:`AuditTamperedError` when anything is wrong."""
-        result = self.check(expected_head=expected_head)
+        result = self.check(expected_head=expected_head, manifests_dir=manifests_dir)
         if not result.ok:
-            more = f" (+{len(result.problems) - 3} more)" if len(result.problems) > 3 else ""
-            raise AuditTamperedError(f"{self.path}: " + "; ".join(result.problems[:3]) + more)
+            raise AuditTamperedError(f"{self.path}: {result.summary()}")
         return result
 
     def repair(self) -> AuditRepair:
@@ -434,7 +689,7 @@ class AuditLogger:
             return AuditRepair("none")
         lock = self._locked()
         try:
-            fd = os.open(self.path, os.O_RDWR)
+            fd = self._open(LOG_NAME, os.O_RDWR)
             try:
                 size = os.fstat(fd).st_size
                 if size == 0:
@@ -460,20 +715,56 @@ class AuditLogger:
                     removed = 0
                 else:
                     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-                    saved_path = self.directory / f"audit.torn-{stamp}-{os.getpid()}.bin"
-                    saved_path.write_bytes(tail)
+                    name = f"audit.torn-{stamp}-{os.getpid()}.bin"
+                    sfd = self._open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                    try:
+                        _write_all(sfd, tail)
+                        os.fsync(sfd)
+                    finally:
+                        os.close(sfd)
                     os.ftruncate(fd, offset)
                     os.fsync(fd)
-                    action, saved, removed = "truncated", str(saved_path), len(tail)
+                    action, saved, removed = "truncated", str(self.directory / name), len(tail)
+                self._head_cache = None
+                _sync(self.index, fd, os.fstat(fd).st_size)
             finally:
                 os.close(fd)
-            self._head_cache = None
-            _rebuild_index(self.path, self.index_path)
         finally:
             lock.release()
         # The repair itself is an auditable event (logged after the lock is released).
         self.log("audit_repaired", action=action, removed_bytes=removed, saved_to=saved)
         return AuditRepair(action, removed, saved)
+
+
+def _sync(index: AuditIndex, fd: int, size: int, *, force: bool = False) -> None:
+    """Catch the index up with the log (caller holds the lock); an unreadable one is rebuilt."""
+    try:
+        index.sync(fd, size, force=force)
+    except IndexUnreadable:
+        index.reset()
+        index.sync(fd, size, force=True)
+
+
+def _parse_head(raw: bytes, lineno: int) -> RecordedHead | None:
+    try:
+        data = json.loads(raw)
+        run_id = data.pop("run_id", None)
+        if run_id is not None and not isinstance(run_id, str):
+            return None
+        return RecordedHead(lineno, run_id, TreeHead.model_validate(data))
+    except (ValueError, TypeError, AttributeError):  # pydantic's ValidationError is a ValueError
+        return None
+
+
+def _count_lines(fd: int, end: int) -> int:
+    count, offset = 0, 0
+    while offset < end:
+        chunk = os.pread(fd, min(1 << 20, end - offset), offset)
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        offset += len(chunk)
+    return count
 
 
 def _write_all_at_end(fd: int, data: bytes) -> None:
@@ -495,247 +786,68 @@ def _is_intact_successor(raw: bytes, prev_seq: int, prev_hash: str) -> bool:
     )
 
 
-def _check(
-    logger: AuditLogger, *, expected_head: tuple[int, str] | None, max_problems: int
-) -> AuditVerification:
-    problems: list[str] = []
-    overflow = 0
-
-    def problem(msg: str) -> None:
-        nonlocal overflow
-        if len(problems) < max_problems:
-            problems.append(msg)
-        else:
-            overflow += 1
-
-    prev_seq, prev_hash, count, torn = 0, GENESIS_HASH, 0, False
-    index_fh = logger.index_path.open("rb") if logger.index_path.is_file() else None
-    index_entries = (logger.index_path.stat().st_size // _INDEX.size) if index_fh else 0
-    index_mismatch = False
-    if logger.path.is_file():
-        with logger.path.open("rb") as fh:
-            lineno = 0
-            for raw in fh:
-                lineno += 1
-                entry = (
-                    index_fh.read(_INDEX.size) if index_fh is not None and lineno <= index_entries else b""
-                )
-                if not raw.endswith(b"\n"):
-                    torn = True
-                    problem(
-                        f"line {lineno}: torn last line ({len(raw)} bytes, no newline): "
-                        "run `provenir audit repair`"
-                    )
-                    break
-                body = raw[:-1]
-                try:
-                    data = json.loads(body)
-                    record = AuditRecord.from_dict(data)
-                except (ValueError, GovernanceError):
-                    problem(f"line {lineno}: not a valid audit record (edited or corrupted)")
-                    prev_seq += 1
-                    prev_hash = "?"
-                    count += 1
-                    continue
-                count += 1
-                if record.hash != _record_hash(data):
-                    problem(f"line {lineno} (seq {record.seq}): content does not match its hash (edited)")
-                elif canonical_json(data) != body:
-                    problem(
-                        f"line {lineno} (seq {record.seq}): bytes differ from the canonical form (edited)"
-                    )
-                if record.seq != prev_seq + 1:
-                    problem(
-                        f"line {lineno}: seq {record.seq} follows seq {prev_seq} "
-                        "(deleted or reordered records)"
-                    )
-                if prev_hash != "?" and record.prev_hash != prev_hash:
-                    problem(
-                        f"line {lineno} (seq {record.seq}): prev_hash does not link to the previous record"
-                    )
-                if len(entry) == _INDEX.size and _INDEX.unpack(entry)[6] != bytes.fromhex(record.hash[:16]):
-                    index_mismatch = True
-                prev_seq, prev_hash = record.seq, record.hash
-    if index_fh is not None:
-        index_fh.close()
-    # The index is written after each record, so after a crash it can only be shorter; a
-    # longer one means records were removed from the end of the log (or the log replaced).
-    if index_entries > count:
-        problem(f"the index lists {index_entries} records but the log has {count}: records were deleted")
-    elif index_mismatch:
-        problem("the index disagrees with the log's record hashes: records were rewritten")
-    if expected_head is not None:
-        seq, digest = expected_head
-        if count < seq:
-            problem(
-                f"expected at least {seq} records (anchored head) but the log has {count}: "
-                "records were deleted"
-            )
-        elif not _chain_contains(logger.path, seq, digest):
-            problem(f"anchored head seq {seq} hash {digest[:12]}... is not in the chain")
-    if overflow:
-        problems.append(f"... and {overflow} more problems")
-    return AuditVerification(count, prev_seq, prev_hash, torn, problems)
-
-
-def _chain_contains(path: Path, seq: int, digest: str) -> bool:
-    with path.open("rb") as fh:
-        for raw in fh:
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                continue
-            if data.get("seq") == seq:
-                return data.get("hash") == digest
-    return False
-
-
-# -- index --------------------------------------------------------------------------------------
-
-
-def _pack_entry(offset: int, length: int, record: Mapping[str, Any]) -> bytes:
-    try:
-        ts = _ts_us(str(record.get("timestamp", ""))) or 0
-    except GovernanceError:
-        ts = 0
-    digest = str(record.get("hash", ""))
-    try:
-        prefix = bytes.fromhex(digest[:16]) if len(digest) >= 16 else b"\0" * 8
-    except ValueError:
-        prefix = b"\0" * 8
-    return _INDEX.pack(
-        offset,
-        length,
-        ts,
-        _crc(str(record.get("event") or "")),
-        _crc(str(record.get("actor") or "")),
-        _crc(record.get("run_id") if isinstance(record.get("run_id"), str) else None),
-        prefix,
-    )
-
-
-def _index_lines(path: Path, start: int) -> Iterator[bytes]:
-    """Index entries for every complete line from byte ``start`` to the end of the log."""
-    with path.open("rb") as fh:
-        fh.seek(start)
-        offset = start
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                break  # a torn tail is not indexed
-            try:
-                data = json.loads(raw)
-                if not isinstance(data, dict):
-                    data = {}
-            except ValueError:
-                data = {}
-            yield _pack_entry(offset, len(raw), data)
-            offset += len(raw)
-
-
-def _rebuild_index(path: Path, index_path: Path, *, from_entries: int = 0, start: int = 0) -> None:
-    mode = "r+b" if from_entries and index_path.exists() else "wb"
-    with index_path.open(mode) as out:
-        out.seek(from_entries * _INDEX.size)
-        out.truncate()
-        if path.is_file():
-            batch: list[bytes] = []
-            for entry in _index_lines(path, start):
-                batch.append(entry)
-                if len(batch) >= _INDEX_CHUNK:
-                    out.write(b"".join(batch))
-                    batch.clear()
-            out.write(b"".join(batch))
-
-
 # -- reader -------------------------------------------------------------------------------------
 
 
 class AuditReader:
-    """Paginated, filtered, read-mostly access to an audit folder (what ``GET /audit`` uses).
+    """Paginated, filtered, read-mostly access to an audit folder, and its Merkle proofs.
 
     >>> page = AuditReader("artifacts/audit").query(run_id=run_id, limit=50)  # doctest: +SKIP
     >>> page.records, page.next_cursor                                        # doctest: +SKIP
+    >>> AuditReader("artifacts/audit").prove(17).to_dict()                    # doctest: +SKIP
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self.path = self.directory / LOG_NAME
-        self.index_path = self.directory / INDEX_NAME
         self._logger = AuditLogger(directory)
+        self.index = self._logger.index
 
     def count(self) -> int:
-        """Number of complete lines in the log (from the index, O(1) once it is current)."""
-        self._sync_index()
-        return self._entries()
-
-    def _entries(self) -> int:
-        try:
-            return self.index_path.stat().st_size // _INDEX.size
-        except FileNotFoundError:
+        """Number of complete lines in the log (from the index, once it is current)."""
+        if not self.sync():
             return 0
+        return self.index.count()
 
-    def _sync_index(self, *, force: bool = False) -> None:
-        """Bring the sidecar index in step with the log (append missing entries or rebuild)."""
+    def sync(self, *, force: bool = False) -> bool:
+        """Bring the index in step with the log; False when there is no log at all."""
         if not self.path.is_file():
-            return
-        log_size = self.path.stat().st_size
-        if not force and self._index_current(log_size):
-            return
-        lock = self._logger._locked()
-        try:
-            log_size = self.path.stat().st_size
-            if not force and self._index_current(log_size):
-                return
-            entries, start = self._valid_prefix() if not force else (0, 0)
-            _rebuild_index(self.path, self.index_path, from_entries=entries, start=start)
-        finally:
-            lock.release()
-
-    def _index_current(self, log_size: int) -> bool:
-        try:
-            isize = self.index_path.stat().st_size
-        except FileNotFoundError:
-            return log_size == 0
-        if isize % _INDEX.size:
+            refuse_link(self.directory, "audit folder")
             return False
-        if isize == 0:
-            return log_size == 0
-        with self.index_path.open("rb") as fh:
-            fh.seek(isize - _INDEX.size)
-            offset, length, *_ = _INDEX.unpack(fh.read(_INDEX.size))
-        end = offset + length
-        # A torn (unindexed) tail without newline is allowed after the last indexed line.
-        if end == log_size:
-            return True
-        if end < log_size:
-            with self.path.open("rb") as fh:
-                fh.seek(end)
-                return b"\n" not in fh.read(log_size - end)
-        return False
-
-    def _valid_prefix(self) -> tuple[int, int]:
-        """(entries, log offset) of the index part that can be kept: its last entry must match."""
-        n = self._entries()
-        if n == 0:
-            return 0, 0
-        with self.index_path.open("rb") as fh:
-            fh.seek((n - 1) * _INDEX.size)
-            offset, length, _ts, _e, _a, _r, prefix = _INDEX.unpack(fh.read(_INDEX.size))
-        record = self._read_at(offset, length)
-        if record is None or bytes.fromhex(record.hash[:16]) != prefix:
-            return 0, 0
-        return n, offset + length
-
-    def _read_at(self, offset: int, length: int) -> AuditRecord | None:
+        fd = self._logger._open(LOG_NAME, os.O_RDONLY)
         try:
-            with self.path.open("rb") as fh:
-                fh.seek(offset)
-                raw = fh.read(length)
-            if not raw.endswith(b"\n"):
-                return None
-            return AuditRecord.from_dict(json.loads(raw))
-        except (OSError, ValueError, GovernanceError):
-            return None
+            if not force and self._index_current(fd, os.fstat(fd).st_size):
+                return True
+            lock = self._logger._locked()
+            try:
+                size = os.fstat(fd).st_size
+                if force or not self._index_current(fd, size):
+                    _sync(self.index, fd, size, force=force)
+            finally:
+                lock.release()
+        finally:
+            os.close(fd)
+        return True
+
+    def _index_current(self, fd: int, log_size: int) -> bool:
+        try:
+            last = self.index.last()
+        except IndexUnreadable:
+            return False
+        end = 0 if last is None else last.offset + last.length
+        if end > log_size:
+            return False
+        # A torn (unindexed) tail without newline is allowed after the last indexed line.
+        while end < log_size:
+            chunk = os.pread(fd, min(1 << 16, log_size - end), end)
+            if not chunk or b"\n" in chunk:
+                return False
+            end += len(chunk)
+        return True
+
+    def _line(self, fd: int, offset: int, length: int) -> bytes | None:
+        raw = os.pread(fd, length, offset)
+        return raw[:-1] if len(raw) == length and raw.endswith(b"\n") else None
 
     def query(
         self,
@@ -759,15 +871,16 @@ class AuditReader:
             raise GovernanceError(f"invalid order {order!r}: expected 'desc' or 'asc'")
         if cursor is not None and (not isinstance(cursor, int) or cursor < 0):
             raise GovernanceError(f"invalid cursor {cursor!r}: use the next_cursor of a previous page")
-        lo, hi = _ts_us(since), _ts_us(until)
+        lo, hi = timestamp_us(since), timestamp_us(until)
         for attempt in range(2):
-            self._sync_index(force=attempt == 1)
-            page = self._scan(run_id, event, actor, lo, hi, limit, cursor, order)
+            if not self.sync(force=attempt == 1):
+                return AuditPage([], None, 0)
+            page = self._page(run_id, event, actor, lo, hi, limit, cursor, order == "desc")
             if page is not None:
                 return page
         raise GovernanceError(f"{self.path}: the audit index could not be brought in step with the log")
 
-    def _scan(
+    def _page(
         self,
         run_id: str | None,
         event: str | None,
@@ -776,62 +889,101 @@ class AuditReader:
         hi: int | None,
         limit: int,
         cursor: int | None,
-        order: str,
+        desc: bool,
     ) -> AuditPage | None:
-        total = self._entries()
-        want_e, want_a, want_r = _crc(event) if event else None, _crc(actor) if actor else None, None
-        if run_id:
-            want_r = _crc(run_id)
+        with self.index.snapshot():
+            total = self.index.count()
+            rows = self.index.rows(
+                run_id=run_id or None,
+                event=event or None,
+                actor=actor or None,
+                lo=lo,
+                hi=hi,
+                limit=limit + 1,
+                cursor=cursor,
+                desc=desc,
+            )
         records: list[AuditRecord] = []
-        desc = order == "desc"
-        pos = (total - 1 if cursor is None else min(cursor, total - 1)) if desc else (cursor or 0)
-        if total == 0 or pos < 0 or pos >= total:
-            return AuditPage([], None, total)
-        with self.index_path.open("rb") as idx, self.path.open("rb") as log:
-            while 0 <= pos < total:
-                # Read one chunk of index entries in scan direction.
-                if desc:
-                    first = max(0, pos - _INDEX_CHUNK + 1)
-                    idx.seek(first * _INDEX.size)
-                    entries = list(_INDEX.iter_unpack(idx.read((pos - first + 1) * _INDEX.size)))
-                    positions = range(pos, first - 1, -1)
-                    base = first
-                else:
-                    last = min(total - 1, pos + _INDEX_CHUNK - 1)
-                    idx.seek(pos * _INDEX.size)
-                    entries = list(_INDEX.iter_unpack(idx.read((last - pos + 1) * _INDEX.size)))
-                    positions = range(pos, last + 1)
-                    base = pos
-                for p in positions:
-                    offset, length, ts, ev, ac, rn, prefix = entries[p - base]
-                    if (
-                        (want_e is not None and ev != want_e)
-                        or (want_a is not None and ac != want_a)
-                        or (want_r is not None and rn != want_r)
-                        or (lo is not None and ts < lo)
-                        or (hi is not None and ts >= hi)
-                    ):
-                        continue
-                    log.seek(offset)
-                    raw = log.read(length)
-                    try:
-                        data = json.loads(raw)
-                        record = AuditRecord.from_dict(data)
-                    except (ValueError, GovernanceError):
-                        if not raw.endswith(b"\n"):
-                            return None  # index points past a changed log: rebuild and retry
-                        continue
-                    if bytes.fromhex(record.hash[:16]) != prefix:
-                        return None  # stale index (log rewritten or repaired): rebuild and retry
-                    if (
-                        (event and record.event != event)
-                        or (actor and record.actor != actor)
-                        or (run_id and record.run_id != run_id)
-                    ):
-                        continue  # CRC collision
-                    records.append(record)
-                    if len(records) == limit:
-                        nxt = p - 1 if desc else p + 1
-                        return AuditPage(records, nxt if 0 <= nxt < total else None, total)
-                pos = positions[-1] - 1 if desc else positions[-1] + 1
-        return AuditPage(records, None, total)
+        fd = self._logger._open(LOG_NAME, os.O_RDONLY)
+        try:
+            for row in rows[:limit]:
+                line = self._line(fd, row.offset, row.length)
+                if line is None or merkle.leaf_hash(line) != row.leaf:
+                    return None  # the log changed under the index (rewritten, repaired): rebuild
+                try:
+                    records.append(AuditRecord.from_dict(json.loads(line)))
+                except (ValueError, GovernanceError):
+                    continue  # not a record: verify reports it
+        finally:
+            os.close(fd)
+        next_cursor = rows[limit].pos if len(rows) > limit else None
+        return AuditPage(records, next_cursor, total)
+
+    # -- proofs -----------------------------------------------------------------------------------
+
+    def _size(self, size: int | None, what: str) -> int:
+        count = self.index.count() if self.sync() else 0
+        if size is None:
+            return count
+        if not isinstance(size, int) or size < 0 or size > count:
+            raise GovernanceError(f"{what} {size!r} is not a tree of this log: it has {count} records")
+        return size
+
+    def prove(self, seq: int, size: int | None = None) -> InclusionProof:
+        """Inclusion proof of record ``seq`` in the tree of the first ``size`` records (default: all)."""
+        tree_size = self._size(size, "tree size")
+        if not isinstance(seq, int) or not 1 <= seq <= tree_size:
+            raise GovernanceError(f"record {seq!r} is not in the tree of {tree_size} records")
+        for attempt in range(2):
+            with self.index.snapshot():
+                row = self.index.rows(
+                    run_id=None, event=None, actor=None, lo=None, hi=None, limit=1, cursor=seq - 1, desc=True
+                )[0]
+                path = merkle.inclusion_path(self.index, seq - 1, tree_size)
+                root = self.index.root(tree_size)
+            fd = self._logger._open(LOG_NAME, os.O_RDONLY)
+            try:
+                line = self._line(fd, row.offset, row.length)
+            finally:
+                os.close(fd)
+            if line is not None and merkle.leaf_hash(line) == row.leaf:
+                break
+            if attempt == 0:
+                self.sync(force=True)  # the log changed under the index
+        else:
+            raise GovernanceError(f"{self.path}: the audit index could not be brought in step with the log")
+        try:
+            stored_seq = json.loads(line).get("seq")
+        except (ValueError, AttributeError):
+            stored_seq = None
+        if stored_seq != seq:
+            raise AuditTamperedError(
+                f"{self.path}: line {seq} holds record {stored_seq!r}, not {seq}: the log is not intact; "
+                f"run `{_verify_command(self.directory)}`"
+            )
+        return InclusionProof(
+            seq=seq,
+            leaf_index=seq - 1,
+            tree_size=tree_size,
+            leaf_hash=row.leaf.hex(),
+            root=root.hex(),
+            path=[h.hex() for h in path],
+            record=line.decode("utf-8"),
+        )
+
+    def consistency(self, old: int, new: int | None = None) -> ConsistencyProof:
+        """Consistency proof that the tree of ``new`` records (default: all) extends that of ``old``."""
+        new_size = self._size(new, "new size")
+        if not isinstance(old, int) or not 0 <= old <= new_size:
+            raise GovernanceError(f"old size {old!r} must be between 0 and the new size {new_size}")
+        if new_size == 0:  # no log at all: nothing but the empty tree
+            empty = merkle.EMPTY_ROOT.hex()
+            return ConsistencyProof(0, 0, empty, empty, [])
+        with self.index.snapshot():
+            path = merkle.consistency_path(self.index, old, new_size)
+            old_root, new_root = self.index.root(old), self.index.root(new_size)
+        return ConsistencyProof(old, new_size, old_root.hex(), new_root.hex(), [h.hex() for h in path])
+
+    def latest_checkpoint(self) -> RecordedHead | None:
+        """The newest tree head recorded in ``checkpoints.jsonl`` (None when there is none)."""
+        return self._logger.latest_checkpoint()

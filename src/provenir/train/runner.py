@@ -84,6 +84,8 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
 
 def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
     store = RunStore(config.output_dir)
+    audit = AuditLogger(store.audit_dir)
+    audit.check_ready()  # a torn or linked audit log stops the run here, before anything is written
     data = _load_data(config)
     scans = _scan(config, data)
     backend = opts.backend if opts.backend is not None else select_backend(config)
@@ -136,12 +138,11 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
         manifest.timestamp = previous.timestamp  # the run started then; this is its continuation
     from provenir.train.tracking import build_tracker
 
-    audit = AuditLogger(store.audit_dir)
     tracker = build_tracker(config, rdir)  # a missing tracking package fails here, before any manifest
     callbacks = _run_callbacks(config, data, tracker)  # so does an evaluation the data cannot support
     path = store.manifest_path(run_id)
     manifest.seal(config.manifest.signing_key_path).save(path)
-    started = audit.log(
+    audit.log(
         "training_resumed" if previous else "training_started",
         run_id=run_id,
         name=config.name,
@@ -175,6 +176,8 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
             audit.log(
                 "training_failed", run_id=run_id, error=manifest.error, manifest_hash=manifest.manifest_hash
             )
+            with contextlib.suppress(Exception):  # the training error is the one to raise
+                audit.checkpoint(config.manifest.signing_key_path, run_id=run_id)
             if tracker is not None:
                 # Closing the tracker must not mask the training error being raised.
                 with contextlib.suppress(Exception):
@@ -190,8 +193,9 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
         if log_recorder is not None:
             backend.callbacks.remove(log_recorder)
     _record_result(manifest, result, rdir)
-    # A sealed copy of the audit chain's head: deleting later records cannot hide this run's start.
-    manifest.extra["audit_head"] = {"seq": started.seq, "hash": started.hash}
+    # A tree head over the log so far, sealed in the manifest: removing or rewriting any record
+    # up to this run's own is then detected (`provenir audit verify`).
+    manifest.audit_checkpoint = audit.checkpoint(config.manifest.signing_key_path, run_id=run_id)
     manifest.status = "completed"
     manifest.finished_at = utc_now()
     manifest.seal(config.manifest.signing_key_path).save(path)
@@ -217,6 +221,8 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
     sign_after_training(store, manifest, config.manifest.model_signing_key_path, audit)
     # With a signing key: signed SLSA provenance next to the sealed manifest (and an audit event).
     attest_if_configured(store, run_id)
+    # A tree head over everything this run recorded (completion, model signature, attestation).
+    audit.checkpoint(config.manifest.signing_key_path, run_id=run_id)
     return manifest
 
 
