@@ -19,16 +19,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import ManifestError, ManifestTamperedError
 from provenir.core.extras import require_extra
 from provenir.core.hashing import sha256_bytes, sha256_file, sha256_json
 from provenir.core.inputs import RunInputs
+from provenir.core.selected_checkpoint import SelectedCheckpoint
 from provenir.core.signing_keys import SIGNING_KEY_ENV, load_signing_key, public_key_b64
 
 MANIFEST_SCHEMA_VERSION = 2
+#: Fields added after schema 2 shipped, left out of the JSON while unset: manifests written before
+#: they existed keep their canonical JSON, and so their hash.
+_OMITTED_WHEN_NONE = ("selected_checkpoint",)
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -120,10 +131,21 @@ class RunManifest(BaseModel):
     eval: dict[str, Any] | None = None
     scans: dict[str, Any] | None = None
     resumed_from: str | None = None
+    selected_checkpoint: SelectedCheckpoint | None = Field(
+        None, description="Which weights became the adapter and why (see core.selected_checkpoint)."
+    )
     error: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
     manifest_hash: str | None = None
     signature: Signature | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_new_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _OMITTED_WHEN_NONE:
+            if name in data and data[name] is None:
+                del data[name]
+        return data
 
     # -- sealing ----------------------------------------------------------------------------
 

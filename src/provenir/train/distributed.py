@@ -23,6 +23,7 @@ from provenir.core.abstractions import TrainData, TrainResult
 from provenir.core.config import RunConfig
 from provenir.core.errors import BackendError, ConfigError
 from provenir.core.inputs import CheckpointPin
+from provenir.core.selected_checkpoint import SelectedCheckpoint
 
 RESULT_FILE = "worker_result.json"
 
@@ -188,6 +189,11 @@ class DistributedLauncher:
                 else None
             ),
             train_runtime_s=data.get("train_runtime_s"),
+            selected_checkpoint=(
+                SelectedCheckpoint.model_validate(data["selected_checkpoint"])
+                if data.get("selected_checkpoint")
+                else None
+            ),
             extra={
                 "world_size": plan.world_size,
                 "strategy": config.distributed.strategy,
