@@ -627,15 +627,12 @@ class RunConfig(ConfigSection):
         return text
 
     def with_overrides(self, overrides: list[str]) -> RunConfig:
-        """A new config with ``key.path=value`` overrides applied on top of this one.
-
-        Only the fields this config was given are carried over; the rest take their defaults
-        again, so that an override can choose between exclusive fields (``num_train_epochs``
-        over the default ``max_steps``) as it could on top of the file.
-        """
-        return RunConfig.from_dict(
-            apply_overrides(self.model_dump(mode="json", exclude_unset=True), overrides)
-        )
+        """A new config with ``key.path=value`` overrides applied on top of this one."""
+        data = self.model_dump(mode="json")
+        if "max_steps" not in self.model_fields_set:
+            # A default step count gives way to an overridden num_train_epochs, as on top of a file.
+            data.pop("max_steps")
+        return RunConfig.from_dict(apply_overrides(data, overrides))
 
     # -- identity -----------------------------------------------------------------------
 
