@@ -133,7 +133,10 @@ def test_flat_keys_map_into_sections_with_one_notice_each() -> None:
     assert config.grpo.max_completion_length == 16 and config.grpo.rewards == ["format"]
     messages = [str(w.message) for w in caught]
     assert len(messages) == len(DEPRECATED_FLAT_KEYS)
-    assert "config key `num_generations` is deprecated" in messages[1] and "use `grpo.num_generations`" in messages[1]
+    assert (
+        "config key `num_generations` is deprecated" in messages[1]
+        and "use `grpo.num_generations`" in messages[1]
+    )
     assert all("\n" not in m for m in messages)
     # The resolved config has only the section form.
     dumped = config.model_dump(mode="json")
@@ -165,7 +168,9 @@ def test_the_deprecation_notice_is_shown_by_default() -> None:
 
 
 def test_trainer_args_refuse_what_provenir_sets() -> None:
-    with pytest.raises(ConfigError, match=r"trainer_args.learning_rate: Provenir sets it \(set `learning_rate`\)"):
+    with pytest.raises(
+        ConfigError, match=r"trainer_args.learning_rate: Provenir sets it \(set `learning_rate`\)"
+    ):
         load({"trainer_args": {"learning_rate": 1e-3}})
     with pytest.raises(ConfigError, match=r"trainer_args.output_dir: .*; also owned: report_to, seed"):
         load({"trainer_args": {"seed": 1, "output_dir": "x", "report_to": "wandb"}})

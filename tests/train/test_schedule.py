@@ -62,7 +62,10 @@ def test_save_total_limit_keeps_the_newest_complete_checkpoints(epoch_run: tuple
     rdir = RunStore(out).run_dir(manifest.run_id)
     kept = marked_checkpoints(rdir)
     assert [step for step, _, _ in kept] == [2, 3]
-    assert sorted(p.name for p in (rdir / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    assert sorted(p.name for p in (rdir / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-3",
+    ]
     for _, path, marker in kept:
         verify_checkpoint(path, marker)
 

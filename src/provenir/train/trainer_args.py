@@ -50,20 +50,17 @@ def build_trl_config(config: RunConfig, provenir_args: dict[str, Any]) -> Any:
     """TRL's config object for the run: Provenir's own arguments plus ``trainer_args``.
 
     A name in both is refused (it means :data:`TRAINER_ARGS_OWNED` misses one Provenir sets).
-    When TRL rejects a value and ``trainer_args`` is not empty, the error names them.
+    A value TRL rejects (``num_generations`` not dividing the batch, a bad ``trainer_args``
+    value) is a :class:`ConfigError` quoting TRL's reason.
     """
     check_trainer_args(config)
     cls = trl_config_class(config.algorithm)
     clash = sorted(provenir_args.keys() & config.trainer_args.keys())
     if clash:
         raise ConfigError(f"trainer_args.{clash[0]}: Provenir sets it for this run; remove it")
-    if not config.trainer_args:
-        return cls(**provenir_args)
     try:
         return cls(**provenir_args, **config.trainer_args)
     except (TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"trainer_args: TRL's {cls.__name__} rejected the arguments ({', '.join(config.trainer_args)} "
-            f"given): {first}"
-        ) from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        given = f" (trainer_args given: {', '.join(config.trainer_args)})" if config.trainer_args else ""
+        raise ConfigError(f"TRL's {cls.__name__} rejected the run's arguments{given}: {reason}") from None
