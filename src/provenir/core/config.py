@@ -304,7 +304,11 @@ class SFTSection(ConfigSection):
 
 
 class DPOSection(ConfigSection):
-    """DPO settings (``algorithm: dpo``), passed to TRL's ``DPOConfig``. Defaults are TRL's."""
+    """DPO settings (``algorithm: dpo``), passed to TRL's ``DPOConfig``. Defaults are TRL's.
+
+    The flat ``beta`` of earlier releases still loads for one release (into ``dpo.beta`` when the
+    algorithm is dpo), with a ``ConfigDeprecationWarning``.
+    """
 
     beta: float = Field(
         0.1,
@@ -349,7 +353,13 @@ class DPOSection(ConfigSection):
 
 
 class GRPOSection(ConfigSection):
-    """GRPO settings (``algorithm: grpo``), passed to TRL's ``GRPOConfig``. Defaults are TRL's."""
+    """GRPO settings (``algorithm: grpo``), passed to TRL's ``GRPOConfig``. Defaults are TRL's.
+
+    The flat ``beta``, ``num_generations``, ``max_completion_length`` and ``rewards`` of earlier
+    releases still load for one release (into this section), with a ``ConfigDeprecationWarning``;
+    setting one both flat and here is an error. Their old defaults (beta 0.1, 4 generations, 32
+    tokens) are not TRL's: set them here to keep an earlier run's behaviour.
+    """
 
     beta: float = Field(
         0.0,
@@ -511,8 +521,7 @@ class RunConfig(ConfigSection):
     max_steps: int | None = Field(
         100,
         gt=0,
-        description="Optimiser steps. Exclusive with num_train_epochs; left unset, num_train_epochs decides "
-        "(and with neither, 100 steps).",
+        description="Optimiser steps; exclusive with num_train_epochs, which replaces this default when set.",
     )
     num_train_epochs: float | None = Field(
         None,
