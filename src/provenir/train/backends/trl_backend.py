@@ -527,6 +527,8 @@ def select_weights(config: RunConfig, trainer: Any, run_dir: Path) -> SelectedCh
     if not ev.load_best:
         metric = ev.best_metric if ev.loss_every_n_steps is not None else None
         return last_step_selection(state.log_history, state.global_step, stopped_early, metric)
+    # Rank 0 marks the last checkpoint complete after the others passed on_save: wait for it.
+    trainer.accelerator.wait_for_everyone()
     folder, selected = best_checkpoint(
         run_dir,
         state.log_history,
