@@ -28,9 +28,9 @@ SRC = ROOT / "src"
 EXTRAS_OF: dict[str, tuple[str, ...]] = {
     "provenir/core": (),
     "provenir/core/manifest.py": ("signing",),  # Ed25519 signing
-    "provenir/core/keys.py": ("signing",),  # Ed25519 and ECDSA key pairs
-    "provenir/core/signing_keys.py": ("signing",),  # loading Ed25519 keys
+    "provenir/core/signing_keys.py": ("signing",),  # creating and loading Ed25519 / ECDSA keys
     "provenir/core/dsse.py": ("signing",),  # Ed25519 signatures over DSSE envelopes
+    "provenir/core/signers.py": ("signing",),  # PEM public keys of the signer policy
     "provenir/data": (),
     "provenir/data/loading.py": ("train",),  # datasets: hub ids and Parquet files
     "provenir/data/contamination.py": ("train", "eval"),  # numpy n-gram hashing

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from api_support import TOKEN, make_manifest, run_id_for
 
-from provenir.core.manifest import generate_signing_key
+from provenir.core.signing_keys import generate_signing_key
 from provenir.core.store import RunStore
 
 
@@ -40,6 +40,7 @@ def test_verify_reports_each_kind_of_tampering(artifacts: Path, serve, client) -
         "canonical_ok": True,
         "signature": "unsigned",
         "signer_fingerprint": None,
+        "signer_trusted": None,
         "outputs_ok": True,
         "problems": [],
     }
@@ -111,12 +112,13 @@ def test_verify_signatures_against_the_trusted_key(artifacts: Path, tmp_path: Pa
     assert result["signer_fingerprint"] == fingerprint
 
     trusted = signed.signature.public_key
-    url2, _ = serve(artifacts, token=TOKEN, trusted_public_key=trusted)
+    url2, _ = serve(artifacts, token=TOKEN, trusted_public_keys=[trusted])
     assert _verify(client, url2, signed.run_id)["signature"] == "valid"
     not_signed = _verify(client, url2, unsigned.run_id)
-    assert not_signed["ok"] is False and not_signed["signature"] == "untrusted"
+    # Unsigned under a signer policy: the state says so, and it fails.
+    assert not_signed["ok"] is False and not_signed["signature"] == "unsigned"
 
     other = base64.b64encode(b"\1" * 32).decode()
-    url3, _ = serve(artifacts, token=TOKEN, trusted_public_key=other)
+    url3, _ = serve(artifacts, token=TOKEN, trusted_public_keys=[other])
     foreign = _verify(client, url3, signed.run_id)
     assert foreign["ok"] is False and foreign["signature"] == "untrusted"

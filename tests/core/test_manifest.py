@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from provenir.core.errors import ManifestError, ManifestTamperedError
-from provenir.core.manifest import RunManifest, generate_signing_key, validate_run_id
+from provenir.core.manifest import RunManifest, validate_run_id
+from provenir.core.signers import SignerPolicy
+from provenir.core.signing_keys import generate_signing_key
 from provenir.core.store import RunStore
 
 
@@ -84,12 +86,13 @@ def test_signature(tmp_path: Path) -> None:
     m = make_manifest().seal(key)
     result = m.verify()
     assert result.signature == "valid" and result.signer_fingerprint == fingerprint
-    assert m.verify(trusted_public_key=m.signature.public_key).ok
+    policy = SignerPolicy.from_keys([m.signature.public_key])
+    assert m.verify(policy=policy).ok
     # Re-signing a changed manifest with another key is caught when a trusted key is given.
     other = tmp_path / "other.pem"
     generate_signing_key(other)
     forged = make_manifest().seal(other)
-    assert forged.check(trusted_public_key=m.signature.public_key).signature == "untrusted"
+    assert forged.check(policy=policy).signature == "untrusted"
     # A signature copied onto a different hash does not verify.
     data = make_manifest().model_dump(mode="json")
     data["signature"] = m.signature.model_dump()

@@ -1,4 +1,4 @@
-"""One Ed25519 key loader for manifests and attestations, and the trusted-keys file."""
+"""One Ed25519 key loader for manifests and attestations (trusted-keys files: tests/core/test_signers.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from provenir.core.errors import ConfigError
-from provenir.core.manifest import RunManifest, generate_signing_key
-from provenir.core.signing_keys import fingerprint, load_signing_key, public_key_b64, read_trusted_keys
+from provenir.core.manifest import RunManifest
+from provenir.core.signers import fingerprint, parse_public_key
+from provenir.core.signing_keys import generate_signing_key, load_signing_key, public_key_b64
 
 
 def test_the_manifest_signer_is_the_loaded_key(tmp_path: Path) -> None:
@@ -21,7 +22,7 @@ def test_the_manifest_signer_is_the_loaded_key(tmp_path: Path) -> None:
         name="n", backend="stub", algorithm="sft", config_hash="c", dataset_hash="d", seed=0, config={}
     ).seal(key_path)
     assert manifest.signature is not None and manifest.signature.public_key == public
-    assert fingerprint(public) == manifest.signature.fingerprint == printed
+    assert fingerprint(parse_public_key(public)) == manifest.signature.fingerprint == printed
 
 
 def test_unusable_keys_are_one_actionable_line(tmp_path: Path) -> None:
@@ -39,19 +40,3 @@ def test_unusable_keys_are_one_actionable_line(tmp_path: Path) -> None:
     garbage.write_text("not a key")
     with pytest.raises(ConfigError, match="not an unencrypted PEM private key"):
         load_signing_key(garbage)
-
-
-def test_trusted_keys_file(tmp_path: Path) -> None:
-    keys = []
-    for name in ("a", "b"):
-        generate_signing_key(tmp_path / f"{name}.pem")
-        keys.append(public_key_b64(load_signing_key(tmp_path / f"{name}.pem")))
-    trusted = tmp_path / "trusted.keys"
-    trusted.write_text(f"# signers\n\n{keys[0]} release\n  {keys[1]}\n")
-    assert read_trusted_keys(trusted) == keys
-    trusted.write_text(f"{keys[0]}\nnot-a-key\n")
-    with pytest.raises(ConfigError, match=r"trusted.keys:2: not a base64 Ed25519 public key"):
-        read_trusted_keys(trusted)
-    trusted.write_text("# nothing\n")
-    with pytest.raises(ConfigError, match="no public keys"):
-        read_trusted_keys(trusted)

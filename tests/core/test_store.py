@@ -196,7 +196,9 @@ def test_stored_input_rows_are_checked(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("x")
     escape = RowsPin(path="../../secret", sha256="0" * 64, count=1)
     hand_made(store, sneaky, inputs=RunInputs(training_rows=escape))
-    assert store.verify(sneaky).problems == ["input rows path ../../secret points outside the run folder"]
+    assert store.verify(sneaky).problems == [
+        "input rows path '../../secret' is not a plain relative path inside the run folder; not read"
+    ]
 
 
 # -- the three readers agree --------------------------------------------------------------------

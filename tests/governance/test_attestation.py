@@ -31,8 +31,10 @@ from provenir.core.dsse import IN_TOTO_PAYLOAD_TYPE, Envelope, pae
 from provenir.core.errors import AttestationError
 from provenir.core.hashing import sha256_file
 from provenir.core.inputs import FileSetPin
-from provenir.core.manifest import RunManifest, generate_signing_key
-from provenir.core.signing_keys import fingerprint, load_signing_key, public_key_b64
+from provenir.core.manifest import RunManifest
+from provenir.core.signers import fingerprint as raw_fingerprint
+from provenir.core.signers import parse_public_key
+from provenir.core.signing_keys import generate_signing_key, load_signing_key, public_key_b64
 from provenir.core.store import ATTESTATION_FILE, GATE_FILE, RunStore
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import RegressionGate
@@ -97,6 +99,10 @@ def _lines(store: RunStore, run_id: str) -> list[str]:
 
 def _statements(store: RunStore, run_id: str) -> list[dict[str, Any]]:
     return [json.loads(base64.b64decode(json.loads(line)["payload"])) for line in _lines(store, run_id)]
+
+
+def fingerprint(public_b64: str) -> str:
+    return raw_fingerprint(parse_public_key(public_b64))
 
 
 def _sslib_key(public_b64: str, keyid: str | None = None) -> SSlibKey:

@@ -20,8 +20,8 @@ import pytest
 
 from provenir.core.config import RunConfig
 from provenir.core.errors import ConfigError, ModelSignatureError
-from provenir.core.keys import KeyPair, generate_key_pair, public_key_path
 from provenir.core.manifest import RunManifest
+from provenir.core.signing_keys import KeyPair, generate_key_pair, public_key_path
 from provenir.core.store import RunStore
 from provenir.governance.audit import AuditReader
 from provenir.governance.model_signing import (

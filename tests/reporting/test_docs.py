@@ -96,6 +96,8 @@ def test_cli_commands_in_docs_exist() -> None:
             sub = getattr(cmd, "commands", None)
             if sub and len(args) > 1 and not args[1].startswith("-") and args[1] in sub:
                 cmd = sub[args[1]]
+            elif sub and getattr(cmd, "default_command", None) in sub:
+                cmd = sub[cmd.default_command]  # `provenir attest RUN` is `attest create RUN`
             options = {o for p in cmd.params for o in getattr(p, "opts", [])}
             for word in args:
                 if word.startswith("--"):

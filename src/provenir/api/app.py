@@ -23,8 +23,10 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from provenir import __version__
+from provenir.api.access_log import install_access_log_redaction
 from provenir.api.auth import bearer_auth
 from provenir.api.errors import GuardMiddleware, install_error_handlers
+from provenir.api.limits import HeaderLimitMiddleware
 from provenir.api.routes import protected, public
 from provenir.api.run_index import RunIndex
 from provenir.api.settings import ApiSettings
@@ -41,6 +43,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # After the server configured its logging: no query-string credential reaches the access log.
+        install_access_log_redaction()
         # Build the index before the first request so no client waits for it.
         run_index.refresh(force=True)
         yield
@@ -99,5 +103,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             allow_headers=["Authorization"],
             allow_credentials=False,
         )
+    # Inside the guard (so a 431 gets the safe headers), outside everything else.
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(GuardMiddleware)
     return app

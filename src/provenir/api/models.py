@@ -75,6 +75,11 @@ class RunDetail(_Model):
     seed: int
     manifest_hash: str | None = None
     signed: bool
+    verification: Verification = Field(
+        description="The manifest checked under the server's signer policy (hash, bytes, signature, "
+        "the run it holds). Output files are not re-hashed here (outputs_ok is null): "
+        "GET /manifests/{run_id}/verify re-hashes them."
+    )
     error: str | None = Field(None, description="The run's own error message (failed runs).")
     metrics: dict[str, float | None] = Field(
         default_factory=dict, description="Training metrics (a non-finite value, e.g. NaN, is null)."
@@ -89,19 +94,38 @@ class RunDetail(_Model):
     eval_error: str | None = Field(None, description="Why eval.json exists but could not be read.")
 
 
-class ManifestVerifyResponse(_Model):
-    """Integrity of one stored manifest (and of the output files it lists)."""
+class Verification(_Model):
+    """What checking a stored manifest found (the same outcome, in the same words, as
+    ``provenir manifest verify`` and the report), under the server's signer policy."""
 
-    run_id: str
-    ok: bool = Field(description="True when no problem was found (an unsigned manifest can be ok).")
+    ok: bool = Field(
+        description="True when no problem was found. Without a signer policy an unsigned manifest "
+        "can be ok; with one (trusted keys configured), unsigned or foreign-signed is not."
+    )
     hash_ok: bool = Field(description="manifest_hash matches the content.")
     canonical_ok: bool = Field(description="The file is byte-for-byte what Provenir writes.")
     signature: Literal["valid", "invalid", "unsigned", "untrusted", "unknown"] = Field(
-        description="'unknown' when the file could not be parsed at all."
+        description="'untrusted': a valid signature by a key the signer policy does not trust; "
+        "'unknown' when the file could not be parsed at all."
     )
     signer_fingerprint: str | None = None
-    outputs_ok: bool | None = Field(None, description="Every listed output file exists with its hash.")
+    signer_trusted: bool | None = Field(
+        None,
+        description="Whether the signer is a trusted key; null when the server trusts no keys "
+        "(origin not checked: a valid signature then proves integrity only).",
+    )
+    outputs_ok: bool | None = Field(
+        None,
+        description="Every listed output file exists inside the run folder with its hash, and output "
+        "folders hold no unrecorded file; null when not checked.",
+    )
     problems: list[str]
+
+
+class ManifestVerifyResponse(Verification):
+    """Integrity of one stored manifest (and of the output files it lists)."""
+
+    run_id: str
 
 
 class AuditRecordModel(_Model):

@@ -4,6 +4,11 @@ the answer; the logic lives in :mod:`provenir.core`, :mod:`provenir.governance` 
 Every path comes from the settings' :class:`~provenir.core.store.RunStore`. Run ids are checked
 against the UUID pattern before any path is built from them (and the store checks again), so no
 request can name a file outside the artifacts folder.
+
+Every endpoint that states whether a run verifies (``/manifests/{id}/verify``, ``/runs/{id}``,
+``/runs/{id}/report``) asks :meth:`RunStore.open` under the server's one signer policy
+(``ApiSettings.signer_policy``), so they cannot disagree. What they return from a manifest
+carries no absolute server path (:mod:`provenir.api.server_paths`).
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from provenir.api.models import (
     TemplatesResponse,
 )
 from provenir.api.run_index import RunIndex
+from provenir.api.server_paths import artifact_roots, hide_server_paths, run_without_server_paths
 from provenir.api.settings import ApiSettings
 from provenir.core.errors import EvaluationError
-from provenir.core.manifest import RunManifest
-from provenir.core.store import RunStore
+from provenir.core.hashing import sha256_bytes
+from provenir.core.manifest import ManifestVerification, RunManifest
+from provenir.core.store import StoredRun
 
 RunId = Annotated[
     str,
@@ -68,10 +75,6 @@ def _settings(request: Request) -> ApiSettings:
     return settings
 
 
-def _store(request: Request) -> RunStore:
-    return _settings(request).store
-
-
 def _index(request: Request) -> RunIndex:
     index: RunIndex = request.app.state.run_index
     return index
@@ -88,14 +91,34 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _load_manifest(store: RunStore, run_id: str) -> tuple[RunManifest, str]:
-    path = store.manifest_path(run_id)
-    if not path.is_file():
+def _open_run(request: Request, run_id: str, *, check_outputs: bool) -> StoredRun:
+    """The stored run, verified under the server's signer policy; 404 when there is none.
+
+    ``allow_path=False``: the id is looked up in the store, never read as a path.
+    """
+    settings = _settings(request)
+    if not settings.store.manifest_path(run_id).is_file():
         raise ApiError(404, "not_found", f"no run {run_id}")
-    manifest, raw = RunManifest.load_with_text(path)  # ManifestTamperedError -> 409
-    if manifest.run_id != run_id:
-        raise ApiError(409, "tampered", f"manifests/{run_id}.json holds run {manifest.run_id}")
-    return manifest, raw
+    return settings.store.open(
+        run_id, policy=settings.signer_policy, check_outputs=check_outputs, allow_path=False
+    )
+
+
+def _verification(result: ManifestVerification) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "hash_ok": result.hash_ok,
+        "canonical_ok": result.canonical_ok,
+        "signature": result.signature,
+        "signer_fingerprint": result.signer_fingerprint,
+        "signer_trusted": result.signer_trusted,
+        "outputs_ok": result.outputs_ok,
+        "problems": list(result.problems),
+    }
+
+
+def _roots(request: Request) -> list[str]:
+    return artifact_roots(_settings(request).output_dir)
 
 
 @public.get("/health", response_model=Health, tags=["meta"])
@@ -138,12 +161,18 @@ def get_run(request: Request, run_id: RunId) -> RunDetail:
     """One run: summary, training metrics, outputs and its evaluation (eval.json if present)."""
     from provenir.eval.harness import EVAL_FILENAME, EvalResult
 
-    store = _store(request)
-    manifest, _ = _load_manifest(store, run_id)
+    stored = _open_run(request, run_id, check_outputs=False)
+    manifest = stored.manifest
+    if manifest is None:
+        raise ApiError(
+            409, "tampered", f"manifests/{run_id}.json: " + "; ".join(stored.verification.problems)
+        )
+    if manifest.run_id != run_id:
+        raise ApiError(409, "tampered", f"manifests/{run_id}.json holds run {manifest.run_id}")
     eval_summary: dict[str, Any] | None = None
     eval_source: Literal["eval.json", "manifest"] | None = None
     eval_error = None
-    eval_path = store.run_dir(run_id) / EVAL_FILENAME
+    eval_path = stored.store.run_dir(run_id) / EVAL_FILENAME
     if eval_path.is_file():
         try:
             eval_summary, eval_source = EvalResult.load(eval_path).summary(), "eval.json"
@@ -151,31 +180,33 @@ def get_run(request: Request, run_id: RunId) -> RunDetail:
             eval_error = str(exc).replace(str(eval_path), EVAL_FILENAME)
     if eval_summary is None and manifest.eval is not None:
         eval_summary, eval_source = manifest.eval, "manifest"
-    return RunDetail(
-        run_id=manifest.run_id,
-        name=manifest.name,
-        algorithm=manifest.algorithm,
-        backend=manifest.backend,
-        status=manifest.status,
-        timestamp=manifest.timestamp,
-        finished_at=manifest.finished_at,
-        adapter_hash=manifest.adapter_hash,
-        provenance=manifest.provenance,
-        relation=manifest.relation,
-        config_hash=manifest.config_hash,
-        dataset_hash=manifest.dataset_hash,
-        eval_dataset_hash=manifest.eval_dataset_hash,
-        git_sha=manifest.git_sha,
-        seed=manifest.seed,
-        manifest_hash=manifest.manifest_hash,
-        signed=manifest.signature is not None,
-        error=manifest.error,
-        metrics=_finite(manifest.metrics),
-        outputs=manifest.outputs,
-        eval=_finite(eval_summary),
-        eval_source=eval_source,
-        eval_error=eval_error,
-    )
+    detail = {
+        "run_id": manifest.run_id,
+        "name": manifest.name,
+        "algorithm": manifest.algorithm,
+        "backend": manifest.backend,
+        "status": manifest.status,
+        "timestamp": manifest.timestamp,
+        "finished_at": manifest.finished_at,
+        "adapter_hash": manifest.adapter_hash,
+        "provenance": manifest.provenance,
+        "relation": manifest.relation,
+        "config_hash": manifest.config_hash,
+        "dataset_hash": manifest.dataset_hash,
+        "eval_dataset_hash": manifest.eval_dataset_hash,
+        "git_sha": manifest.git_sha,
+        "seed": manifest.seed,
+        "manifest_hash": manifest.manifest_hash,
+        "signed": manifest.signature is not None,
+        "verification": _verification(stored.verification),
+        "error": manifest.error,
+        "metrics": _finite(manifest.metrics),
+        "outputs": manifest.outputs,
+        "eval": _finite(eval_summary),
+        "eval_source": eval_source,
+        "eval_error": eval_error,
+    }
+    return RunDetail.model_validate(hide_server_paths(detail, _roots(request)))
 
 
 def _json_errors(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
@@ -201,13 +232,16 @@ def _json_errors(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, 
 )
 def get_run_report(request: Request, run_id: RunId) -> HTMLResponse:
     """The run's self-contained HTML report (plots inline, no external fetches)."""
-    from provenir.reporting.report import render_report
+    from provenir.reporting.artifacts import load_run
+    from provenir.reporting.report import build_report_html
 
-    store = _store(request)
-    if not store.manifest_path(run_id).is_file():
+    settings = _settings(request)
+    if not settings.store.manifest_path(run_id).is_file():
         raise ApiError(404, "not_found", f"no run {run_id}")
     # allow_path=False: the id is looked up in the artifacts folder, never treated as a path.
-    html = render_report(run_id, output_dir=store.root, allow_path=False)
+    # Verified under the server's signer policy, like /manifests/{id}/verify; shown without server paths.
+    run = load_run(run_id, settings.store.root, policy=settings.signer_policy, allow_path=False)
+    html = build_report_html(run_without_server_paths(run, _roots(request)))
     return HTMLResponse(
         html,
         headers={"Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"},
@@ -227,20 +261,34 @@ def get_run_report(request: Request, run_id: RunId) -> HTMLResponse:
     tags=["manifests"],
 )
 def get_manifest(request: Request, run_id: RunId) -> Response:
-    """The manifest exactly as stored (same bytes, so its hash can be checked client-side).
+    """The stored manifest, without server paths unless the server is told to serve it sealed.
 
-    It is served even if it was edited (use ``/verify`` to judge it), but not if it is not JSON.
+    The sealed file records local paths (data, model, artifacts root, interpreter) as facts of
+    the run. By default, when it holds any, this answers a JSON view with each absolute server
+    path replaced (``<artifacts>/...``, ``<server path>/<name>``), marked
+    ``X-Provenir-Manifest-View: redacted``; otherwise, or with ``serve_sealed_manifests``, the
+    file byte for byte (``sealed``), so its hash and signature can be checked client-side.
+    ``X-Provenir-Manifest-Sha256`` is the SHA-256 of the sealed file either way. It is served even
+    if it was edited (use ``/verify`` to judge it), but not if it is not JSON.
     """
-    path = _store(request).manifest_path(run_id)
+    settings = _settings(request)
+    path = settings.store.manifest_path(run_id)
     try:
         raw = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
         raise ApiError(404, "not_found", f"no run {run_id}") from None
     try:
-        json.loads(raw)
+        data = json.loads(raw)
     except ValueError:
         raise ApiError(409, "tampered", f"manifests/{run_id}.json is not valid JSON") from None
-    return Response(content=raw, media_type="application/json")
+    headers = {"X-Provenir-Manifest-Sha256": sha256_bytes(raw)}
+    view = data if settings.serve_sealed_manifests else hide_server_paths(data, _roots(request))
+    if view == data:
+        headers["X-Provenir-Manifest-View"] = "sealed"
+        return Response(content=raw, media_type="application/json", headers=headers)
+    headers["X-Provenir-Manifest-View"] = "redacted"
+    body = json.dumps(view, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return Response(content=body.encode("utf-8"), media_type="application/json", headers=headers)
 
 
 @protected.get(
@@ -253,23 +301,10 @@ def verify_manifest(request: Request, run_id: RunId) -> ManifestVerifyResponse:
     """Check the stored manifest: content hash, exact file bytes, signature, that the file holds the
     run it is named for, and every file it lists under ``runs/<run_id>/``. ``ok`` is false, with
     the problems, on any change: the same outcome as ``provenir manifest verify`` and the report."""
-    settings = _settings(request)
-    store = settings.store
-    if not store.manifest_path(run_id).is_file():
-        raise ApiError(404, "not_found", f"no run {run_id}")
-    # allow_path=False: the id is looked up in the store, never read as a path. Problems name
-    # files relative to the store, so no server path reaches the client.
-    result = store.verify(run_id, trusted_public_key=settings.trusted_public_key, allow_path=False)
-    return ManifestVerifyResponse(
-        run_id=run_id,
-        ok=result.ok,
-        hash_ok=result.hash_ok,
-        canonical_ok=result.canonical_ok,
-        signature=result.signature,
-        signer_fingerprint=result.signer_fingerprint,
-        outputs_ok=result.outputs_ok,
-        problems=list(result.problems),
-    )
+    result = _open_run(request, run_id, check_outputs=True).verification
+    # Problems name files relative to the store; a recorded absolute path is hidden like any other.
+    verification = hide_server_paths(_verification(result), _roots(request))
+    return ManifestVerifyResponse(run_id=run_id, **verification)
 
 
 @protected.get("/audit", response_model=AuditPageResponse, responses={**_BAD, **_INVALID}, tags=["audit"])

@@ -46,8 +46,16 @@ def serve(
     import uvicorn
 
     from provenir.api.app import create_app
+    from provenir.api.limits import uvicorn_limits
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, server_header=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        server_header=False,
+        **uvicorn_limits(settings),
+    )
 
 
 class BackgroundServer:
@@ -56,11 +64,17 @@ class BackgroundServer:
     def __init__(self, app: Any, host: str = "127.0.0.1", *, log_level: str = "warning") -> None:
         import uvicorn
 
+        from provenir.api.limits import uvicorn_limits
+
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))  # port 0: the OS picks a free one, no race with other tests
         self.host, self.port = self._sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level=log_level, server_header=False, lifespan="on")
+        # The same parser limits as `provenir serve` (the app's settings, else the defaults).
+        settings = getattr(getattr(app, "state", None), "settings", None) or ApiSettings()
+        config = uvicorn.Config(
+            app, log_level=log_level, server_header=False, lifespan="on", **uvicorn_limits(settings)
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True

@@ -16,9 +16,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from provenir.core.errors import ConfigError
+from provenir.core.signers import SignerPolicy
 from provenir.core.store import RunStore, default_output_dir
 
 TOKEN_ENV = "PROVENIR_API_TOKEN"
@@ -53,9 +63,35 @@ class ApiSettings(BaseModel):
         default_factory=list,
         description="Browser origins allowed to call the API (CORS). Empty (default): no CORS headers.",
     )
-    trusted_public_key: str | None = Field(
+    trusted_public_keys: list[str] = Field(
+        default_factory=list,
+        description="Signer policy: Ed25519 public keys (base64, or PEM PUBLIC KEY blocks) a manifest "
+        "must be signed by. With any (here or in trusted_keys_file), an unsigned or foreign-signed "
+        "manifest fails on every endpoint that states verification (/manifests/{id}/verify, "
+        "/runs/{id}, /runs/{id}/report).",
+    )
+    trusted_keys_file: Path | None = Field(
         None,
-        description="Base64 Ed25519 public key manifests must be signed with for verify to report ok.",
+        description="File of trusted public keys (one base64 key per line, # comments, or PEM blocks), "
+        "read once at startup; combined with trusted_public_keys.",
+    )
+    require_signature: bool = Field(
+        False,
+        description="Without trusted keys: still fail unsigned manifests (any valid signature passes, "
+        "which proves integrity but not origin). Implied by any trusted key.",
+    )
+    serve_sealed_manifests: bool = Field(
+        False,
+        description="GET /manifests/{id} serves the sealed file byte for byte, local paths included, so "
+        "clients can check its hash and signature themselves. Default (false): a JSON view with "
+        "absolute server paths replaced (header X-Provenir-Manifest-View: redacted).",
+    )
+    max_header_bytes: int = Field(
+        8192,
+        ge=1024,
+        le=1 << 20,
+        description="Largest total size of a request's headers; larger requests get 431. The HTTP "
+        "parser also drops a connection whose request line and headers exceed twice this (400).",
     )
     index_max_age_s: float = Field(
         5.0,
@@ -86,6 +122,27 @@ class ApiSettings(BaseModel):
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 raise ValueError(f"CORS origin {origin!r} must look like https://host[:port] (or be '*')")
         return value
+
+    _policy: SignerPolicy | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _signer_policy(self) -> ApiSettings:
+        # Built (and the keys file read) once, so a bad key stops the server at startup, not a request.
+        try:
+            self._policy = SignerPolicy.from_options(
+                self.trusted_public_keys or None,
+                self.trusted_keys_file,
+                require_signature=self.require_signature,
+                keys_source="trusted_public_keys",
+            )
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def signer_policy(self) -> SignerPolicy | None:
+        """The policy every verifying endpoint applies (None: unsigned manifests can verify)."""
+        return self._policy
 
     @property
     def store(self) -> RunStore:

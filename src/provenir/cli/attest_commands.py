@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,9 +15,12 @@ from provenir.cli.options import RUN_HELP, OutputDir
 class _AttestGroup(TyperGroup):
     """``attest RUN`` means ``attest create RUN``: anything that is not a sub-command goes to ``create``."""
 
+    #: The sub-command that arguments which name no sub-command go to.
+    default_command = "create"
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["create", *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
@@ -65,17 +69,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check every envelope's signature and that each statement matches the run's files and manifest."""
         from provenir.core.errors import AttestationError
-        from provenir.core.signing_keys import decode_public_key, read_trusted_keys
+        from provenir.core.signers import SignerPolicy
         from provenir.core.store import RunStore
         from provenir.governance.attestation import verify_attestations
 
-        keys: list[str] = []
-        if public_key is not None:
-            decode_public_key(public_key)  # a malformed key is a usage error, not a failed check
-            keys.append(public_key)
-        if trusted_keys is not None:
-            keys += read_trusted_keys(trusted_keys)
-        result = verify_attestations(RunStore(output_dir), run, public_keys=keys or None)
+        # A malformed key or trusted-keys file is a usage error here, not a failed check.
+        policy = SignerPolicy.from_options([public_key] if public_key else None, trusted_keys)
+        keys = [base64.b64encode(k).decode() for k in sorted(policy.trusted_keys)] if policy else None
+        result = verify_attestations(RunStore(output_dir), run, public_keys=keys)
         if not result.ok:
             for problem in result.problems:
                 typer.echo(f"  - {problem}", err=True)

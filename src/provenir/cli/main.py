@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "provenir.cli.data_commands",
     "provenir.cli.governance_commands",
     "provenir.cli.model_signing_commands",
+    "provenir.cli.export_commands",
     "provenir.cli.attest_commands",
     "provenir.cli.report_commands",
     "provenir.cli.api_commands",

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from provenir.cli.console import make_console
-from provenir.cli.options import RUN_HELP, OutputDir
+from provenir.cli.options import RUN_HELP, OutputDir, PublicKeys, TrustedKeysFile
 
 console = make_console()
 
@@ -25,23 +25,26 @@ def register(app: typer.Typer) -> None:
         check_outputs: Annotated[
             bool, typer.Option(help="Also re-hash the run's adapter and log files.")
         ] = True,
-        public_key: Annotated[
-            str | None, typer.Option(help="Trusted Ed25519 public key (base64) to require.")
-        ] = None,
+        public_key: PublicKeys = None,
+        trusted_keys: TrustedKeysFile = None,
         output_dir: OutputDir = None,
     ) -> None:
         """Check hash, file form, signature and (by default) output files; exit 2 if anything is off."""
         from provenir.core.errors import ManifestTamperedError
+        from provenir.core.signers import SignerPolicy
         from provenir.core.store import RunStore
 
-        stored = RunStore(output_dir).open(run, trusted_public_key=public_key, check_outputs=check_outputs)
+        policy = SignerPolicy.from_options(public_key, trusted_keys)
+        stored = RunStore(output_dir).open(run, policy=policy, check_outputs=check_outputs)
         result = stored.verification
         if not result.ok or stored.manifest is None:
             raise ManifestTamperedError(f"{stored.manifest_file}: " + "; ".join(result.problems))
         signer = f" by key {result.signer_fingerprint}" if result.signer_fingerprint else ""
+        trusted = " (trusted)" if result.signer_trusted else ""
         outputs = " outputs ok," if result.outputs_ok else ""
         console.print(
-            f"[green]ok[/] {stored.manifest.run_id}: hash ok,{outputs} signature {result.signature}{signer}"
+            f"[green]ok[/] {stored.manifest.run_id}: hash ok,{outputs} "
+            f"signature {result.signature}{signer}{trusted}"
         )
 
     @manifest_app.command("show")
@@ -67,7 +70,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a key pair: an ed25519 key for manifest.signing_key_path (or $PROVENIR_SIGNING_KEY),
         an ecdsa-p256 key for manifest.model_signing_key_path and `provenir sign-model`."""
-        from provenir.core.keys import generate_key_pair
+        from provenir.core.signers import public_key_of
+        from provenir.core.signing_keys import generate_key_pair
 
         pair = generate_key_pair(path, algorithm)
         typer.echo(f"wrote {pair.private_key} and {pair.public_key} (fingerprint {pair.fingerprint})")
+        if pair.algorithm == "ed25519":
+            # What verifiers pass to --public-key (or list in a --trusted-keys file).
+            typer.echo(f"public key {public_key_of(path)}")

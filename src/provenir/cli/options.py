@@ -21,3 +21,23 @@ RUN_HELP = "Run: an id, a unique prefix of one, 'latest', or a manifest JSON fil
 
 #: ``--json`` on every command that prints a table.
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+#: ``--public-key`` (repeatable) and ``--trusted-keys``: the signer policy of every command that
+#: verifies a run (:class:`provenir.core.signers.SignerPolicy`). Either one makes an unsigned or
+#: foreign-signed manifest fail.
+PublicKeys = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--public-key",
+        help="Trusted Ed25519 public key (base64, as `manifest keygen` prints); repeatable. "
+        "With any trusted key, an unsigned or foreign-signed manifest fails.",
+    ),
+]
+TrustedKeysFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--trusted-keys",
+        help="File of trusted public keys: one base64 key per line (a label may follow), # comments, "
+        "or PEM PUBLIC KEY blocks. Combines with --public-key.",
+    ),
+]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from provenir.cli.console import make_console
-from provenir.cli.options import RUN_HELP, JsonFlag, OutputDir
+from provenir.cli.options import RUN_HELP, JsonFlag, OutputDir, PublicKeys, TrustedKeysFile
 
 console = make_console()
 
@@ -25,25 +25,35 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Baseline run id or manifest: add the regression-gate verdict.")
         ] = None,
         tolerance: Annotated[float, typer.Option(help="Regression gate tolerance (absolute).")] = 0.02,
-        public_key: Annotated[
-            str | None, typer.Option(help="Trusted Ed25519 public key (base64) the signature must match.")
-        ] = None,
+        public_key: PublicKeys = None,
+        trusted_keys: TrustedKeysFile = None,
         output_dir: OutputDir = None,
     ) -> None:
-        """Write one self-contained HTML report (plots inline, no network) for a run."""
+        """Write one self-contained HTML report (plots inline, no network) for a run.
+
+        A run that does not verify (under --public-key/--trusted-keys, if given) still gets its
+        report, marked FAILED with the problems; the command then exits 2.
+        """
+        from provenir.core.errors import ManifestTamperedError
         from provenir.core.extras import check_extras
-        from provenir.reporting.report import write_report
+        from provenir.core.signers import SignerPolicy
+        from provenir.reporting.report import build_report, save_report
 
         check_extras("report")
-        path = write_report(
+        built = build_report(
             run,
-            out,
             output_dir=output_dir,
             baseline=baseline,
             tolerance=tolerance,
-            trusted_public_key=public_key,
+            policy=SignerPolicy.from_options(public_key, trusted_keys),
         )
+        path = save_report(built, out)
         console.print(f"wrote {path}", markup=False)
+        if not built.verification.ok:
+            raise ManifestTamperedError(
+                f"{run}: the run does not verify ({'; '.join(built.verification.problems)}); "
+                f"{path} marks it FAILED"
+            )
 
     @app.command("lineage")
     def lineage(

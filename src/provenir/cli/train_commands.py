@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from provenir.cli.console import make_console, shown_id
-from provenir.cli.options import RUN_HELP, JsonFlag, OutputDir
+from provenir.cli.options import RUN_HELP, JsonFlag, OutputDir, PublicKeys, TrustedKeysFile
 
 if TYPE_CHECKING:
     from provenir.core.config import RunConfig
@@ -69,16 +69,24 @@ def register(app: typer.Typer) -> None:
         run: Annotated[str, typer.Argument(help=RUN_HELP)],
         output_dir: OutputDir = None,
         as_json: JsonFlag = False,
+        public_key: PublicKeys = None,
+        trusted_keys: TrustedKeysFile = None,
     ) -> None:
         """Verify a run and its inputs, replay it, report whether the weights are identical.
 
         The replay is written beside the original run (in --output-dir when that is given).
+        With --public-key/--trusted-keys, a run not signed by a trusted key is refused before
+        anything trains.
         """
+        from provenir.core.signers import SignerPolicy
         from provenir.core.store import RunStore
         from provenir.train.reproduce import reproduce as run_reproduce
 
+        policy = SignerPolicy.from_options(public_key, trusted_keys)
         manifest = RunStore(output_dir).resolve(run)
-        result = run_reproduce(manifest, output_dir=None if output_dir is None else str(output_dir))
+        result = run_reproduce(
+            manifest, output_dir=None if output_dir is None else str(output_dir), policy=policy
+        )
         if as_json:
             typer.echo(
                 json.dumps(

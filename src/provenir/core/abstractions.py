@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from provenir.core.distributed_run import DistributedRun
 from provenir.core.inputs import CheckpointPin
 from provenir.core.selected_checkpoint import SelectedCheckpoint
 
@@ -64,6 +65,9 @@ class TrainResult:
     #: Which weights ``adapter_dir`` holds and why (last step, or the best checkpoint); recorded
     #: in the manifest as ``selected_checkpoint``. ``None``: the backend does not say.
     selected_checkpoint: SelectedCheckpoint | None = None
+    #: Runs launched through torchrun: nodes, world size, restarts and every rank; the manifest's
+    #: ``distributed``.
+    distributed: DistributedRun | None = None
 
 
 @runtime_checkable

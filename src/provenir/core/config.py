@@ -16,16 +16,27 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from provenir.core.errors import ConfigError
 from provenir.core.hashing import sha256_json
 from provenir.core.store import default_output_dir
+from provenir.core.yaml_loading import load_yaml
 
 #: The built-in offline model: a small Llama plus a BPE tokenizer built deterministically
 #: from a bundled corpus (see :mod:`provenir.train.tiny_model`).
@@ -81,6 +92,24 @@ class PEFTConfig(ConfigSection):
     )
     load_in_8bit: bool = Field(False, description="Load the base model in 8-bit (LLM.int8).")
     use_rslora: bool = Field(False, description="rsLoRA: scale by alpha/sqrt(r) instead of alpha/r.")
+    use_dora: bool = Field(
+        False,
+        description="DoRA: split each adapted weight into a trained magnitude vector and a LoRA-updated "
+        "direction (peft's use_dora); slower per step than plain LoRA.",
+    )
+    modules_to_save: list[str] = Field(
+        default_factory=list,
+        description="Modules trained in full and saved in the adapter besides the LoRA matrices (e.g. "
+        "lm_head, embed_tokens); a name matches every module whose name ends with it, as in peft.",
+    )
+    init: Literal["default", "gaussian", "pissa", "olora", "loftq"] = Field(
+        "default",
+        description="LoRA initialisation: default (B = 0), gaussian, pissa or olora (both move the top "
+        "singular/QR directions of each base weight into the adapter; the saved adapter is converted to a "
+        "plain LoRA on the original base), or loftq (needs CUDA and bitsandbytes). SFT only for pissa/olora.",
+    )
+    loftq_bits: Literal[4, 8] = Field(4, description="init: loftq: bits the base weights are quantised to.")
+    loftq_iter: int = Field(1, gt=0, description="init: loftq: alternating quantise/SVD iterations.")
 
     @model_validator(mode="after")
     def _one_quantisation(self) -> PEFTConfig:
@@ -90,22 +119,193 @@ class PEFTConfig(ConfigSection):
             raise ValueError("a quantised base model can only be trained through an adapter (enabled: true)")
         return self
 
+    @model_validator(mode="after")
+    def _adapter_options(self) -> PEFTConfig:
+        if not self.enabled:
+            used = [
+                name
+                for name, on in (
+                    ("use_dora", self.use_dora),
+                    ("modules_to_save", bool(self.modules_to_save)),
+                    ("init", self.init != "default"),
+                )
+                if on
+            ]
+            if used:
+                raise ValueError(f"{', '.join(used)} apply to an adapter; set enabled: true or remove them")
+        if self.init in ("pissa", "olora"):
+            # peft's conversion to a plain LoRA on the original base keeps only lora_A/lora_B: a
+            # DoRA magnitude, a trained module or bias would be silently dropped from the adapter.
+            kept_out = [
+                name
+                for name, on in (
+                    ("use_dora", self.use_dora),
+                    ("modules_to_save", bool(self.modules_to_save)),
+                    (f"bias: {self.bias}", self.bias != "none"),
+                )
+                if on
+            ]
+            if kept_out:
+                raise ValueError(
+                    f"init: {self.init} cannot be combined with {', '.join(kept_out)}: the adapter is saved "
+                    "converted to a plain LoRA on the original base, which keeps only the LoRA matrices"
+                )
+        if self.init in ("pissa", "loftq") and (self.load_in_4bit or self.load_in_8bit):
+            raise ValueError(
+                f"init: {self.init} starts from the full-precision base weights (loftq quantises them "
+                "itself); remove load_in_4bit/load_in_8bit"
+            )
+        return self
+
 
 class DistributedConfig(ConfigSection):
-    """How many processes train, and how they talk to each other."""
+    """How many processes train, and how they talk to each other.
+
+    Several nodes meet through torchrun's c10d rendezvous: one node runs ``provenir train`` (it
+    writes the manifest), the others join that run (``python -m provenir.train.join``). Under
+    Slurm or SkyPilot the node count, rendezvous host and id come from the job's environment
+    when they are not set here (see :mod:`provenir.train.rendezvous`).
+    """
 
     strategy: Literal["fsdp", "deepspeed", "ddp", "none"] = Field(
         "none", description="Data-parallel strategy."
     )
-    num_gpus: int = Field(1, gt=0, description="GPUs (one process each) per node.")
+    num_gpus: int = Field(
+        1, ge=0, description="GPUs (one process each) per node; 0 means train on CPU (device: auto or cpu)."
+    )
     num_processes: int | None = Field(
         None, gt=0, description="Processes per node; defaults to num_gpus. With device: cpu they use gloo."
     )
-    num_nodes: int = Field(1, gt=0, description="Number of nodes.")
-    node_rank: int = Field(0, ge=0, description="This node's rank (multi-node).")
-    master_addr: str = Field("127.0.0.1", description="Rendezvous address (multi-node).")
-    master_port: int = Field(29500, gt=0, lt=65536, description="Rendezvous port.")
+    nnodes: int | str | None = Field(
+        None,
+        description="Nodes: a number, or 'MIN:MAX' for an elastic job that starts once MIN nodes have "
+        "joined and admits up to MAX. Unset: from Slurm/SkyPilot, else 1.",
+    )
+    rdzv_endpoint: str | None = Field(
+        None,
+        description="host:port of the c10d rendezvous, on a node every node can reach. Unset: the first "
+        "host of the Slurm/SkyPilot job, port 29400. Not part of config_hash.",
+    )
+    rdzv_id: str | None = Field(
+        None,
+        description="Rendezvous id shared by the nodes of one job. Unset: the Slurm job id or SkyPilot task "
+        "id, else one derived from the run id (two jobs never join each other). Not part of config_hash.",
+    )
+    rdzv_backend: Literal["c10d"] = Field(
+        "c10d", description="torchrun rendezvous backend. Not part of config_hash."
+    )
+    rdzv_join_timeout_s: int = Field(
+        600,
+        gt=0,
+        description="Seconds a node waits for the others to join before giving up. Not part of config_hash.",
+    )
+    max_restarts: int = Field(
+        0,
+        ge=0,
+        description="Times torchrun restarts every worker after a failure (from the last checkpoint when "
+        "save_steps is set). Not part of config_hash.",
+    )
+    num_nodes: int = Field(1, gt=0, description="Deprecated: use nnodes.")
+    node_rank: int = Field(0, ge=0, description="Deprecated and ignored: the rendezvous assigns node ranks.")
+    master_addr: str = Field("127.0.0.1", description="Deprecated: use rdzv_endpoint (host:port).")
+    master_port: int = Field(29500, gt=0, lt=65536, description="Deprecated: use rdzv_endpoint (host:port).")
     deepspeed_stage: Literal[1, 2, 3] = Field(2, description="ZeRO stage when strategy is deepspeed.")
+
+    @field_validator("nnodes")
+    @classmethod
+    def _nnodes_form(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            parse_nnodes(value)
+        return value
+
+    @field_validator("rdzv_endpoint")
+    @classmethod
+    def _endpoint_form(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_endpoint(value)
+        return value
+
+    @field_validator("rdzv_id")
+    @classmethod
+    def _rdzv_id_form(cls, value: str | None) -> str | None:
+        if value is not None and not _RDZV_ID.fullmatch(value):
+            raise ValueError("use letters, digits and . _ : - (at most 128 characters)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_say_it(self) -> DistributedConfig:
+        legacy_nodes = (self.num_nodes, self.num_nodes)
+        if self.nnodes is not None and self.num_nodes != 1 and parse_nnodes(self.nnodes) != legacy_nodes:
+            raise ValueError(
+                f"nnodes {self.nnodes!r} and the deprecated num_nodes {self.num_nodes} disagree; set only nnodes"
+            )
+        if self.rdzv_endpoint is not None and (
+            self.master_addr != _LEGACY_ADDR or self.master_port != _LEGACY_PORT
+        ):
+            raise ValueError(
+                "rdzv_endpoint and the deprecated master_addr/master_port are both set; keep rdzv_endpoint only"
+            )
+        if self.strategy == "none" and self.max_nodes > 1:
+            raise ValueError("training on several nodes needs a strategy (ddp, fsdp or deepspeed)")
+        return self
+
+    @property
+    def max_nodes(self) -> int:
+        """The most nodes this config asks for (nnodes, else the deprecated num_nodes)."""
+        return parse_nnodes(self.nnodes)[1] if self.nnodes is not None else self.num_nodes
+
+    def deprecated_fields(self) -> list[str]:
+        """The deprecated fields this config sets (differ from their defaults), in declaration order."""
+        defaults = {"num_nodes": 1, "node_rank": 0, "master_addr": _LEGACY_ADDR, "master_port": _LEGACY_PORT}
+        return [name for name, value in defaults.items() if getattr(self, name) != value]
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_rendezvous(self, handler: SerializerFunctionWrapHandler):
+        # Configs written before these fields existed keep their dump, hence their config_hash.
+        # No return annotation: pydantic would take it for the serialised schema (losing the fields).
+        data: dict[str, Any] = handler(self)
+        for name, default in _RENDEZVOUS_DEFAULTS.items():
+            if name in data and getattr(self, name) == default:
+                del data[name]
+        return data
+
+
+_LEGACY_ADDR, _LEGACY_PORT = "127.0.0.1", 29500
+_RDZV_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_NNODES = re.compile(r"^([1-9][0-9]*)(?::([1-9][0-9]*))?$")
+#: Rendezvous fields left out of the config's dump while they hold these values.
+_RENDEZVOUS_DEFAULTS: dict[str, Any] = {
+    "nnodes": None,
+    "rdzv_endpoint": None,
+    "rdzv_id": None,
+    "rdzv_backend": "c10d",
+    "rdzv_join_timeout_s": 600,
+    "max_restarts": 0,
+}
+
+
+def parse_nnodes(value: int | str) -> tuple[int, int]:
+    """``2`` -> ``(2, 2)``, ``"1:4"`` -> ``(1, 4)``; a ``ValueError`` for anything else."""
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("must be >= 1")
+        return value, value
+    match = _NNODES.fullmatch(value.strip())
+    if match is None:
+        raise ValueError("expected a number of nodes or MIN:MAX, like 2 or 1:4")
+    low = int(match.group(1))
+    high = int(match.group(2) or low)
+    if low > high:
+        raise ValueError("MIN is larger than MAX")
+    return low, high
+
+
+def parse_endpoint(value: str) -> tuple[str, int]:
+    """``"10.0.0.1:29400"`` -> ``("10.0.0.1", 29400)`` (``[::1]:29400`` for IPv6); ``ValueError`` otherwise."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected host:port, like 10.0.0.1:29400")
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 class DataSourceConfig(ConfigSection):
@@ -151,7 +351,13 @@ class DataConfig(ConfigSection):
     messages_field: str = Field(
         "messages",
         description="SFT: column holding a multi-turn conversation (role/content list) when there is no "
-        "prompt/response pair; the loss is on its final assistant turn.",
+        "prompt/response pair; which assistant turns carry the loss is set by train_on_turns.",
+    )
+    train_on_turns: Literal["last", "all"] = Field(
+        "last",
+        description="SFT conversations: loss on the final assistant turn only (last) or on every assistant "
+        "turn (all), everything else masked. With template: tokenizer, all uses the tokenizer's own "
+        "assistant mask and needs {% generation %} markers in its chat template.",
     )
     max_samples: int | None = Field(None, gt=0, description="Use only the first N rows (after loading).")
     contamination_check: Literal["off", "warn", "refuse"] = Field(
@@ -480,9 +686,17 @@ TRAINER_ARGS_OWNED: dict[str, str] = {
 }
 
 
-#: Left out of ``config_hash``: where artifacts go and which key signs the model folder do not
-#: change what is trained (and a config written before a field existed keeps its hash).
-_NOT_HASHED: dict[str, Any] = {"output_dir": True, "manifest": {"model_signing_key_path": True}}
+#: Left out of ``config_hash``: where artifacts go, which key signs the model folder and where
+#: the nodes meet do not change what is trained (and a config written before a field existed
+#: keeps its hash).
+_NOT_HASHED: dict[str, Any] = {
+    "output_dir": True,
+    "manifest": {"model_signing_key_path": True},
+    "distributed": {
+        name: True
+        for name in ("rdzv_endpoint", "rdzv_id", "rdzv_backend", "rdzv_join_timeout_s", "max_restarts")
+    },
+}
 
 
 class RunConfig(ConfigSection):
@@ -710,7 +924,7 @@ def read_yaml_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = load_yaml(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
@@ -736,7 +950,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key.path=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
         node = out

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from provenir.core.errors import AttestationError
 from provenir.core.extras import require_extra
-from provenir.core.signing_keys import fingerprint, public_key_b64, public_key_object
+from provenir.core.signers import fingerprint, parse_public_key
+from provenir.core.signing_keys import public_key_object, raw_public_key
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -121,7 +122,7 @@ def sign_envelope(
 
     Load the key with :func:`provenir.core.signing_keys.load_signing_key`.
     """
-    keyid = fingerprint(public_key_b64(signing_key))
+    keyid = fingerprint(raw_public_key(signing_key))
     signature = signing_key.sign(pae(payload_type, payload))
     return Envelope(payload_type, payload, (EnvelopeSignature(keyid, signature),))
 
@@ -147,7 +148,7 @@ def verify_envelope(envelope: Envelope, public_keys: Sequence[str]) -> str:
                 continue
             return key
     signers = ", ".join(sorted({s.keyid or "(no keyid)" for s in envelope.signatures}))
-    trusted = ", ".join(fingerprint(k) for k in public_keys)
+    trusted = ", ".join(fingerprint(parse_public_key(k)) for k in public_keys)
     raise AttestationError(
         f"no signature verifies with the trusted key(s) {trusted} (envelope names keyid {signers}): "
         "the payload was changed or another key signed it"

@@ -3,8 +3,18 @@
 ``manifest_hash`` is the SHA-256 of the RFC 8785 canonical JSON of every other field, so
 changing any field is detected. The file is also required to be exactly the serialisation
 Provenir writes, so editing any byte (even white space) is detected too. With a signing key
-configured the hash is signed with Ed25519; the public key travels in the manifest and its
-fingerprint should be compared with the one you trust (or pass ``trusted_public_key``).
+configured the hash is signed with Ed25519; the public key travels in the manifest, so a
+signature alone proves integrity, not origin: pass a :class:`~provenir.core.signers.SignerPolicy`
+(trusted keys) to require a signer.
+
+Output files are checked inside the run folder only (:mod:`provenir.core.confined`): a recorded
+path that is absolute, has ``..`` parts or runs through a link out of the folder is reported,
+never read. Every *subfolder* of the run folder that holds a recorded output (``adapter/``,
+``model/``) must hold nothing else: an unrecorded file there (an injected
+``chat_template.jinja`` the tokenizer would load) is a problem. The run folder's top level is
+not checked for extra files: other commands add files there after the run is sealed
+(``eval.json``, ``MODEL_CARD.md``, signatures and attestations), next to its input pins
+(``config.yaml``, ``data/``) and ``checkpoints/``.
 """
 
 from __future__ import annotations
@@ -29,18 +39,23 @@ from pydantic import (
 )
 
 from provenir.core.atomic import atomic_write_text
+from provenir.core.confined import digest_inside, entries_inside, file_problem, plain_relative
+from provenir.core.distributed_run import DistributedRun
 from provenir.core.errors import ManifestError, ManifestTamperedError
 from provenir.core.extras import require_extra
-from provenir.core.hashing import sha256_bytes, sha256_file, sha256_json
+from provenir.core.hashing import sha256_bytes, sha256_json
 from provenir.core.inputs import RunInputs
 from provenir.core.selected_checkpoint import SelectedCheckpoint
+from provenir.core.signers import SignerPolicy
 from provenir.core.signing_keys import SIGNING_KEY_ENV, load_signing_key, public_key_b64
 
 MANIFEST_SCHEMA_VERSION = 2
 #: Fields added after schema 2 shipped, left out of the JSON while unset: manifests written before
 #: they existed keep their canonical JSON, and so their hash.
-_OMITTED_WHEN_NONE = ("selected_checkpoint",)
+_OMITTED_WHEN_NONE = ("selected_checkpoint", "distributed")
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+#: Unrecorded files named one by one in a verification; the rest are counted.
+MAX_UNRECORDED_SHOWN = 20
 
 
 def new_run_id() -> str:
@@ -87,6 +102,9 @@ class ManifestVerification:
     signer_fingerprint: str | None = None
     outputs_ok: bool | None = None
     problems: list[str] = field(default_factory=list)
+    signer_trusted: bool | None = None
+    """True: the signer is a key of the signer policy; False: it is not (or there is no valid
+    signature); None: no trusted keys were given, so the signer's origin was not checked."""
 
     @property
     def ok(self) -> bool:
@@ -135,16 +153,25 @@ class RunManifest(BaseModel):
         None, description="Which weights became the adapter and why (see core.selected_checkpoint)."
     )
     error: str | None = None
+    distributed: DistributedRun | None = Field(
+        None,
+        description="Runs launched through torchrun: nodes, world size, restarts, every rank's host and "
+        "environment digest.",
+    )
     extra: dict[str, Any] = Field(default_factory=dict)
     manifest_hash: str | None = None
     signature: Signature | None = None
 
     @model_serializer(mode="wrap")
-    def _omit_unset_new_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _omit_absent_sections(self, handler: SerializerFunctionWrapHandler):
+        # Manifests written before `distributed` or `selected_checkpoint` existed have no such key;
+        # leaving them out when absent keeps their canonical JSON, and so their hash, unchanged. No
+        # return annotation: pydantic would take it for the serialised schema, and the API's schema
+        # would lose its fields.
         data: dict[str, Any] = handler(self)
         for name in _OMITTED_WHEN_NONE:
-            if name in data and data[name] is None:
-                del data[name]
+            if getattr(self, name) is None:
+                data.pop(name, None)
         return data
 
     # -- sealing ----------------------------------------------------------------------------
@@ -170,14 +197,25 @@ class RunManifest(BaseModel):
         self,
         *,
         raw: str | None = None,
-        trusted_public_key: str | None = None,
+        policy: SignerPolicy | None = None,
         run_directory: str | os.PathLike[str] | None = None,
     ) -> ManifestVerification:
-        """Verify hash, file form (``raw``: the file text), signature and, optionally, outputs."""
+        """Verify hash, file form (``raw``: the file text), signature under ``policy`` and,
+        optionally, the outputs inside ``run_directory`` (see the module docs for the rules).
+
+        ``policy`` None accepts an unsigned manifest and any valid signature (the state is still
+        reported); with a policy an unsigned or foreign-signed manifest is a problem.
+        """
         problems: list[str] = []
-        hash_ok = self.manifest_hash is not None and self.manifest_hash == self.compute_hash()
+        try:
+            computed: str | None = self.compute_hash()
+        except ValueError:
+            computed = None  # NaN or infinity: canonical JSON has none, so Provenir never sealed it
+        hash_ok = self.manifest_hash is not None and self.manifest_hash == computed
         if self.manifest_hash is None:
             problems.append("manifest is not sealed (no manifest_hash)")
+        elif computed is None:
+            problems.append("manifest holds a number canonical JSON cannot encode (NaN or infinity): edited")
         elif not hash_ok:
             problems.append("manifest_hash does not match the content: a field was changed")
         canonical_ok = raw is None or raw == self.to_json()
@@ -185,24 +223,47 @@ class RunManifest(BaseModel):
             problems.append(
                 "file bytes differ from Provenir's serialisation of the same content: the file was edited"
             )
-        sig_state, fingerprint = _check_signature(self, trusted_public_key)
-        if sig_state == "invalid":
-            problems.append("signature does not verify")
-        elif sig_state == "untrusted":
-            problems.append("signed by a key other than the trusted one")
+        crypto_state, public_key = _check_signature(self)
+        sig_state, trusted, sig_problem = (policy or SignerPolicy()).judge(crypto_state, public_key)
+        if sig_problem is not None:
+            problems.append(sig_problem)
+        fingerprint = self.signature.fingerprint if crypto_state == "valid" and self.signature else None
         outputs_ok = None
         if run_directory is not None:
-            outputs_ok = True
-            base = Path(run_directory)
-            for rel, expected in sorted(self.outputs.items()):
-                f = base / rel
-                if not f.is_file():
-                    outputs_ok = False
-                    problems.append(f"output {rel} is missing")
-                elif sha256_file(f) != expected:
-                    outputs_ok = False
-                    problems.append(f"output {rel} changed (hash differs)")
-        return ManifestVerification(hash_ok, canonical_ok, sig_state, fingerprint, outputs_ok, problems)
+            output_problems = self.check_outputs(run_directory)
+            outputs_ok = not output_problems
+            problems.extend(output_problems)
+        return ManifestVerification(
+            hash_ok, canonical_ok, sig_state, fingerprint, outputs_ok, problems, signer_trusted=trusted
+        )
+
+    def check_outputs(self, run_directory: str | os.PathLike[str]) -> list[str]:
+        """Problems with the recorded outputs inside ``run_directory`` (empty: all intact).
+
+        Each recorded file must be a regular file inside the folder with its recorded hash, and
+        each subfolder holding a recorded output must hold no unrecorded file (module docs).
+        """
+        problems: list[str] = []
+        for rel, expected in sorted(self.outputs.items()):
+            problem = file_problem("output", rel, digest_inside(run_directory, rel), expected)
+            if problem is not None:
+                problems.append(problem)
+        recorded = {rel for rel in self.outputs if plain_relative(rel)}
+        folders = sorted({rel.split("/", 1)[0] for rel in recorded if "/" in rel})
+        unrecorded: list[str] = []
+        for folder in folders:
+            if Path(run_directory, folder).is_symlink():
+                problems.append(f"output folder {folder} is a symbolic link, not a folder of the run")
+                continue
+            for entry in entries_inside(run_directory, folder):
+                if entry.rel not in recorded:
+                    unrecorded.append(entry.rel)
+        for rel in unrecorded[:MAX_UNRECORDED_SHOWN]:
+            problems.append(f"{rel} is not recorded in the manifest")
+        if len(unrecorded) > MAX_UNRECORDED_SHOWN:
+            more = len(unrecorded) - MAX_UNRECORDED_SHOWN
+            problems.append(f"{more} more files in output folders are not recorded in the manifest")
+        return problems
 
     def verify(self, **kwargs: Any) -> ManifestVerification:
         """Like :meth:`check` but raises :class:`ManifestTamperedError` on any problem."""
@@ -254,22 +315,6 @@ class RunManifest(BaseModel):
 # -- signing ------------------------------------------------------------------------------------
 
 
-def generate_signing_key(path: str | os.PathLike[str]) -> str:
-    """Write a new Ed25519 private key (PEM, mode 0600) to ``path``; return its fingerprint."""
-    require_extra("cryptography", "signing", purpose="creating a signing key")
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    p = Path(path)
-    atomic_write_text(p, pem.decode(), mode=0o600)  # private from the first byte
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return sha256_bytes(raw)[:16]
-
-
 def _sign(manifest_hash: str, key_path: Path) -> Signature:
     key = load_signing_key(key_path, purpose="signing a manifest")
     return Signature(
@@ -279,21 +324,24 @@ def _sign(manifest_hash: str, key_path: Path) -> Signature:
 
 
 def _check_signature(
-    manifest: RunManifest, trusted_public_key: str | None
-) -> tuple[Literal["valid", "invalid", "unsigned", "untrusted"], str | None]:
+    manifest: RunManifest,
+) -> tuple[Literal["valid", "invalid", "unsigned"], bytes | None]:
+    """The signature's cryptographic state against its own embedded key, and that key (raw).
+
+    Whether that key is one to trust is the :class:`SignerPolicy`'s call, not this function's.
+    """
     sig = manifest.signature
     if sig is None:
-        return ("untrusted" if trusted_public_key else "unsigned"), None
+        return "unsigned", None
     require_extra("cryptography", "signing", purpose="checking a manifest signature")
     try:
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(sig.public_key, validate=True))
+        raw_key = base64.b64decode(sig.public_key, validate=True)
+        public = Ed25519PublicKey.from_public_bytes(raw_key)
         # The signature covers the recorded hash; a changed body is caught by the hash check.
         public.verify(base64.b64decode(sig.value, validate=True), (manifest.manifest_hash or "").encode())
     except (InvalidSignature, ValueError):
         return "invalid", None
-    if trusted_public_key is not None and trusted_public_key != sig.public_key:
-        return "untrusted", sig.fingerprint
-    return "valid", sig.fingerprint
+    return "valid", raw_key

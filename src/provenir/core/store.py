@@ -18,6 +18,9 @@ answer everywhere::
     store = RunStore("artifacts")
     result = store.verify("123e4567")          # a run id, a unique prefix, "latest", or a manifest path
     print(result.ok, result.problems)
+
+    policy = SignerPolicy.from_options(trusted_keys_file="trusted_keys.txt")
+    store.verify("latest", policy=policy)      # unsigned or foreign-signed: not ok
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from provenir.core.confined import digest_inside, file_problem
 from provenir.core.errors import ManifestError, ManifestTamperedError
-from provenir.core.hashing import sha256_file
 from provenir.core.manifest import ManifestVerification, RunManifest, validate_run_id
+from provenir.core.signers import SignerPolicy
 
 #: Characters a run id (or a prefix of one) may contain; anything else is treated as a path.
 _ID_CHARS = re.compile(r"^[0-9a-f-]{4,36}$")
@@ -190,6 +194,8 @@ class RunStore:
                 f"{text!r} is neither a manifest file nor a run id (a UUID such as "
                 f"123e4567-e89b-42d3-a456-426614174000, a unique prefix of one, or {LATEST!r})"
             )
+        if _is_run_id(text) and self.manifest_path(text).is_file():
+            return self.manifest_path(text)  # a whole id: no listing (the API asks per request)
         # Matched against listed ids, never globbed or joined: a ref cannot leave the folder.
         matches = [rid for rid in self.require_runs() if rid.startswith(text)]
         folder = self.manifests_dir
@@ -212,28 +218,29 @@ class RunStore:
         self,
         ref: str | os.PathLike[str],
         *,
-        trusted_public_key: str | None = None,
+        policy: SignerPolicy | None = None,
         check_outputs: bool = True,
         allow_path: bool = True,
     ) -> ManifestVerification:
         """Everything that can be checked about a stored run, as one outcome (never raises on tampering).
 
-        Checks the manifest's hash, exact bytes and signature; that a file named for a run holds
-        that run; and, with ``check_outputs``, every output file and every stored input-rows file
-        against its recorded SHA-256 (a missing run folder fails when the manifest lists files in
-        it). An unreadable manifest is a failed verification, not an exception; only a ref that
-        names no run raises :class:`ManifestError`. Problems name files relative to the store
-        (``manifests/<id>.json``, ``runs/<id>``), never by an absolute path.
+        Checks the manifest's hash, exact bytes and signature (under ``policy``: with one, an
+        unsigned or foreign-signed manifest fails); that a file named for a run holds that run;
+        and, with ``check_outputs``, every output file and every stored input-rows file against
+        its recorded SHA-256, inside the run folder only, plus unrecorded files in output
+        folders (:meth:`RunManifest.check_outputs`; a missing run folder fails when the manifest
+        lists files in it). An unreadable manifest is a failed verification, not an exception;
+        only a ref that names no run raises :class:`ManifestError`. Problems name files relative
+        to the store (``manifests/<id>.json``, ``runs/<id>``), never by an absolute path, and
+        are the same words in every reader (CLI, API, report).
         """
-        return self.open(
-            ref, trusted_public_key=trusted_public_key, check_outputs=check_outputs, allow_path=allow_path
-        ).verification
+        return self.open(ref, policy=policy, check_outputs=check_outputs, allow_path=allow_path).verification
 
     def open(
         self,
         ref: str | os.PathLike[str],
         *,
-        trusted_public_key: str | None = None,
+        policy: SignerPolicy | None = None,
         check_outputs: bool = True,
         allow_path: bool = True,
     ) -> StoredRun:
@@ -249,23 +256,21 @@ class RunStore:
             return StoredRun(
                 store, path, None, ManifestVerification(False, False, "unknown", problems=[problem])
             )
-        return StoredRun(
-            store, path, manifest, store._check(manifest, raw, path, trusted_public_key, check_outputs)
-        )
+        return StoredRun(store, path, manifest, store._check(manifest, raw, path, policy, check_outputs))
 
     def _check(
         self,
         manifest: RunManifest,
         raw: str,
         path: Path,
-        trusted_public_key: str | None,
+        policy: SignerPolicy | None,
         check_outputs: bool,
     ) -> ManifestVerification:
         rdir = self.run_dir(manifest.run_id)
-        has_dir = check_outputs and rdir.is_dir()
-        result = manifest.check(
-            raw=raw, trusted_public_key=trusted_public_key, run_directory=rdir if has_dir else None
-        )
+        # A run folder that is itself a link could point anywhere: its files are not read.
+        linked = check_outputs and rdir.is_symlink()
+        has_dir = check_outputs and not linked and rdir.is_dir()
+        result = manifest.check(raw=raw, policy=policy, run_directory=rdir if has_dir else None)
         if _is_run_id(path.stem) and path.stem != manifest.run_id:
             # The hash covers run_id, so a sealed manifest copied under another name still checks
             # out by itself: only the file name shows the substitution.
@@ -274,17 +279,18 @@ class RunStore:
         if check_outputs and not has_dir:
             # A manifest that lists no files needs no run folder (a failed run, a hand-made record).
             result.outputs_ok = not (manifest.outputs or pins)
-            if not result.outputs_ok:
+            if linked:
+                result.outputs_ok = False
+                result.problems.append(
+                    f"run folder runs/{manifest.run_id} is a symbolic link: outputs not checked"
+                )
+            elif not result.outputs_ok:
                 result.problems.append(f"run folder runs/{manifest.run_id} is missing: outputs not checked")
         if has_dir:
             for rel, sha in pins:
-                f = rdir / rel
-                if not f.resolve().is_relative_to(rdir.resolve()):
-                    result.problems.append(f"input rows path {rel} points outside the run folder")
-                elif not f.is_file():
-                    result.problems.append(f"input rows {rel} are missing")
-                elif sha256_file(f) != sha:
-                    result.problems.append(f"input rows {rel} changed (hash differs)")
+                problem = file_problem("input rows", rel, digest_inside(rdir, rel), sha)
+                if problem is not None:
+                    result.problems.append(problem)
         return result
 
 

@@ -63,11 +63,11 @@ from provenir.core.errors import AttestationError, ConfigError, ProvenirError
 from provenir.core.hashing import canonical_json, sha256_bytes, sha256_file
 from provenir.core.inputs import FileSetPin
 from provenir.core.manifest import RunManifest
+from provenir.core.signers import fingerprint, parse_public_key
 from provenir.core.signing_keys import (
     SIGNING_KEY_ENV,
-    fingerprint,
     load_signing_key,
-    public_key_b64,
+    raw_public_key,
     signing_key_path,
 )
 from provenir.core.store import ATTESTATION_FILE, GATE_FILE, RunStore
@@ -264,7 +264,7 @@ def write_attestations(
         path=path,
         sha256=sha256_bytes(text.encode("utf-8")),
         predicate_types=[s["predicateType"] for s in statements],
-        keyid=fingerprint(public_key_b64(key)),
+        keyid=fingerprint(raw_public_key(key)),
         notes=notes,
     )
     if audit:
@@ -406,7 +406,7 @@ def _open_envelope(
     if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
         result.problems.append(f"envelope {number}: the payload is not an in-toto Statement v1")
         return None
-    result.signer = result.signer or fingerprint(signer)
+    result.signer = result.signer or fingerprint(parse_public_key(signer))
     return statement
 
 

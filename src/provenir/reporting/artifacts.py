@@ -15,6 +15,7 @@ from typing import Any
 
 from provenir.core.errors import EvaluationError, ManifestTamperedError
 from provenir.core.manifest import ManifestVerification, RunManifest
+from provenir.core.signers import SignerPolicy
 from provenir.core.store import RunStore
 from provenir.eval.harness import EVAL_FILENAME, EvalResult
 
@@ -67,18 +68,19 @@ def load_run(
     ref: str | os.PathLike[str],
     output_dir: str | os.PathLike[str] | None = None,
     *,
-    trusted_public_key: str | None = None,
+    policy: SignerPolicy | None = None,
     allow_path: bool = True,
 ) -> RunArtifacts:
     """Load a run's manifest, verify it (recording, not raising), and read its log and eval.
 
     ``output_dir`` (default: :func:`~provenir.core.store.default_output_dir`) is only used to
     resolve a run id; a manifest path brings its own artifacts root. The verification is
-    :meth:`RunStore.verify`'s, so a report says what ``provenir manifest verify`` and the API say.
+    :meth:`RunStore.verify`'s under ``policy`` (the signer policy), so a report says what
+    ``provenir manifest verify`` and the API say.
     ``allow_path``: see :meth:`RunStore.resolve`. A manifest that is not readable JSON raises
     :class:`ManifestTamperedError` (there is nothing to report on).
     """
-    stored = RunStore(output_dir).open(ref, trusted_public_key=trusted_public_key, allow_path=allow_path)
+    stored = RunStore(output_dir).open(ref, policy=policy, allow_path=allow_path)
     manifest, rdir = stored.manifest, stored.run_dir
     if manifest is None or rdir is None:
         raise ManifestTamperedError(f"{stored.manifest_file}: " + "; ".join(stored.verification.problems))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ import yaml
 from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import ConfigError, EvaluationError
 from provenir.core.inputs import FileSetPin, RowsPin
-from provenir.core.manifest import RunManifest
+from provenir.core.manifest import ManifestVerification, RunManifest
+from provenir.core.signers import SignerPolicy
 from provenir.eval.regression import GateDecision, RegressionGate
 from provenir.governance.model_card import evaluation_dataset
 from provenir.reporting.artifacts import RunArtifacts, load_run
@@ -423,7 +425,6 @@ def build_report_html(
     *,
     baseline: RunArtifacts | None = None,
     gate: RegressionGate | None = None,
-    trusted_public_key: str | None = None,
 ) -> str:
     """Render the report of an already loaded run (see :func:`render_report` for the usual entry)."""
     try:
@@ -449,7 +450,6 @@ def build_report_html(
     return template.render(
         m=m,
         v=run.verification,
-        trusted_key=trusted_public_key,
         yes_no=_yes_no,
         summary=_summary_rows(run),
         hashes=_hash_rows(m),
@@ -471,27 +471,55 @@ def build_report_html(
     )
 
 
-def render_report(
+@dataclass(frozen=True)
+class Report:
+    """A rendered report and the verification it shows (so a caller can act on a failure)."""
+
+    html: str
+    verification: ManifestVerification
+
+
+def build_report(
     ref: str | os.PathLike[str],
     *,
     output_dir: str | os.PathLike[str] | None = None,
     baseline: str | os.PathLike[str] | None = None,
     tolerance: float = 0.02,
-    trusted_public_key: str | None = None,
+    policy: SignerPolicy | None = None,
     allow_path: bool = True,
-) -> str:
-    """The report HTML for a run id (looked up in ``output_dir``) or a manifest path.
+) -> Report:
+    """The report of a run id (looked up in ``output_dir``) or a manifest path, with its verdict.
 
     ``baseline`` is another run id or manifest (resolved in the same artifacts folder as the
     run); its evaluation is compared with this run's by :class:`RegressionGate` at ``tolerance``.
     A server passes ``allow_path=False`` so a request can only name run ids, never files.
+    ``policy`` is the signer policy both runs are verified under (see :meth:`RunStore.verify`):
+    a run that fails it is rendered with the failure on top, never as "signature valid".
     Raises :class:`~provenir.core.errors.ManifestError` for an unknown run.
     """
-    run = load_run(ref, output_dir, trusted_public_key=trusted_public_key, allow_path=allow_path)
-    base = load_run(baseline, run.output_dir, allow_path=allow_path) if baseline is not None else None
-    return build_report_html(
-        run, baseline=base, gate=RegressionGate(tolerance), trusted_public_key=trusted_public_key
+    run = load_run(ref, output_dir, policy=policy, allow_path=allow_path)
+    base = (
+        load_run(baseline, run.output_dir, policy=policy, allow_path=allow_path)
+        if baseline is not None
+        else None
     )
+    return Report(build_report_html(run, baseline=base, gate=RegressionGate(tolerance)), run.verification)
+
+
+def render_report(ref: str | os.PathLike[str], **kwargs: Any) -> str:
+    """The report HTML (see :func:`build_report` for the arguments)."""
+    return build_report(ref, **kwargs).html
+
+
+def save_report(report: Report, out: str | os.PathLike[str] = "report.html") -> Path:
+    """Write a built report atomically, readable like a plainly created file; returns its path."""
+    path = atomic_write_text(out, report.html)
+    # The atomic writer's temp file is private (0600); a report is meant to be shared, so give
+    # it the permissions a plainly created file would get under the current umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return path
 
 
 def write_report(
@@ -499,14 +527,8 @@ def write_report(
     out: str | os.PathLike[str] = "report.html",
     **kwargs: Any,
 ) -> Path:
-    """Render (see :func:`render_report`) and write the report atomically; returns its path."""
-    path = atomic_write_text(out, render_report(ref, **kwargs))
-    # The atomic writer's temp file is private (0600); a report is meant to be shared, so give
-    # it the permissions a plainly created file would get under the current umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-    return path
+    """Build (see :func:`build_report`) and write the report atomically; returns its path."""
+    return save_report(build_report(ref, **kwargs), out)
 
 
 def write_plot_images(

@@ -49,7 +49,7 @@ pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: .82rem; 
 <tr><th>manifest hash matches content</th><td>{{ yes_no(v.hash_ok) }}</td></tr>
 <tr><th>file is Provenir's exact serialisation</th><td>{{ yes_no(v.canonical_ok) }}</td></tr>
 <tr><th>signature</th><td>{{ v.signature }}{% if v.signer_fingerprint %} (key fingerprint <code>{{ v.signer_fingerprint }}</code>){% endif %}
-  {% if v.signature == 'valid' and not trusted_key %}<span class="muted">— checked with the key embedded in the manifest: proves integrity, not who signed; pass a trusted key to prove origin</span>{% endif %}</td></tr>
+  {% if v.signature == 'valid' and v.signer_trusted %}<span class="muted">— by a key the signer policy trusts</span>{% elif v.signature == 'valid' %}<span class="muted">— checked with the key embedded in the manifest: proves integrity, not who signed; pass --public-key or --trusted-keys to prove origin</span>{% endif %}</td></tr>
 <tr><th>output files match their hashes</th><td>{{ yes_no(v.outputs_ok) }}</td></tr>
 </table>
 {% if v.problems %}<ul>{% for p in v.problems %}<li class="bad">{{ p }}</li>{% endfor %}</ul>{% endif %}

@@ -11,36 +11,63 @@ checks ``trainer.is_fsdp_enabled``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provenir.core.abstractions import TrainData, TrainResult
 from provenir.core.config import RunConfig
+from provenir.core.distributed_run import DistributedRun, RankRecord
 from provenir.core.errors import BackendError, ConfigError
-from provenir.core.inputs import CheckpointPin
+from provenir.core.inputs import CheckpointPin, RowsPin
 from provenir.core.selected_checkpoint import SelectedCheckpoint
+from provenir.train.rendezvous import (
+    Rendezvous,
+    SchedulerJob,
+    resolve_nodes,
+    resolve_rendezvous,
+    scheduler_job,
+    slurm_hostnames,
+)
 
 RESULT_FILE = "worker_result.json"
+#: Folder, inside the run folder, of the launch description other nodes join from and the ranks' records.
+DISTRIBUTED_DIR = "distributed"
+LAUNCH_FILE = f"{DISTRIBUTED_DIR}/launch.json"
+
+
+def rank_record_path(run_dir: Path, rank: int) -> Path:
+    """Where rank ``rank`` writes its :class:`~provenir.core.distributed_run.RankRecord`."""
+    return run_dir / DISTRIBUTED_DIR / f"rank-{rank:05d}.json"
 
 
 @dataclass(frozen=True)
 class LaunchPlan:
-    """What will be started: processes per node, nodes, device and torch.distributed backend."""
+    """What will be started: processes per node, nodes (MIN..MAX), device and torch.distributed backend."""
 
     nproc_per_node: int
-    num_nodes: int
+    min_nodes: int
+    max_nodes: int
     device: str
     dist_backend: str
+    max_restarts: int = 0
+    job: SchedulerJob | None = None
+
+    @property
+    def num_nodes(self) -> int:
+        """The most nodes that may train (an elastic run may start with fewer)."""
+        return self.max_nodes
 
     @property
     def world_size(self) -> int:
-        """Total number of processes."""
-        return self.nproc_per_node * self.num_nodes
+        """The most processes that may train."""
+        return self.nproc_per_node * self.max_nodes
 
 
 def cuda_device_count() -> int:
@@ -50,11 +77,40 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def plan_launch(config: RunConfig, gpus: int | None = None) -> LaunchPlan:
-    """Validate the distributed section against this machine; a :class:`ConfigError` explains any mismatch."""
+def plan_launch(
+    config: RunConfig,
+    gpus: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    joining: bool = False,
+) -> LaunchPlan:
+    """Validate the distributed section against this machine; a :class:`ConfigError` explains any mismatch.
+
+    ``environ`` (default ``os.environ``) is read for a Slurm or SkyPilot job (see
+    :mod:`provenir.train.rendezvous`). Unless ``joining``, a node the scheduler numbers other than 0
+    is refused: it joins the run node 0 starts (``python -m provenir.train.join``) instead of
+    starting a second one.
+    """
     d = config.distributed
-    visible = cuda_device_count() if gpus is None else gpus
-    on_cpu = config.device == "cpu" or (config.device == "auto" and visible == 0)
+    job = scheduler_job(os.environ if environ is None else environ, slurm_hostnames)
+    min_nodes, max_nodes = resolve_nodes(d, job)
+    if max_nodes > 1 and not joining:
+        if d.node_rank > 0:
+            raise ConfigError(
+                f"distributed.node_rank: {d.node_rank}: only the first node runs `provenir train`; "
+                "the others join its run with `python -m provenir.train.join`"
+            )
+        if job is not None and job.node_rank:
+            raise ConfigError(
+                f"this is node {job.node_rank} of the {job.scheduler} job: run `provenir train` on node 0 "
+                "and `python -m provenir.train.join --output-dir DIR` here"
+            )
+    # Counting GPUs imports torch: not needed for device: cpu (a joining CPU node starts faster).
+    if config.device == "cuda" and d.num_gpus == 0:
+        raise ConfigError("device: cuda contradicts distributed.num_gpus: 0 (which means CPU); drop one")
+    cpu_asked = config.device == "cpu" or d.num_gpus == 0
+    visible = gpus if gpus is not None or cpu_asked else cuda_device_count()
+    on_cpu = cpu_asked or (config.device == "auto" and visible == 0)
     if on_cpu:
         if d.strategy in ("fsdp", "deepspeed"):
             raise ConfigError(
@@ -62,11 +118,13 @@ def plan_launch(config: RunConfig, gpus: int | None = None) -> LaunchPlan:
                 "(Trainer would silently fall back to DDP); use strategy: ddp with device: cpu"
             )
         if d.num_processes is None and d.num_gpus > 1:
+            shown = cuda_device_count() if visible is None else visible
             raise ConfigError(
-                f"distributed.num_gpus: {d.num_gpus} requested but {visible} CUDA GPUs are visible; "
+                f"distributed.num_gpus: {d.num_gpus} requested but {shown} CUDA GPUs are visible; "
                 "for data parallelism on CPU set device: cpu and distributed.num_processes"
             )
-        return LaunchPlan(d.num_processes or 1, d.num_nodes, "cpu", "gloo")
+        return LaunchPlan(d.num_processes or 1, min_nodes, max_nodes, "cpu", "gloo", d.max_restarts, job)
+    visible = visible or 0  # counted above: the device is not cpu
     if config.device == "cuda" and visible == 0:
         raise ConfigError("device: cuda requested but no CUDA GPU is visible to torch")
     nproc = d.num_processes or d.num_gpus
@@ -74,34 +132,34 @@ def plan_launch(config: RunConfig, gpus: int | None = None) -> LaunchPlan:
         raise ConfigError(
             f"distributed.num_gpus: {nproc} processes need {nproc} GPUs but {visible} are visible on this node"
         )
-    return LaunchPlan(nproc, d.num_nodes, "cuda", "nccl")
+    return LaunchPlan(nproc, min_nodes, max_nodes, "cuda", "nccl", d.max_restarts, job)
 
 
-def torchrun_command(
-    config: RunConfig, plan: LaunchPlan, config_path: Path, run_dir: Path, data: TrainData | None = None
+def worker_arguments(
+    config_path: Path, run_dir: Path, train_rows: RowsPin, eval_rows: RowsPin | None = None
 ) -> list[str]:
-    """The ``torchrun`` command line that runs the worker on every rank of this node.
+    """``-m provenir.train.worker`` and its arguments.
 
-    ``data``'s stored-rows pins travel on the command line, so every rank reads the exact rows the
+    The stored-rows pins travel on the command line, so every rank reads the exact rows the
     manifest records (and checks their hash) instead of reloading and rescanning the source.
     """
-    d = config.distributed
+    args = ["-m", "provenir.train.worker", "--config", str(config_path), "--run-dir", str(run_dir)]
+    args += ["--train-rows", train_rows.model_dump_json()]
+    if eval_rows is not None:
+        args += ["--eval-rows", eval_rows.model_dump_json()]
+    return args
+
+
+def torchrun_command(plan: LaunchPlan, rendezvous: Rendezvous | None, worker: list[str]) -> list[str]:
+    """The ``torchrun`` command line that runs ``worker`` on every process of this node.
+
+    One node without a rendezvous endpoint uses ``--standalone`` (a free local port: parallel
+    jobs never collide); otherwise every node meets at the c10d ``rendezvous``.
+    """
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={plan.nproc_per_node}"]
-    if plan.num_nodes == 1:
-        cmd.append("--standalone")  # picks a free local port: parallel jobs never collide
-    else:
-        cmd += [
-            f"--nnodes={plan.num_nodes}",
-            f"--node-rank={d.node_rank}",
-            f"--master-addr={d.master_addr}",
-            f"--master-port={d.master_port}",
-        ]
-    worker = [*cmd, "-m", "provenir.train.worker", "--config", str(config_path), "--run-dir", str(run_dir)]
-    if data is not None:
-        for flag, pin in (("--train-rows", data.train_rows_pin), ("--eval-rows", data.eval_rows_pin)):
-            if pin is not None:
-                worker += [flag, pin.model_dump_json()]
-    return worker
+    cmd += ["--standalone"] if rendezvous is None else rendezvous.torchrun_args()
+    cmd.append(f"--max-restarts={plan.max_restarts}")
+    return [*cmd, *worker]
 
 
 def deepspeed_config(config: RunConfig) -> dict[str, Any]:
@@ -147,17 +205,118 @@ def trainer_distributed_args(config: RunConfig, run_dir: Path) -> dict[str, Any]
 
         atomic_write_json(path, ds)
         return {"deepspeed": str(path)}
-    if config.device == "cpu" or not cuda_device_count():
+    if config.device == "cpu" or config.distributed.num_gpus == 0 or not cuda_device_count():
         return {"ddp_backend": "gloo"}
     return {}
+
+
+def deprecation_lines(config: RunConfig) -> list[str]:
+    """One line per deprecated distributed field the config sets, saying what replaces it."""
+    replacement = {
+        "num_nodes": "distributed.num_nodes is deprecated: use distributed.nnodes",
+        "node_rank": "distributed.node_rank is deprecated and ignored: the rendezvous numbers the nodes",
+        "master_addr": "distributed.master_addr is deprecated: use distributed.rdzv_endpoint (host:port)",
+        "master_port": "distributed.master_port is deprecated: use distributed.rdzv_endpoint (host:port)",
+    }
+    return [
+        f"{replacement[name]} (removed in the next release)"
+        for name in config.distributed.deprecated_fields()
+    ]
+
+
+def write_launch(run_dir: Path, config: RunConfig, plan: LaunchPlan, rendezvous: Rendezvous | None) -> Path:
+    """Describe this launch in the run folder, for the nodes that join it (:mod:`provenir.train.join`)."""
+    from provenir.core.atomic import atomic_write_json
+
+    return atomic_write_json(
+        run_dir / LAUNCH_FILE,
+        {
+            "run_id": run_dir.name,
+            "strategy": config.distributed.strategy,
+            "max_restarts": plan.max_restarts,
+            "rendezvous": dataclasses.asdict(rendezvous) if rendezvous is not None else None,
+        },
+    )
+
+
+def read_launch(run_dir: Path) -> tuple[str, int, Rendezvous | None]:
+    """The run id, max_restarts and rendezvous that :func:`write_launch` recorded."""
+    path = run_dir / LAUNCH_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rdzv = data["rendezvous"]
+        return str(data["run_id"]), int(data["max_restarts"]), Rendezvous(**rdzv) if rdzv else None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BackendError(f"{path}: not a launch description Provenir wrote ({exc})") from None
+
+
+def write_rank_record(run_dir: Path, record: RankRecord) -> Path:
+    """Write one rank's record atomically (each rank its own file: no two processes share one)."""
+    from provenir.core.atomic import atomic_write_json
+
+    return atomic_write_json(rank_record_path(run_dir, record.rank), record.model_dump(mode="json"))
+
+
+def collect_run(
+    run_dir: Path, config: RunConfig, plan: LaunchPlan, rendezvous: Rendezvous | None
+) -> DistributedRun:
+    """Gather every rank's record of the finished launch into the manifest's ``distributed`` section.
+
+    Rank 0's record gives the world size; records of higher ranks are those of an earlier, larger
+    round of an elastic run and are ignored. A missing record means a node wrote into a run
+    folder the launching node cannot see.
+    """
+    records: list[RankRecord] = []
+    world_size: int | None = None
+    rank = 0
+    while world_size is None or rank < world_size:
+        path = rank_record_path(run_dir, rank)
+        if not path.is_file():
+            raise BackendError(
+                f"rank {rank} left no record in {path.parent}: every node must see the same run folder "
+                "(a shared filesystem)"
+            )
+        try:
+            record = RankRecord.model_validate_json(path.read_bytes())
+        except ValueError as exc:
+            raise BackendError(f"{path}: not a rank record ({exc})") from None
+        world_size = record.world_size if world_size is None else world_size
+        records.append(record)
+        rank += 1
+    return DistributedRun(
+        nodes=len({r.group_rank for r in records}),
+        world_size=len(records),
+        restarts=max(r.restart_count for r in records),
+        strategy=config.distributed.strategy,
+        dist_backend=records[0].dist_backend,
+        rendezvous="standalone" if rendezvous is None else "c10d",
+        nnodes=rendezvous.nnodes if rendezvous is not None else "1",
+        rdzv_endpoint=rendezvous.endpoint if rendezvous is not None else None,
+        rdzv_id=rendezvous.rdzv_id if rendezvous is not None else None,
+        scheduler=plan.job.scheduler if plan.job is not None else None,
+        ranks=records,
+    )
+
+
+def _clear_rank_records(run_dir: Path) -> None:
+    folder = run_dir / DISTRIBUTED_DIR
+    for stale in folder.glob("rank-*.json") if folder.is_dir() else []:
+        stale.unlink()
 
 
 class DistributedLauncher:
     """A backend wrapper: runs the configured backend on every rank via torchrun."""
 
     def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
-        """Launch, wait, and return what rank 0 reported. The runner writes the manifest as usual."""
+        """Launch, wait, and return what rank 0 reported. The runner writes the manifest as usual.
+
+        With several nodes this node starts the run and the others join it from the run folder
+        (``python -m provenir.train.join``), which must be on a filesystem every node shares.
+        """
         plan = plan_launch(config)
+        for line in deprecation_lines(config):
+            print(line, file=sys.stderr)
+        rendezvous = resolve_rendezvous(config.distributed, run_dir.name, plan.job)
         from provenir.train.checkpoints import find_resume_checkpoint
 
         # An altered checkpoint is refused here, on one line, rather than as a rank's traceback.
@@ -165,17 +324,21 @@ class DistributedLauncher:
         config_path = run_dir / "config.yaml"  # written by the run driver before fit
         result_path = run_dir / RESULT_FILE
         result_path.unlink(missing_ok=True)
-        env = {**os.environ, "PROVENIR_WORLD_SIZE": str(plan.world_size)}
         if dataset.train_rows_pin is None:
             raise BackendError(
                 "distributed training needs the run's stored rows (run it through the run driver)"
             )
-        proc = subprocess.run(torchrun_command(config, plan, config_path, run_dir, dataset), env=env)
+        _clear_rank_records(run_dir)  # a resumed or relaunched run must not count earlier ranks
+        write_launch(run_dir, config, plan, rendezvous)
+        env = {**os.environ, "PROVENIR_WORLD_SIZE": str(plan.world_size)}
+        worker = worker_arguments(config_path, run_dir, dataset.train_rows_pin, dataset.eval_rows_pin)
+        proc = subprocess.run(torchrun_command(plan, rendezvous, worker), env=env)
         if proc.returncode != 0:
             raise BackendError(f"distributed training failed: torchrun exited with code {proc.returncode}")
         if not result_path.is_file():
             raise BackendError("distributed training finished but rank 0 wrote no result")
         data = json.loads(result_path.read_text())
+        ran = collect_run(run_dir, config, plan, rendezvous)
         return TrainResult(
             adapter_dir=Path(data["adapter_dir"]),
             metrics=data["metrics"],
@@ -194,8 +357,9 @@ class DistributedLauncher:
                 if data.get("selected_checkpoint")
                 else None
             ),
+            distributed=ran,
             extra={
-                "world_size": plan.world_size,
+                "world_size": ran.world_size,
                 "strategy": config.distributed.strategy,
                 **data.get("extra", {}),
             },

@@ -1,7 +1,7 @@
 """``provenir reproduce``: check a manifest's inputs, replay the run, compare the weights.
 
-Before anything trains: the manifest must verify (hash, file form, signature) and record a
-completed run; its embedded config must still resolve to the recorded ``config_hash`` under this
+Before anything trains: the manifest must verify (hash, file form, signature, under the signer
+policy when one is given: unsigned or foreign-signed is refused) and record a completed run; its embedded config must still resolve to the recorded ``config_hash`` under this
 Provenir version; and every pinned input (:mod:`provenir.core.inputs`: model and adapter files,
 chat template, dataset sources, the exact training and eval rows) must be derived again from what
 is on disk and equal what was recorded. Otherwise nothing runs, and the error names each input
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 from provenir.core.config import RunConfig
 from provenir.core.environment import environment_diff
-from provenir.core.errors import ReproducibilityError
+from provenir.core.errors import ManifestTamperedError, ReproducibilityError
 from provenir.core.manifest import RunManifest
+from provenir.core.signers import SignerPolicy
 from provenir.core.store import RunStore
 from provenir.train.runner import RunOptions, train
 
@@ -63,13 +64,28 @@ def check_inputs(manifest: RunManifest) -> RunConfig:
     return config
 
 
-def reproduce(manifest_file: str | os.PathLike[str], *, output_dir: str | None = None) -> Reproduction:
-    """Verify ``manifest_file``, replay its run with the same seed and compare adapter hashes."""
-    original, raw = RunManifest.load_with_text(manifest_file)
-    original.verify(raw=raw)
+def reproduce(
+    manifest_file: str | os.PathLike[str],
+    *,
+    output_dir: str | None = None,
+    policy: SignerPolicy | None = None,
+) -> Reproduction:
+    """Verify ``manifest_file`` (under ``policy``), replay its run with the same seed and compare
+    adapter hashes. Raises :class:`ManifestTamperedError` with the verification's problems, before
+    anything is written, when the manifest does not verify.
+
+    The original run's output files are not re-hashed: a replay needs only the manifest and its
+    inputs (which the run driver re-derives), not the original adapter.
+    """
+    stored = RunStore.of_manifest_file(manifest_file).open(manifest_file, policy=policy, check_outputs=False)
+    original = stored.manifest
+    if original is None or not stored.verification.ok:
+        raise ManifestTamperedError(
+            f"{manifest_file}: refusing to reproduce: " + "; ".join(stored.verification.problems)
+        )
     config = check_inputs(original)
     # Replays land beside the original unless told otherwise.
-    store = RunStore(output_dir) if output_dir is not None else RunStore.of_manifest_file(manifest_file)
+    store = RunStore(output_dir) if output_dir is not None else stored.store
     config = config.model_copy(update={"output_dir": str(store.root)})
     replay = train(
         config,

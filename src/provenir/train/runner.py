@@ -429,7 +429,7 @@ def pin_inputs(config: RunConfig, data: TrainData, backend: Any) -> RunInputs:
 
 def select_backend(config: RunConfig) -> Any:
     """The configured backend, behind the torchrun launcher when more than one process trains."""
-    if config.distributed.strategy != "none" or config.distributed.num_nodes > 1:
+    if config.distributed.strategy != "none":
         from provenir.train.distributed import DistributedLauncher, plan_launch
 
         if plan_launch(config).world_size > 1:
@@ -525,6 +525,7 @@ def _record_result(manifest: RunManifest, result: TrainResult, rdir: Path) -> No
         manifest.inputs.resumed_checkpoint = result.resumed_checkpoint
     if result.train_runtime_s is not None:
         manifest.metrics["train_runtime_s"] = round(result.train_runtime_s, 3)
+    manifest.distributed = result.distributed
     manifest.extra.update(result.extra)
 
 

@@ -1,7 +1,8 @@
 """Entry point of one rank under ``torchrun`` (started by :class:`~provenir.train.distributed.DistributedLauncher`).
 
 Every rank trains on the exact rows the run driver stored in the run folder (hash-checked, never
-reloaded from the source); rank 0 saves the adapter and writes ``worker_result.json`` for the launcher.
+reloaded from the source); rank 0 saves the adapter and writes ``worker_result.json`` for the launcher,
+and every rank, once trained, writes its :class:`~provenir.core.distributed_run.RankRecord`.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ import argparse
 import dataclasses
 import json
 import os
+import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 from provenir.core.abstractions import TrainData
 from provenir.core.atomic import atomic_write_json
 from provenir.core.config import RunConfig
+from provenir.core.distributed_run import RankRecord, environment_digest
+from provenir.core.environment import capture_environment
 from provenir.core.inputs import RowsPin
 from provenir.data.loading import schema_for
 from provenir.data.pinned_rows import read_rows
 from provenir.plugins.registry import PluginRegistry
-from provenir.train.distributed import RESULT_FILE
+from provenir.train.distributed import RESULT_FILE, write_rank_record
 
 
 def stored_train_data(
@@ -35,8 +40,31 @@ def stored_train_data(
     )
 
 
+def this_rank(environment_sha256: str, environ: Mapping[str, str] | None = None) -> RankRecord:
+    """This process as torchrun started it: ranks, host, restarts, and the torch.distributed backend it ran.
+
+    ``environment_sha256`` is taken when the rank starts, before training sets any variable of
+    its own (Trainer's full determinism sets ``CUBLAS_WORKSPACE_CONFIG``), so it describes the
+    environment the rank was given, as the run driver's ``environment`` does.
+    """
+    env = os.environ if environ is None else environ
+    import torch.distributed as dist
+
+    backend = str(dist.get_backend()) if dist.is_available() and dist.is_initialized() else None
+    return RankRecord(
+        rank=int(env.get("RANK", "0")),
+        local_rank=int(env.get("LOCAL_RANK", "0")),
+        group_rank=int(env.get("GROUP_RANK", "0")),
+        world_size=int(env.get("WORLD_SIZE", "1")),
+        host=socket.gethostname(),
+        restart_count=int(env.get("TORCHELASTIC_RESTART_COUNT", "0")),
+        dist_backend=backend,
+        environment_sha256=environment_sha256,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Train this rank's share; rank 0 reports the result."""
+    """Train this rank's share; every rank records itself, rank 0 reports the result."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--run-dir", required=True, type=Path)
@@ -44,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-rows", type=RowsPin.model_validate_json)
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
+    environment_sha256 = environment_digest(capture_environment())
     config = RunConfig.from_yaml(args.config)
     backend = PluginRegistry.create("backend", config.backend)
     if hasattr(backend, "progress"):
@@ -51,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     result = backend.fit(
         config, stored_train_data(config, args.run_dir, args.train_rows, args.eval_rows), args.run_dir
     )
+    write_rank_record(args.run_dir, this_rank(environment_sha256))
     if rank == 0:
         payload = dataclasses.asdict(result)
         payload["adapter_dir"] = str(result.adapter_dir) if result.adapter_dir else None

@@ -28,14 +28,73 @@ if TYPE_CHECKING:
 
 
 def resolve_device(config: RunConfig) -> str:
-    """``cpu`` or ``cuda`` for this run; a clear error when CUDA is asked for but absent."""
+    """``cpu`` or ``cuda`` for this run; a clear error when CUDA is asked for but absent.
+
+    ``distributed.num_gpus: 0`` means CPU: ``device: auto`` then trains on CPU even where a GPU
+    is visible, and ``device: cuda`` contradicts it. The precision must be one torch can compute
+    in on that device (:func:`check_precision`).
+    """
     import torch
 
-    if config.device == "cuda" and not torch.cuda.is_available():
+    if config.distributed.num_gpus == 0:
+        if config.device == "cuda":
+            raise ConfigError("device: cuda contradicts distributed.num_gpus: 0 (which means CPU); drop one")
+        device = "cpu"
+    elif config.device == "cuda" and not torch.cuda.is_available():
         raise BackendError("device: cuda requested but no CUDA GPU is visible to torch")
-    if config.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return config.device
+    elif config.device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    else:
+        device = config.device
+    check_precision(config, device)
+    return device
+
+
+def check_precision(config: RunConfig, device: str) -> None:
+    """Refuse a reduced precision that torch cannot compute in on ``device`` (one line, before loading)."""
+    if config.precision == "fp32":
+        return
+    from transformers.utils.import_utils import (
+        is_torch_bf16_available_on_device,
+        is_torch_fp16_available_on_device,
+    )
+
+    probe = (
+        is_torch_bf16_available_on_device if config.precision == "bf16" else is_torch_fp16_available_on_device
+    )
+    if not probe(device):
+        raise ConfigError(
+            f"precision: {config.precision} is not supported by this torch build on {device}; use fp32"
+            + (" or bf16" if config.precision == "fp16" and is_torch_bf16_available_on_device(device) else "")
+        )
+
+
+def precision_record(config: RunConfig, trainer: Any, device: str) -> dict[str, Any]:
+    """What precision training actually ran in, for the manifest's ``environment.precision``.
+
+    The base weights' dtype as loaded, the trainable (adapter) weights' dtype, the mixed
+    precision the accelerator applied (``no``, ``bf16`` or ``fp16``) and, on CPU, whether the
+    processor has native bf16 instructions (without them torch emulates bf16, slowly but
+    correctly).
+    """
+    import torch
+
+    model = trainer.model
+    frozen = {str(p.dtype).removeprefix("torch.") for p in model.parameters() if not p.requires_grad}
+    trained = {str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.requires_grad}
+    record: dict[str, Any] = {
+        "requested": config.precision,
+        "device": device,
+        "base_dtype": sorted(frozen),
+        "trainable_dtype": sorted(trained),
+        "mixed_precision": str(getattr(trainer.accelerator, "mixed_precision", "no")),
+    }
+    if device == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        avx512_bf16 = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+        amx = getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+        record["cpu_native_bf16"] = bool(avx512_bf16 or amx)
+    return record
 
 
 def load_tokenizer(model_path: str, revision: str | None = None) -> Any:
@@ -96,11 +155,54 @@ def load_model(config: RunConfig, model_path: str, device: str) -> Any:
     return model
 
 
+#: ``peft.init`` -> peft's ``init_lora_weights``.
+_INIT_LORA_WEIGHTS: dict[str, bool | str] = {
+    "default": True,
+    "gaussian": "gaussian",
+    "pissa": "pissa",
+    "olora": "olora",
+    "loftq": "loftq",
+}
+
+#: Inits that rewrite the base weights (W_res = W - scale * B0 @ A0), so the trained adapter is
+#: saved converted to a plain LoRA on the original base (see :func:`save_adapter`).
+BASE_MUTATING_INITS = frozenset({"pissa", "olora"})
+
+
+def check_peft_init(config: RunConfig, device: str) -> None:
+    """Refuse a ``peft`` combination that cannot train correctly here, with one line saying why."""
+    p = config.peft
+    if not p.enabled:
+        return
+    if config.init_adapter and (p.init != "default" or p.use_dora or p.modules_to_save):
+        raise ConfigError(
+            "peft.init, use_dora and modules_to_save shape a new adapter; init_adapter continues an existing "
+            "one with its own settings: remove them or init_adapter"
+        )
+    if p.init in BASE_MUTATING_INITS and config.algorithm != "sft":
+        # DPO's reference and GRPO's KL term are the base with the adapter disabled: W_res, not W.
+        raise ConfigError(
+            f"peft.init: {p.init} rewrites the base weights, so the adapter-disabled reference model of "
+            f"{config.algorithm} would not be the base model; use it with sft, or another init"
+        )
+    if p.init == "loftq":
+        if device != "cuda":
+            # peft 0.21's loftq_init quantises on "cuda" (or XPU) unconditionally.
+            raise ConfigError(
+                "peft.init: loftq quantises the base weights with bitsandbytes on a CUDA GPU (peft 0.21), and "
+                "this run is on cpu; on CPU use pissa, olora, gaussian or default"
+            )
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError("peft.init: loftq needs bitsandbytes (pip install bitsandbytes)")
+
+
 def lora_config(config: RunConfig) -> Any | None:
     """``peft.LoraConfig`` from the run's PEFT section (``None`` for full fine-tuning or a continued adapter)."""
     if not config.peft.enabled or config.init_adapter:
         return None
-    from peft import LoraConfig
+    from peft import LoftQConfig, LoraConfig
 
     p = config.peft
     return LoraConfig(
@@ -110,8 +212,72 @@ def lora_config(config: RunConfig) -> Any | None:
         target_modules=p.target_modules if p.target_modules != ["all-linear"] else "all-linear",
         bias=p.bias,
         use_rslora=p.use_rslora,
+        use_dora=p.use_dora,
+        modules_to_save=list(p.modules_to_save) or None,
+        # A trained copy of a tied lm_head/embedding must stay tied, or a merged export (which
+        # keeps tie_word_embeddings) would silently drop it.
+        ensure_weight_tying=bool(p.modules_to_save),
+        init_lora_weights=_INIT_LORA_WEIGHTS[p.init],  # type: ignore[arg-type]
+        loftq_config=LoftQConfig(loftq_bits=p.loftq_bits, loftq_iter=p.loftq_iter)
+        if p.init == "loftq"
+        else {},
         task_type="CAUSAL_LM",
     )
+
+
+def peft_record(config: RunConfig) -> dict[str, Any]:
+    """What the manifest records (``extra.peft``) about how the adapter was built and saved."""
+    p = config.peft
+    converted = p.init in BASE_MUTATING_INITS
+    return {
+        "init": p.init,
+        "use_dora": p.use_dora,
+        "modules_to_save": list(p.modules_to_save),
+        # PiSSA/OLoRA trained against W_res = W - scale * B0 @ A0; the saved adapter is
+        # [A | A0], [B | -B0]: rank 2r, applied to the original W.
+        "base_weights_modified_in_training": converted,
+        "saved_as": "lora converted to the original base (rank 2r)" if converted else "as trained",
+        "saved_rank": 2 * p.rank if converted else p.rank,
+    }
+
+
+def save_initial_adapter(config: RunConfig, trainer: Any) -> Path | None:
+    """Save a PiSSA/OLoRA adapter as initialised, before training, into a scratch folder.
+
+    peft converts the trained adapter into a plain LoRA against the original base weights from
+    the difference to this initial state (``path_initial_model_for_weight_conversion``). None
+    for every other init, which leaves the base weights alone.
+    """
+    if (
+        config.peft.init not in BASE_MUTATING_INITS
+        or config.init_adapter
+        or not trainer.is_world_process_zero()
+    ):
+        return None
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="provenir-peft-init-")) / "initial_adapter"
+    with quiet_libraries():
+        trainer.model.save_pretrained(folder)
+    return folder
+
+
+def save_adapter(trainer: Any, out: Path, initial: Path | None) -> None:
+    """Save the trained adapter (or model) to ``out``; a PiSSA/OLoRA adapter converted to plain LoRA.
+
+    The converted adapter has rank 2r and applies to the original base model, so everything that
+    loads ``base + adapter`` (evaluation, export, another run's ``init_adapter``) sees the trained
+    model without knowing how it was initialised.
+    """
+    if initial is None:
+        trainer.model.save_pretrained(out)
+        return
+    import shutil
+
+    try:
+        trainer.model.save_pretrained(out, path_initial_model_for_weight_conversion=str(initial))
+    finally:
+        shutil.rmtree(initial.parent, ignore_errors=True)
 
 
 def template_pair(template: str, tokenizer: Any, row: dict[str, Any], answer: str) -> tuple[str, str]:
@@ -298,6 +464,8 @@ class TRLBackend:
         self.progress = progress
         # Rows rendered and measured by long_rows(), reused by the trainer built right after.
         self._prepared: tuple[tuple[Any, ...], PreparedRows] | None = None
+        # A PiSSA/OLoRA adapter as initialised, for converting the trained one (save_adapter).
+        self._initial_adapter: Path | None = None
 
     def long_rows(self, config: RunConfig, dataset: TrainData) -> LongRows:
         """Rows longer than ``max_length`` tokens and what training will do with them.
@@ -308,6 +476,9 @@ class TRLBackend:
         """
         from provenir.train.model_files import model_folder
 
+        # Called before the run starts: a device, precision or PEFT setting that cannot work
+        # is refused here, before any manifest is written.
+        check_peft_init(config, resolve_device(config))
         folder = model_folder(config.model_name_or_path, config.model_revision)
         tokenizer = load_tokenizer(str(folder), revision=config.model_revision)
         return self.prepare_rows(config, dataset, tokenizer).long_rows
@@ -339,6 +510,7 @@ class TRLBackend:
 
         set_seed(config.seed)
         device = resolve_device(config)
+        check_peft_init(config, device)
         model_path = str(model_folder(config.model_name_or_path, config.model_revision))
         tokenizer = load_tokenizer(model_path, revision=config.model_revision)
         model = load_model(config, model_path, device)
@@ -362,6 +534,7 @@ class TRLBackend:
             trainer = builders[config.algorithm](
                 config, rows, run_dir, device, tokenizer, model, eval_rows=eval_rows
             )
+        self._initial_adapter = save_initial_adapter(config, trainer)
         if (
             config.distributed.strategy == "fsdp"
             and "LOCAL_RANK" in os.environ
@@ -414,7 +587,7 @@ class TRLBackend:
         out = run_dir / ("adapter" if config.peft.enabled else "model")
         if trainer.is_world_process_zero():
             with quiet_libraries():
-                trainer.model.save_pretrained(out)
+                save_adapter(trainer, out, self._initial_adapter)
                 tokenizer.save_pretrained(out)
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
         metrics = {
@@ -425,6 +598,9 @@ class TRLBackend:
         if losses:
             metrics["final_loss"] = float(losses[-1])
             metrics["first_loss"] = float(losses[0])
+        extra: dict[str, Any] = {"world_size": trainer.args.world_size}
+        if config.peft.enabled and not config.init_adapter:
+            extra["peft"] = peft_record(config)
         return TrainResult(
             adapter_dir=out,
             metrics=metrics,
@@ -433,9 +609,9 @@ class TRLBackend:
             resumed_from=point.pin.name if point.pin else None,
             resumed_checkpoint=point.pin,
             train_runtime_s=runtime,
-            environment={"torch": torch_settings},
+            environment={"torch": torch_settings, "precision": precision_record(config, trainer, device)},
             # What torch.distributed actually ran with, not what was asked for.
-            extra={"world_size": trainer.args.world_size},
+            extra=extra,
             selected_checkpoint=selected,
         )
 
@@ -600,23 +776,52 @@ def prepare_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> Prepa
         return _prepare_rows(config, dataset, tokenizer)
 
 
+def all_turns(config: RunConfig, tokenizer: Any) -> bool:
+    """Whether SFT rows train on every assistant turn (``data.train_on_turns: all``), checked first."""
+    if config.data.train_on_turns != "all":
+        return False
+    if config.algorithm != "sft":
+        raise ConfigError(
+            f"data.train_on_turns: all applies to SFT conversations; {config.algorithm} trains on its own "
+            "prompt/answer pairs, so remove it"
+        )
+    from provenir.data.templates import TOKENIZER_TEMPLATE
+    from provenir.train.turns import check_tokenizer_masks
+
+    if config.data.template == TOKENIZER_TEMPLATE:
+        check_tokenizer_masks(tokenizer)
+    return True
+
+
 def _prepare_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> PreparedRows:
     from provenir.train.long_rows import LongRowTally
+    from provenir.train.turns import all_turns_row, conversation_text, row_messages
 
+    every_turn = all_turns(config, tokenizer)
     tally = LongRowTally()
     rows: list[dict[str, Any]] = []
     for position, source in enumerate(dataset.train, start=1):
-        prompt, completions = render_row(config, tokenizer, source)
+        if every_turn:
+            # Measured as (text before the first assistant turn, the rest): what TRL keeps of it.
+            messages = row_messages(source)
+            prompt, rest = conversation_text(config.data.template, tokenizer, messages)
+            completions = [rest]
+        else:
+            prompt, completions = render_row(config, tokenizer, source)
         fate, completions = row_fate(config, tokenizer, prompt, completions)
         tally.add(position, fate)  # type: ignore[arg-type]
         if fate == "dropped":
             continue
+        row: dict[str, Any]
         if config.algorithm == "grpo":
             row = {"prompt": prompt}
             if "reference" in source:
                 row["reference"] = source["reference"]
         elif config.algorithm == "dpo":
             row = {"prompt": prompt, "chosen": completions[0], "rejected": completions[1]}
+        elif every_turn:
+            clipped = prompt + completions[0] if fate == "truncated" else None
+            row = all_turns_row(config.data.template, tokenizer, messages, clipped)
         else:
             row = {"prompt": prompt, "completion": completions[0]}
         rows.append(row)
