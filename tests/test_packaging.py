@@ -31,6 +31,7 @@ EXTRAS_OF: dict[str, tuple[str, ...]] = {
     "provenir/core/signing_keys.py": ("signing",),  # creating and loading Ed25519 / ECDSA keys
     "provenir/core/dsse.py": ("signing",),  # Ed25519 signatures over DSSE envelopes
     "provenir/core/signers.py": ("signing",),  # PEM public keys of the signer policy
+    "provenir/core/tree_head.py": ("signing",),  # Ed25519 signatures of audit tree heads
     "provenir/data": (),
     "provenir/data/loading.py": ("train",),  # datasets: hub ids and Parquet files
     "provenir/data/contamination.py": ("train", "eval"),  # numpy n-gram hashing

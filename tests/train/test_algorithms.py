@@ -103,10 +103,13 @@ def test_grpo_with_weighted_sum_reward(tmp_path: Path, tiny_model_path: Path) ->
         cfg = config(
             tmp_path,
             algorithm="grpo",
-            rewards=["test-em-format"],
+            grpo={
+                "rewards": ["test-em-format"],
+                "num_generations": 4,
+                "max_completion_length": 12,
+                "beta": 0.1,
+            },
             max_steps=3,
-            num_generations=4,
-            max_completion_length=12,
             learning_rate=5e-2,
             # raw_completion: the tiny model was pretrained on plain text, so its sampled answers
             # are sometimes right and sometimes not, which gives GRPO non-zero advantages.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from provenir.core.distributed_run import DistributedRun
 from provenir.core.inputs import CheckpointPin
+from provenir.core.selected_checkpoint import SelectedCheckpoint
 
 if TYPE_CHECKING:
     from provenir.core.config import RunConfig
@@ -61,6 +62,9 @@ class TrainResult:
     #: Environment facts the backend observed while training (e.g. torch's settings as the
     #: trainer set them); merged into the manifest's ``environment``.
     environment: dict[str, Any] = field(default_factory=dict)
+    #: Which weights ``adapter_dir`` holds and why (last step, or the best checkpoint); recorded
+    #: in the manifest as ``selected_checkpoint``. ``None``: the backend does not say.
+    selected_checkpoint: SelectedCheckpoint | None = None
     #: Runs launched through torchrun: nodes, world size, restarts and every rank; the manifest's
     #: ``distributed``.
     distributed: DistributedRun | None = None

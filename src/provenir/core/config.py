@@ -14,8 +14,10 @@ whose one-line message names the field path (``peft.rank: must be > 0``).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -408,8 +410,43 @@ class EvalConfig(ConfigSection):
         description="SFT: generate and score the eval data every N steps during training (needs eval data).",
     )
     max_new_tokens: int = Field(32, gt=0, description="Tokens generated per eval prompt.")
+    loss_every_n_steps: int | None = Field(
+        None,
+        gt=0,
+        description="SFT / DPO: compute the loss on the run's eval rows every N optimiser steps and at the "
+        "last step (TRL's eval_dataset, logged as eval_loss); needs eval data (data.eval_path or "
+        "data.eval_split).",
+    )
+    load_best: bool = Field(
+        False,
+        description="After training, the adapter is the complete, verified checkpoint with the best "
+        "`best_metric` instead of the last step's weights; the manifest's selected_checkpoint says which "
+        "and why. Needs loss_every_n_steps and save_steps, with loss_every_n_steps a multiple of save_steps "
+        "so that every evaluated step has a checkpoint.",
+    )
+    best_metric: str = Field(
+        "eval_loss",
+        min_length=1,
+        description="Metric of the loss evaluations that load_best and early stopping on eval loss compare "
+        "(eval_loss, or one TRL logs at evaluation such as eval_rewards/accuracies for DPO).",
+    )
+    greater_is_better: bool | None = Field(
+        None,
+        description="Whether a larger best_metric is better; None: lower is better for a metric whose name "
+        "ends in 'loss', higher otherwise (transformers' rule).",
+    )
     early_stopping_patience: int | None = Field(
-        None, gt=0, description="Stop after N evaluations without improvement."
+        None,
+        gt=0,
+        description="Stop after N evaluations in a row without improvement: of best_metric when "
+        "loss_every_n_steps is set (transformers' EarlyStoppingCallback), else of the first generated metric "
+        "(eval_every_n_steps).",
+    )
+    early_stopping_threshold: float = Field(
+        0.0,
+        ge=0,
+        description="Early stopping on best_metric: an evaluation improves only when it beats the best by more "
+        "than this.",
     )
     regression_tolerance: float = Field(
         0.02, ge=0, description="Allowed drop before the regression gate trips."
@@ -429,6 +466,224 @@ class ManifestConfig(ConfigSection):
         "model-signing at the end of training, into <run folder>/model.sig; Ed25519 keys are refused "
         "(`provenir manifest keygen KEY --algorithm ecdsa-p256`). Not part of config_hash.",
     )
+
+
+DPOLossType = Literal[
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+]
+
+_SIGMOID: list[DPOLossType] = ["sigmoid"]
+
+
+class SFTSection(ConfigSection):
+    """SFT settings (``algorithm: sft``), passed to TRL's ``SFTConfig``. Defaults are TRL's."""
+
+    packing: bool = Field(
+        False,
+        description="Pack several rows into each max_length-token sequence with TRL's best-fit decreasing "
+        "(packing_strategy 'bfd'); training is padding-free with per-row position_ids, so no token attends "
+        "to another row. Every row is trained on exactly once per epoch, as without packing; fewer, fuller "
+        "sequences make an epoch fewer steps.",
+    )
+    completion_only_loss: bool | None = Field(
+        None,
+        description="Loss on the completion (the response) only. None: TRL's default, which for Provenir's "
+        "prompt/response rows is the completion only; false: the prompt tokens are trained on too.",
+    )
+    loss_type: Literal["nll", "dft"] = Field(
+        "nll", description="nll (negative log-likelihood) or dft (Dynamic Fine-Tuning)."
+    )
+
+
+class DPOSection(ConfigSection):
+    """DPO settings (``algorithm: dpo``), passed to TRL's ``DPOConfig``. Defaults are TRL's.
+
+    The flat ``beta`` of earlier releases still loads for one release (into ``dpo.beta`` when the
+    algorithm is dpo), with a ``ConfigDeprecationWarning``.
+    """
+
+    beta: float = Field(
+        0.1,
+        gt=0,
+        description="How far the policy may move from the reference: higher keeps it closer (IPO: tau).",
+    )
+    loss_type: list[DPOLossType] = Field(
+        default_factory=lambda: _SIGMOID[:],
+        min_length=1,
+        description="DPO loss (sigmoid is the DPO paper's); a list combines several, weighted by loss_weights. "
+        "A single name is accepted too.",
+    )
+    loss_weights: list[float] | None = Field(
+        None, description="One weight per loss_type when combining several; None: 1.0 each."
+    )
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="Robust DPO: probability that a preference label is flipped; EXO: its epsilon.",
+    )
+    ref_model: Literal["base", "precompute"] = Field(
+        "base",
+        description="Reference model: base (the model without the trained adapter, evaluated each step; "
+        "a frozen copy when training every weight) or precompute (the reference log-probabilities of every "
+        "row are computed once before training, so no reference stays in memory). TRL 1.16's DPOTrainer "
+        "has no reference-free mode.",
+    )
+
+    @field_validator("loss_type", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> DPOSection:
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError(
+                f"loss_weights has {len(self.loss_weights)} weight(s) for {len(self.loss_type)} loss_type(s)"
+            )
+        return self
+
+
+class GRPOSection(ConfigSection):
+    """GRPO settings (``algorithm: grpo``), passed to TRL's ``GRPOConfig``. Defaults are TRL's.
+
+    The flat ``beta``, ``num_generations``, ``max_completion_length`` and ``rewards`` of earlier
+    releases still load for one release (into this section), with a ``ConfigDeprecationWarning``;
+    setting one both flat and here is an error. Their old defaults (beta 0.1, 4 generations, 32
+    tokens) are not TRL's: set them here to keep an earlier run's behaviour.
+    """
+
+    beta: float = Field(
+        0.0,
+        ge=0,
+        description="KL coefficient against the reference model; 0 (TRL's default) loads no reference model.",
+    )
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = Field(
+        "dapo",
+        description="How token losses are aggregated: dapo (TRL's default: over the active tokens of the "
+        "accumulated batch), grpo (per sequence length), dr_grpo (a constant), bnpo, cispo, sapo, luspo, vespo.",
+    )
+    num_generations: int = Field(
+        8,
+        ge=2,
+        description="Completions sampled per prompt; the effective batch (processes x batch_size x "
+        "gradient_accumulation_steps) must be a multiple of it.",
+    )
+    max_completion_length: int = Field(512, gt=0, description="Maximum tokens generated per completion.")
+    rewards: list[str] = Field(
+        default_factory=lambda: ["exact_match"],
+        min_length=1,
+        description="Registered reward names (built-ins: provenir.rewards.primitives; plugins: the reward "
+        "registry), one reward function each.",
+    )
+    reward_weights: list[float] | None = Field(
+        None, description="One weight per reward in `rewards`; None: 1.0 each."
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group",
+        description="Divide advantages by the reward standard deviation of each prompt's group, of the "
+        "whole batch, or not at all (Dr. GRPO).",
+    )
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> GRPOSection:
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
+            raise ValueError(
+                f"reward_weights has {len(self.reward_weights)} weight(s) for {len(self.rewards)} reward(s)"
+            )
+        return self
+
+
+class ConfigDeprecationWarning(FutureWarning):
+    """A config key that still works this release but will be removed; the message says what replaces it.
+
+    A ``FutureWarning``, not a ``DeprecationWarning``: Python shows it by default, because the
+    people who must act on it are the ones writing config files, not developers of imported code.
+    """
+
+
+#: Flat keys of earlier releases -> the section field that replaced them (one release of grace).
+#: ``beta`` goes to the section of the run's algorithm: it was shared by DPO and GRPO.
+DEPRECATED_FLAT_KEYS: dict[str, str] = {
+    "beta": "<algorithm>.beta",
+    "num_generations": "grpo.num_generations",
+    "max_completion_length": "grpo.max_completion_length",
+    "rewards": "grpo.rewards",
+}
+
+#: TRL / transformers arguments that Provenir sets from its own fields (or keeps for its guarantees):
+#: ``trainer_args`` may not name them. Value: what to set instead, or why it is not open.
+TRAINER_ARGS_OWNED: dict[str, str] = {
+    "output_dir": "checkpoints always go into the run folder",
+    "logging_dir": "logs always go into the run folder",
+    "overwrite_output_dir": "checkpoints always go into the run folder",
+    "resume_from_checkpoint": "resume with `provenir train --resume` (complete, verified checkpoints only)",
+    "seed": "set `seed`",
+    "data_seed": "set `seed`",
+    "full_determinism": "Provenir always trains deterministically",
+    "report_to": "set `observability_backend`",
+    "disable_tqdm": "Provenir shows its own progress",
+    "push_to_hub": "publishing is not part of a training run",
+    "hub_model_id": "publishing is not part of a training run",
+    "hub_token": "publishing is not part of a training run",
+    "max_steps": "set `max_steps`",
+    "num_train_epochs": "set `num_train_epochs`",
+    "per_device_train_batch_size": "set `batch_size`",
+    "per_device_eval_batch_size": "set `batch_size`",
+    "gradient_accumulation_steps": "set `gradient_accumulation_steps`",
+    "learning_rate": "set `learning_rate`",
+    "lr_scheduler_type": "set `lr_scheduler_type`",
+    "warmup_steps": "set `warmup_steps`",
+    "weight_decay": "set `weight_decay`",
+    "max_grad_norm": "set `max_grad_norm`",
+    "logging_steps": "set `logging_steps`",
+    "gradient_checkpointing": "set `gradient_checkpointing`",
+    "save_strategy": "set `save_steps`",
+    "save_steps": "set `save_steps`",
+    "save_total_limit": "set `save_total_limit`",
+    "eval_strategy": "set `eval.loss_every_n_steps`",
+    "eval_steps": "set `eval.loss_every_n_steps`",
+    "load_best_model_at_end": "set `eval.load_best` (Provenir loads only complete, verified checkpoints)",
+    "metric_for_best_model": "set `eval.best_metric`",
+    "greater_is_better": "set `eval.greater_is_better`",
+    "use_cpu": "set `device`",
+    "bf16": "set `precision`",
+    "fp16": "set `precision`",
+    "dataloader_num_workers": "rows are read in the training process, in a seeded order",
+    "dataset_num_proc": "rows are prepared in the training process",
+    "fsdp": "set `distributed.strategy`",
+    "fsdp_config": "set `distributed.strategy`",
+    "deepspeed": "set `distributed.strategy` and `distributed.deepspeed_stage`",
+    "ddp_backend": "set `distributed` (gloo on CPU, nccl on GPUs)",
+    "max_length": "set `max_length`",
+    "packing": "set `sft.packing`",
+    "packing_strategy": "`sft.packing` packs by best-fit decreasing, which keeps every row whole",
+    "completion_only_loss": "set `sft.completion_only_loss`",
+    "loss_type": "set `sft.loss_type`, `dpo.loss_type` or `grpo.loss_type`",
+    "loss_weights": "set `dpo.loss_weights`",
+    "beta": "set `dpo.beta` or `grpo.beta`",
+    "label_smoothing": "set `dpo.label_smoothing`",
+    "precompute_ref_log_probs": "set `dpo.ref_model: precompute`",
+    "num_generations": "set `grpo.num_generations`",
+    "max_completion_length": "set `grpo.max_completion_length`",
+    "reward_weights": "set `grpo.reward_weights`",
+    "scale_rewards": "set `grpo.scale_rewards`",
+    "remove_unused_columns": "GRPO rewards read the rows' reference column",
+}
 
 
 #: Left out of ``config_hash``: where artifacts go, which key signs the model folder and where
@@ -477,7 +732,17 @@ class RunConfig(ConfigSection):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Training precision.")
 
-    max_steps: int = Field(100, gt=0, description="Optimiser steps.")
+    max_steps: int | None = Field(
+        100,
+        gt=0,
+        description="Optimiser steps; exclusive with num_train_epochs, which replaces this default when set.",
+    )
+    num_train_epochs: float | None = Field(
+        None,
+        gt=0,
+        description="Passes over the training rows instead of a step count (fractions allowed); exclusive "
+        "with max_steps.",
+    )
     batch_size: int = Field(8, gt=0, description="Per-device batch size.")
     gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-batches per optimiser step.")
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
@@ -495,11 +760,11 @@ class RunConfig(ConfigSection):
     )
     logging_steps: int = Field(1, gt=0, description="Log loss every N steps.")
     save_steps: int | None = Field(None, gt=0, description="Write a resumable checkpoint every N steps.")
-    beta: float = Field(0.1, gt=0, description="DPO / GRPO KL coefficient.")
-    num_generations: int = Field(4, gt=1, description="GRPO: completions sampled per prompt.")
-    max_completion_length: int = Field(32, gt=0, description="GRPO: maximum tokens generated per completion.")
-    rewards: list[str] = Field(
-        default_factory=lambda: ["exact_match"], description="GRPO: registered reward names."
+    save_total_limit: int | None = Field(
+        None,
+        gt=0,
+        description="Keep at most N checkpoints (the oldest are deleted; the newest and, with eval.load_best, "
+        "the best are always kept). Needs save_steps.",
     )
 
     peft: PEFTConfig = Field(default_factory=PEFTConfig)
@@ -507,10 +772,71 @@ class RunConfig(ConfigSection):
     data: DataConfig = Field(default_factory=DataConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     manifest: ManifestConfig = Field(default_factory=ManifestConfig)
+    sft: SFTSection = Field(default_factory=SFTSection)
+    dpo: DPOSection = Field(default_factory=DPOSection)
+    grpo: GRPOSection = Field(default_factory=GRPOSection)
+    trainer_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further arguments for TRL's config class of the algorithm (SFTConfig, DPOConfig, "
+        "GRPOConfig), e.g. {optim: adamw_torch_fused, neftune_noise_alpha: 5}. Names are checked against "
+        "that class before training; ones Provenir sets from its own fields (learning_rate, output_dir, "
+        "seed, ...) are refused. Part of config_hash.",
+    )
     observability_backend: Literal["wandb", "mlflow", "tensorboard", "none"] = Field(
         "none",
         description="Experiment tracker: wandb (offline by default), mlflow (local SQLite), tensorboard, none.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _map_deprecated_flat_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not DEPRECATED_FLAT_KEYS.keys() & data.keys():
+            return data
+        return map_deprecated_flat_keys(data)
+
+    @model_validator(mode="after")
+    def _schedule(self) -> RunConfig:
+        if self.max_steps is not None and self.num_train_epochs is not None:
+            if "max_steps" in self.model_fields_set:
+                raise ValueError(
+                    "max_steps and num_train_epochs are mutually exclusive: set one of them "
+                    "(to switch a file that sets max_steps to epochs, also set max_steps: null)"
+                )
+            # Bypass validate_assignment: the default step count only stands for "no epochs given".
+            object.__setattr__(self, "max_steps", None)
+        elif self.max_steps is None and self.num_train_epochs is None:
+            raise ValueError("set max_steps or num_train_epochs")
+        if self.save_total_limit is not None and self.save_steps is None:
+            raise ValueError(
+                "save_total_limit needs save_steps: without checkpoints there is nothing to limit"
+            )
+        ev = self.eval
+        if ev.loss_every_n_steps is not None:
+            if self.algorithm == "grpo":
+                raise ValueError(
+                    "eval.loss_every_n_steps: GRPO has no eval loss on fixed rows; use sft or dpo"
+                )
+            if self.data.eval_path is None and self.data.eval_split == 0:
+                raise ValueError(
+                    "eval.loss_every_n_steps needs eval rows: set data.eval_path or data.eval_split"
+                )
+        if ev.load_best:
+            if ev.loss_every_n_steps is None:
+                raise ValueError(
+                    "eval.load_best needs eval.loss_every_n_steps: nothing is evaluated to compare"
+                )
+            if self.save_steps is None or ev.loss_every_n_steps % self.save_steps:
+                raise ValueError(
+                    "eval.load_best needs a checkpoint at every evaluation: set save_steps so that "
+                    f"eval.loss_every_n_steps ({ev.loss_every_n_steps}) is a multiple of it"
+                )
+        owned = sorted(self.trainer_args.keys() & TRAINER_ARGS_OWNED.keys())
+        if owned:
+            raise ValueError(
+                f"trainer_args.{owned[0]}: Provenir sets it ({TRAINER_ARGS_OWNED[owned[0]]})"
+                + (f"; also owned: {', '.join(owned[1:])}" if owned[1:] else "")
+            )
+        return self
 
     # -- construction -------------------------------------------------------------------
 
@@ -525,7 +851,11 @@ class RunConfig(ConfigSection):
 
     def with_overrides(self, overrides: list[str]) -> RunConfig:
         """A new config with ``key.path=value`` overrides applied on top of this one."""
-        return RunConfig.from_dict(apply_overrides(self.model_dump(mode="json"), overrides))
+        data = self.model_dump(mode="json")
+        if "max_steps" not in self.model_fields_set:
+            # A default step count gives way to an overridden num_train_epochs, as on top of a file.
+            data.pop("max_steps")
+        return RunConfig.from_dict(apply_overrides(data, overrides))
 
     # -- identity -----------------------------------------------------------------------
 
@@ -542,6 +872,47 @@ class RunConfig(ConfigSection):
     def json_schema(cls) -> dict[str, Any]:
         """JSON Schema of the config file format."""
         return cls.model_json_schema()
+
+
+def map_deprecated_flat_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the flat keys of earlier releases moved into their sections, one warning each.
+
+    ``beta`` moves to the section of ``data``'s algorithm (it has no meaning for SFT and is
+    dropped there). A key given both flat and in its section is a :class:`ConfigError`.
+    """
+    out = dict(data)
+    algorithm = out.get("algorithm", "sft")
+    for key, target in DEPRECATED_FLAT_KEYS.items():
+        if key not in out:
+            continue
+        value = out.pop(key)
+        section = algorithm if target.startswith("<algorithm>") else target.split(".")[0]
+        if section not in ("dpo", "grpo"):
+            _deprecated(f"config key `{key}` is deprecated and has no effect on {algorithm}; remove it")
+            continue
+        place = f"{section}.{key}"
+        current = out.get(section)
+        if current is None:
+            current = {}
+        if not isinstance(current, dict):
+            continue  # the section's own validation reports it
+        if key in current:
+            raise ConfigError(f"{key}: set {place} only (both `{key}` and `{place}` are given)")
+        out[section] = {**current, key: value}
+        _deprecated(
+            f"config key `{key}` is deprecated and will be removed in the next release; use `{place}`"
+        )
+    return out
+
+
+def _deprecated(message: str) -> None:
+    warnings.warn(message, ConfigDeprecationWarning, stacklevel=2)
+
+
+def close_matches(name: str, choices: list[str] | set[str]) -> str:
+    """`` (did you mean a, b?)`` for the names of ``choices`` close to ``name``, else ``""``."""
+    found = difflib.get_close_matches(name, sorted(choices), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(found)}?)" if found else ""
 
 
 # -- helpers shared by the loaders ----------------------------------------------------------

@@ -43,16 +43,19 @@ from provenir.core.errors import ManifestError, ManifestTamperedError
 from provenir.core.extras import require_extra
 from provenir.core.hashing import sha256_bytes, sha256_json
 from provenir.core.inputs import RunInputs
+from provenir.core.selected_checkpoint import SelectedCheckpoint
 from provenir.core.signers import SignerPolicy
 from provenir.core.signing_keys import SIGNING_KEY_ENV, load_signing_key, public_key_b64
 from provenir.core.tree_head import TreeHead
 
 MANIFEST_SCHEMA_VERSION = 2
+#: Fields added after schema 2 shipped, left out of the JSON while unset: manifests written before
+#: they existed keep their canonical JSON, and so their hash.
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: Unrecorded files named one by one in a verification; the rest are counted.
 MAX_UNRECORDED_SHOWN = 20
 #: Sections newer than schema 2's first manifests, written only when set.
-_OMITTED_WHEN_UNSET = ("audit_checkpoint", "distributed")
+_OMITTED_WHEN_UNSET = ("audit_checkpoint", "distributed", "selected_checkpoint")
 
 
 def new_run_id() -> str:
@@ -146,6 +149,9 @@ class RunManifest(BaseModel):
     eval: dict[str, Any] | None = None
     scans: dict[str, Any] | None = None
     resumed_from: str | None = None
+    selected_checkpoint: SelectedCheckpoint | None = Field(
+        None, description="Which weights became the adapter and why (see core.selected_checkpoint)."
+    )
     error: str | None = None
     distributed: DistributedRun | None = Field(
         None,

@@ -391,12 +391,13 @@ class ModelCardGenerator:
             "backend",
             "seed",
             "max_steps",
+            "num_train_epochs",
             "batch_size",
             "learning_rate",
             "max_length",
             "precision",
         ):
-            if key in c:
+            if c.get(key) is not None:  # a run has max_steps or num_train_epochs, not both
                 lines.append(f"| {key} | {_one_line(c[key])} |")
         if peft:
             lines.append(

@@ -95,7 +95,12 @@ def _summary_rows(run: RunArtifacts) -> list[tuple[str, Any]]:
         ("seed", m.seed),
         (
             "steps · batch · lr",
-            f"{_cfg(cfg, 'max_steps')} steps · batch {_cfg(cfg, 'batch_size')} × accum "
+            (
+                f"{_cfg(cfg, 'max_steps')} steps"
+                if cfg.get("max_steps") is not None or cfg.get("num_train_epochs") is None
+                else f"{cfg['num_train_epochs']} epochs"
+            )
+            + f" · batch {_cfg(cfg, 'batch_size')} × accum "
             f"{_cfg(cfg, 'gradient_accumulation_steps')} · lr {_cfg(cfg, 'learning_rate')} "
             f"({_cfg(cfg, 'lr_scheduler_type')}) · {_cfg(cfg, 'precision')}",
         ),

@@ -122,6 +122,21 @@ def find_resume_checkpoint(run_dir: Path) -> ResumePoint:
     return ResumePoint(None, None, skipped, messages)
 
 
+def marked_checkpoints(run_dir: Path) -> list[tuple[int, Path, CheckpointPin]]:
+    """``(step, folder, marker)`` of every checkpoint under ``run_dir/checkpoints`` with a readable
+    completion marker, oldest first. The markers are read, not yet verified: call
+    :func:`verify_checkpoint` before loading anything from one."""
+    found = []
+    for path in _children(run_dir / "checkpoints"):
+        step = _step(path.name)
+        if step is None or not path.is_dir():
+            continue
+        marker, _ = _read_marker(path)
+        if marker is not None:
+            found.append((step, path, marker))
+    return sorted(found, key=lambda item: item[0])
+
+
 def verify_checkpoint(path: Path, marker: CheckpointPin) -> CheckpointPin:
     """``marker`` when the files of ``path`` are exactly the ones it lists, else ReproducibilityError."""
     refuse = "refusing to resume from it"

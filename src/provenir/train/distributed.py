@@ -26,6 +26,7 @@ from provenir.core.config import RunConfig
 from provenir.core.distributed_run import DistributedRun, RankRecord
 from provenir.core.errors import BackendError, ConfigError
 from provenir.core.inputs import CheckpointPin, RowsPin
+from provenir.core.selected_checkpoint import SelectedCheckpoint
 from provenir.train.rendezvous import (
     Rendezvous,
     SchedulerJob,
@@ -351,6 +352,11 @@ class DistributedLauncher:
                 else None
             ),
             train_runtime_s=data.get("train_runtime_s"),
+            selected_checkpoint=(
+                SelectedCheckpoint.model_validate(data["selected_checkpoint"])
+                if data.get("selected_checkpoint")
+                else None
+            ),
             distributed=ran,
             extra={
                 "world_size": ran.world_size,

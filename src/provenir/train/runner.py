@@ -83,6 +83,10 @@ def train(config: RunConfig, options: RunOptions | None = None) -> RunManifest:
 
 
 def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
+    if config.trainer_args:
+        from provenir.train.trainer_args import check_trainer_args
+
+        check_trainer_args(config)  # before any data is read or anything is written
     store = RunStore(config.output_dir)
     audit = AuditLogger(store.audit_dir)
     audit.check_ready()  # a torn or linked audit log stops the run here, before anything is written
@@ -250,7 +254,10 @@ def _run_callbacks(config: RunConfig, data: TrainData, tracker: Any) -> list[Any
             EvalCallback(
                 EvalCallbackConfig(
                     eval_every_n_steps=every,
-                    early_stopping_patience=config.eval.early_stopping_patience,
+                    # With loss evaluations the patience counts those (the backend's early stopping).
+                    early_stopping_patience=(
+                        None if config.eval.loss_every_n_steps else config.eval.early_stopping_patience
+                    ),
                     regression_tolerance=config.eval.regression_tolerance,
                     max_new_tokens=config.eval.max_new_tokens,
                     template=config.data.template,
@@ -519,6 +526,7 @@ def _record_result(manifest: RunManifest, result: TrainResult, rdir: Path) -> No
     manifest.environment["device"] = result.device
     manifest.environment.update(result.environment)
     manifest.resumed_from = result.resumed_from
+    manifest.selected_checkpoint = result.selected_checkpoint
     if manifest.inputs is not None:
         manifest.inputs.resumed_checkpoint = result.resumed_checkpoint
     if result.train_runtime_s is not None:

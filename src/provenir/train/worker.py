@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         payload["adapter_dir"] = str(result.adapter_dir) if result.adapter_dir else None
         pin = result.resumed_checkpoint  # a pydantic model: asdict would leave it to default=str
         payload["resumed_checkpoint"] = pin.model_dump(mode="json") if pin else None
+        chosen = result.selected_checkpoint
+        payload["selected_checkpoint"] = chosen.model_dump(mode="json") if chosen else None
         atomic_write_json(args.run_dir / RESULT_FILE, json.loads(json.dumps(payload, default=str)))
 
 

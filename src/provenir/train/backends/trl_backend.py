@@ -23,6 +23,7 @@ from provenir.core.library_output import quiet_libraries
 from provenir.plugins.registry import PluginRegistry
 
 if TYPE_CHECKING:
+    from provenir.core.selected_checkpoint import SelectedCheckpoint
     from provenir.train.checkpoints import ResumePoint
 
 
@@ -340,8 +341,8 @@ def common_args(config: RunConfig, run_dir: Path, device: str) -> dict[str, Any]
         distributed = trainer_distributed_args(config, run_dir)
     return {
         **distributed,
+        **schedule_args(config),
         "output_dir": str(run_dir / "checkpoints"),
-        "max_steps": config.max_steps,
         "per_device_train_batch_size": config.batch_size,
         "gradient_accumulation_steps": config.gradient_accumulation_steps,
         "learning_rate": config.learning_rate,
@@ -353,6 +354,7 @@ def common_args(config: RunConfig, run_dir: Path, device: str) -> dict[str, Any]
         "gradient_checkpointing": config.gradient_checkpointing,
         "save_strategy": "steps" if config.save_steps else "no",
         "save_steps": config.save_steps or 500,
+        "save_total_limit": config.save_total_limit,
         "seed": config.seed,
         "data_seed": config.seed,
         "full_determinism": True,
@@ -363,6 +365,91 @@ def common_args(config: RunConfig, run_dir: Path, device: str) -> dict[str, Any]
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
     }
+
+
+def schedule_args(config: RunConfig) -> dict[str, Any]:
+    """How long to train and when to compute the eval loss, as TrainingArguments."""
+    from provenir.train.checkpoint_selection import greater_is_better
+
+    args: dict[str, Any] = (
+        {"max_steps": config.max_steps}
+        if config.max_steps is not None
+        else {"max_steps": -1, "num_train_epochs": config.num_train_epochs}
+    )
+    ev = config.eval
+    args["per_device_eval_batch_size"] = config.batch_size
+    if ev.loss_every_n_steps is not None:
+        args.update(eval_strategy="steps", eval_steps=ev.loss_every_n_steps)
+        if ev.load_best or ev.early_stopping_patience is not None:
+            # Trainer tracks the best evaluation (so save_total_limit never deletes its checkpoint);
+            # Provenir, not Trainer, loads it after verifying it (see checkpoint_selection).
+            args.update(
+                metric_for_best_model=ev.best_metric,
+                greater_is_better=greater_is_better(ev.best_metric, ev.greater_is_better),
+                load_best_model_at_end=False,
+            )
+    return args
+
+
+def algorithm_args(config: RunConfig) -> dict[str, Any]:
+    """The TRL config arguments of the run's algorithm section (``sft:``, ``dpo:``, ``grpo:``)."""
+    if config.algorithm == "sft":
+        sft = config.sft
+        return {
+            "max_length": config.max_length,
+            # prompt/completion rows: TRL masks the prompt tokens (label -100) unless told otherwise.
+            "completion_only_loss": sft.completion_only_loss,
+            "loss_type": sft.loss_type,
+            # Best-fit decreasing keeps every row whole and, with it, TRL trains padding-free on
+            # per-row position_ids: attention never crosses from one row to the next.
+            "packing": sft.packing,
+            "packing_strategy": "bfd",
+            "dataset_num_proc": None,
+        }
+    if config.algorithm == "dpo":
+        dpo = config.dpo
+        return {
+            "max_length": config.max_length,
+            "beta": dpo.beta,
+            "loss_type": list(dpo.loss_type),
+            "loss_weights": dpo.loss_weights,
+            "label_smoothing": dpo.label_smoothing,
+            "precompute_ref_log_probs": dpo.ref_model == "precompute",
+        }
+    grpo = config.grpo
+    return {
+        "beta": grpo.beta,
+        "loss_type": grpo.loss_type,
+        "num_generations": grpo.num_generations,
+        "max_completion_length": grpo.max_completion_length,
+        "reward_weights": grpo.reward_weights,
+        "scale_rewards": grpo.scale_rewards,
+        # Rewards read the `reference` column, so TRL must not drop it.
+        "remove_unused_columns": False,
+    }
+
+
+def trl_args(config: RunConfig, run_dir: Path, device: str) -> Any:
+    """TRL's config object for the run: common, schedule and section arguments plus ``trainer_args``."""
+    from provenir.train.trainer_args import build_trl_config
+
+    return build_trl_config(config, {**common_args(config, run_dir, device), **algorithm_args(config)})
+
+
+def prepare_eval_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> list[dict[str, Any]] | None:
+    """The run's eval rows rendered exactly as the training rows are, when the eval loss is computed."""
+    if config.eval.loss_every_n_steps is None:
+        return None
+    if not dataset.eval:
+        raise ConfigError("eval.loss_every_n_steps needs eval rows: set data.eval_path or data.eval_split")
+    as_training = TrainData(train=dataset.eval, schema=dataset.schema)
+    try:
+        return _prepare_rows(config, as_training, tokenizer).rows
+    except DataError:
+        raise DataError(
+            f"every eval row's prompt alone is longer than max_length={config.max_length} tokens, so the eval "
+            "loss has no token to score; raise max_length"
+        ) from None
 
 
 @PluginRegistry.register("trl", kind="backend")
@@ -437,13 +524,16 @@ class TRLBackend:
             raise BackendError(f"algorithm {config.algorithm!r} is not supported by the trl backend")
         rows = self.prepare_rows(config, dataset, tokenizer).rows
         self._prepared = None  # the trainer holds its own copy from here on
+        eval_rows = prepare_eval_rows(config, dataset, tokenizer)
         # datasets sets up its logger and progress bars when first imported: import it (and
         # TRL, which uses it) before the quiet scope is re-applied around the trainer's setup.
         import datasets  # noqa: F401
         import trl  # noqa: F401
 
         with quiet_libraries():
-            trainer = builders[config.algorithm](config, rows, run_dir, device, tokenizer, model)
+            trainer = builders[config.algorithm](
+                config, rows, run_dir, device, tokenizer, model, eval_rows=eval_rows
+            )
         self._initial_adapter = save_initial_adapter(config, trainer)
         if (
             config.distributed.strategy == "fsdp"
@@ -454,6 +544,15 @@ class TRLBackend:
                 "distributed.strategy: fsdp requested but Trainer did not enable FSDP (no GPU?)"
             )
         callbacks = list(self.callbacks)
+        if config.eval.loss_every_n_steps is not None and config.eval.early_stopping_patience is not None:
+            from transformers import EarlyStoppingCallback
+
+            callbacks.append(
+                EarlyStoppingCallback(
+                    early_stopping_patience=config.eval.early_stopping_patience,
+                    early_stopping_threshold=config.eval.early_stopping_threshold,
+                )
+            )
         if config.save_steps:
             from provenir.train.checkpoints import CheckpointMarkerCallback
 
@@ -483,6 +582,7 @@ class TRLBackend:
         with quiet_libraries():
             output = trainer.train(resume_from_checkpoint=checkpoint)
         runtime, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        selected = select_weights(config, trainer, run_dir)
 
         out = run_dir / ("adapter" if config.peft.enabled else "model")
         if trainer.is_world_process_zero():
@@ -512,6 +612,7 @@ class TRLBackend:
             environment={"torch": torch_settings, "precision": precision_record(config, trainer, device)},
             # What torch.distributed actually ran with, not what was asked for.
             extra=extra,
+            selected_checkpoint=selected,
         )
 
     # -- one builder per algorithm ----------------------------------------------------------
@@ -524,21 +625,16 @@ class TRLBackend:
         device: str,
         tokenizer: Any,
         model: Any,
+        eval_rows: list[dict[str, Any]] | None = None,
     ) -> Any:
         from datasets import Dataset
-        from trl import SFTConfig, SFTTrainer
+        from trl import SFTTrainer
 
-        # prompt/completion rows: TRL masks the prompt tokens (label -100), so loss is on the response only.
-        args = SFTConfig(
-            **common_args(config, run_dir, device),
-            max_length=config.max_length,
-            completion_only_loss=True,
-            dataset_num_proc=None,
-        )
         return SFTTrainer(
             model=model,
-            args=args,
+            args=trl_args(config, run_dir, device),
             train_dataset=Dataset.from_list(rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
             processing_class=tokenizer,
             peft_config=lora_config(config),
         )
@@ -551,18 +647,17 @@ class TRLBackend:
         device: str,
         tokenizer: Any,
         model: Any,
+        eval_rows: list[dict[str, Any]] | None = None,
     ) -> Any:
         from datasets import Dataset
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOTrainer
 
-        args = DPOConfig(
-            **common_args(config, run_dir, device), max_length=config.max_length, beta=config.beta
-        )
         # With a PEFT adapter and no ref_model, TRL uses the base model (adapter disabled) as reference.
         return DPOTrainer(
             model=model,
-            args=args,
+            args=trl_args(config, run_dir, device),
             train_dataset=Dataset.from_list(rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
             processing_class=tokenizer,
             peft_config=lora_config(config),
         )
@@ -575,29 +670,51 @@ class TRLBackend:
         device: str,
         tokenizer: Any,
         model: Any,
+        eval_rows: list[dict[str, Any]] | None = None,
     ) -> Any:
         from datasets import Dataset
-        from trl import GRPOConfig, GRPOTrainer
+        from trl import GRPOTrainer
 
         from provenir.rewards.primitives import as_grpo_reward_func
 
-        reward_funcs = [as_grpo_reward_func(name, name=name) for name in config.rewards]
-        args = GRPOConfig(
-            **common_args(config, run_dir, device),
-            beta=config.beta,
-            num_generations=config.num_generations,
-            max_completion_length=config.max_completion_length,
-            # Rewards read the `reference` column, so TRL must not drop it.
-            remove_unused_columns=False,
-        )
+        reward_funcs = [as_grpo_reward_func(name, name=name) for name in config.grpo.rewards]
         return GRPOTrainer(
             model=model,
             reward_funcs=reward_funcs,  # type: ignore[arg-type]  # callables of TRL's batch signature
-            args=args,
+            args=trl_args(config, run_dir, device),
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
             peft_config=lora_config(config),
         )
+
+
+def select_weights(config: RunConfig, trainer: Any, run_dir: Path) -> SelectedCheckpoint:
+    """Which weights become the adapter; with ``eval.load_best`` the best checkpoint's are loaded first."""
+    from provenir.train.checkpoint_selection import (
+        best_checkpoint,
+        greater_is_better,
+        last_step_selection,
+        load_checkpoint_weights,
+    )
+
+    state = trainer.state
+    stopped_early = state.global_step < state.max_steps
+    ev = config.eval
+    if not ev.load_best:
+        metric = ev.best_metric if ev.loss_every_n_steps is not None else None
+        return last_step_selection(state.log_history, state.global_step, stopped_early, metric)
+    # Rank 0 marks the last checkpoint complete after the others passed on_save: wait for it.
+    trainer.accelerator.wait_for_everyone()
+    folder, selected = best_checkpoint(
+        run_dir,
+        state.log_history,
+        ev.best_metric,
+        greater_is_better(ev.best_metric, ev.greater_is_better),
+        stopped_early,
+    )
+    with quiet_libraries():
+        load_checkpoint_weights(trainer.model, folder)
+    return selected
 
 
 # -- rows as TRL receives them ---------------------------------------------------------------
