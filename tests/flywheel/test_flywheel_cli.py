@@ -80,3 +80,31 @@ def test_missing_config_and_bad_override(tmp_path: Path, capsys: pytest.CaptureF
     cfg.write_text("mining: {eval_data: a, predictions: b}\n")
     code, _, err = run_cli(["flywheel", str(cfg), "--set", "mining.threshold"], capsys)
     assert code == 2 and "expected key.path=value" in err
+
+
+def test_offline_example_filter_removes_the_near_duplicates_it_generates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from itertools import combinations
+
+    from provenir.flywheel.config import FlywheelConfig
+    from provenir.flywheel.quality import jaccard, ngrams
+
+    monkeypatch.chdir(REPO)
+    config = FlywheelConfig.from_yaml(REPO / "examples/flywheel_offline.yaml")
+    args = ["flywheel", "examples/flywheel_offline.yaml", "--set", f"output_dir={tmp_path}", "--no-progress"]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    folder = tmp_path / "flywheel/flywheel-offline"
+    rejected = [json.loads(line) for line in (folder / "rejected.jsonl").read_text().splitlines()]
+    accepted = [json.loads(line) for line in (folder / "accepted.jsonl").read_text().splitlines()]
+    assert sum(r["reason"] == "near_duplicate" for r in rejected) > 0
+    assert accepted
+    # What is kept for one failed item: its original and its variants, no two of them near-duplicates.
+    kept: dict[int, list[str]] = {}
+    for a in accepted:
+        kept.setdefault(a["failure_index"], [a["original"]]).append(a["text"])
+    n, limit = config.filter.ngram, config.filter.max_similarity
+    for texts in kept.values():
+        for x, y in combinations(texts, 2):
+            assert jaccard(ngrams(x, n), ngrams(y, n)) < limit, (x, y)

@@ -41,6 +41,11 @@ BUILTIN_DATASETS: dict[str, str] = {
     "sft-sample": "sft_sample.jsonl",
     "dpo-sample": "dpo_sample.jsonl",
     "prompts-sample": "prompts_sample.jsonl",
+    # Held out: never in the training samples nor in the tiny model's pretraining corpus.
+    "sft-eval": "sft_eval.jsonl",
+    "prompts-eval": "prompts_eval.jsonl",
+    "arithmetic-prompts": "arithmetic_prompts.jsonl",
+    "arithmetic-eval": "arithmetic_eval.jsonl",
 }
 _TABULAR = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 # owner/name or name, as the hub spells repository ids; anything else that does not exist is a missing path.

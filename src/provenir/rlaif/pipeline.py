@@ -5,8 +5,14 @@ lists the earlier iterations' run ids. Candidates, judgments and pairs are JSONL
 ``<output_dir>/rlaif/<name>/iter-<k>/``, hashed and referenced from the iteration's manifest.
 ``state.json`` records every completed stage with its output hash, so an interrupted pipeline
 continues from the last completed stage (a stage whose output no longer hashes the same runs
-again). If the regression gate trips, the loop stops and the previous best adapter stays the
-result.
+again). If the regression gate trips, the loop stops and the adapter that last passed it is
+kept.
+
+The gate compares each iteration with the one it continued from, which lets an iteration that
+merely did not get worse pass. So every iteration is also compared with the base model by the
+same paired test (McNemar or paired bootstrap, see :mod:`provenir.eval.regression`), and the
+result names a best run only when an iteration beat the base model significantly on every gated
+metric; otherwise it says that no iteration improved.
 
 The DPO reference model is the base model (TRL disables the adapter for reference log-probs),
 so every iteration is regularised towards the original model, not the previous iteration.
@@ -15,6 +21,7 @@ so every iteration is regularised towards the original model, not the previous i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -52,11 +59,21 @@ class IterationSummary:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     gate_passed: bool | None = None
     gate_message: str = ""
+    #: Per gated metric, the paired comparison with the base model: ``delta``, ``test``,
+    #: ``p_value``, ``significant`` and the gate's ``verdict`` (``improvement`` when significant).
+    vs_baseline: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: True when every gated metric rose significantly over the base model.
+    improved: bool | None = None
 
 
 @dataclass
 class RLAIFResult:
-    """What the pipeline produced: per-iteration summaries and the adapter to keep."""
+    """What the pipeline produced: per-iteration summaries and the adapter to keep.
+
+    ``best_run_id`` / ``best_adapter`` name the iteration that beat the base model significantly
+    on every gated metric (the highest such on those metrics); both are None when none did,
+    and ``improved`` is then False.
+    """
 
     iterations: list[IterationSummary]
     best_run_id: str | None
@@ -64,6 +81,7 @@ class RLAIFResult:
     baseline: dict[str, dict[str, float]]
     stopped_because: str
     folder: Path
+    improved: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what ``summary.json`` holds)."""
@@ -71,6 +89,7 @@ class RLAIFResult:
             "iterations": [asdict(i) for i in self.iterations],
             "best_run_id": self.best_run_id,
             "best_adapter": self.best_adapter,
+            "improved": self.improved,
             "baseline": self.baseline,
             "stopped_because": self.stopped_because,
         }
@@ -83,6 +102,22 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> str:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _completion_text(template: str, tokenizer: Any) -> Callable[[str], str]:
+    """How a sampled text is stored so that DPO trains on the tokens the policy sampled.
+
+    The pair's completion is re-rendered through the template. A template that writes its own
+    separator before the answer (Mistral's space) gets the text without its leading space, or
+    the separator would be doubled; one that writes none (``raw_completion``) keeps the space the
+    model generated, or ``"?" + "12"`` would train a token the policy never produced after
+    ``"? 12"`` (byte-level BPE folds the space into the word).
+    """
+    from provenir.train.backends.trl_backend import template_pair
+
+    _, probe = template_pair(template, tokenizer, {"prompt": "p"}, "\x00")
+    own_separator = probe[: probe.index("\x00")] != ""
+    return (lambda t: t.strip()) if own_separator else (lambda t: t.rstrip())
 
 
 class RLAIFPipeline:
@@ -206,20 +241,36 @@ class RLAIFPipeline:
                 break
         else:
             stopped = stopped or f"completed {cfg.n_iterations} iteration(s)"
-        best = self.state["best"]
+        best = self._best(summaries)
+        if best is None:
+            stopped += "; no iteration beat the base model significantly"
         result = RLAIFResult(
             iterations=summaries,
-            best_run_id=best["run_id"],
-            best_adapter=best["adapter"],
+            best_run_id=best.run_id if best else None,
+            best_adapter=str(self.store.run_dir(best.run_id) / "adapter") if best and best.run_id else None,
             baseline=EvalResult.load(self.state["baseline"]["file"]).summary()["metrics"],
             stopped_because=stopped,
             folder=self.folder,
+            improved=best is not None,
         )
         atomic_write_json(self.folder / "summary.json", result.to_dict())
         self.audit.log(
-            "rlaif_completed", pipeline=cfg.name, best_run_id=best["run_id"], stopped_because=stopped
+            "rlaif_completed",
+            pipeline=cfg.name,
+            best_run_id=result.best_run_id,
+            improved=result.improved,
+            stopped_because=stopped,
         )
         return result
+
+    def _best(self, summaries: list[IterationSummary]) -> IterationSummary | None:
+        """The iteration that passed its gate and beat the base model significantly, highest first."""
+        winners = [s for s in summaries if s.gate_passed and s.improved]
+        if not winners:
+            return None
+        metrics = self.config.gate.metrics
+        # max keeps the first of equals; reversed so a later (further trained) iteration wins ties.
+        return max(reversed(winners), key=lambda s: sum(s.metrics[m]["mean"] for m in metrics))
 
     def _iteration(self, k: int, judge: Any) -> tuple[IterationSummary, str | None]:
         it_dir = self.folder / f"iter-{k}"
@@ -259,6 +310,7 @@ class RLAIFPipeline:
         )
         summary.gate_passed = gate["passed"]
         summary.gate_message = gate["message"]
+        summary.vs_baseline, summary.improved = self._versus_baseline(new_eval)
         self._annotate_manifest(trn["run_id"], k, gen, jud, prs, gate)
         if not gate["passed"]:
             return (
@@ -278,6 +330,7 @@ class RLAIFPipeline:
         g = self.config.generation
         model, tokenizer, _ = load_policy(self.config.dpo, Path(adapter) if adapter else None)
         prompts = [template_prompt(self.config.dpo.data.template, tokenizer, r) for r in self.train_rows]
+        as_trained = _completion_text(self.config.dpo.data.template, tokenizer)
         outputs = generate(
             model,
             tokenizer,
@@ -289,8 +342,12 @@ class RLAIFPipeline:
             temperature=g.temperature,
             top_p=g.top_p,
             seed=self.config.seed + k,
+            strip=False,
         )
-        rows = [{**r, "variants": v} for r, v in zip(self.train_rows, outputs, strict=True)]
+        rows = [
+            {**r, "variants": [as_trained(t) for t in v]}
+            for r, v in zip(self.train_rows, outputs, strict=True)
+        ]
         path = it_dir / "candidates.jsonl"
         return {"file": str(path), "sha256": _write_jsonl(path, rows), "policy_adapter": adapter}
 
@@ -307,6 +364,8 @@ class RLAIFPipeline:
             for i, j in pairs:
                 if variants[i].strip() == variants[j].strip():
                     continue  # identical texts carry no preference; do not pay for a verdict
+                if not variants[i].strip() or not variants[j].strip():
+                    continue  # an empty sample cannot be a DPO row (the data layer refuses empty columns)
                 items.append((c["prompt"], variants[i], variants[j]))
                 index.append((ci, i, j))
         prefs = score_pairwise_batch(
@@ -441,6 +500,23 @@ class RLAIFPipeline:
             "gate_decision", pipeline=self.config.name, passed=decision.passed, tripped=decision.tripped
         )
         return {"passed": decision.passed, "message": decision.message(), "decision": decision.to_dict()}
+
+    def _versus_baseline(self, new: EvalResult) -> tuple[dict[str, dict[str, Any]], bool]:
+        """The gate's paired test of ``new`` against the base model, per gated metric."""
+        g = self.config.gate
+        baseline = EvalResult.load(self.state["baseline"]["file"])
+        decision = RegressionGate(g.tolerance, mode=g.mode, metrics=g.metrics).compare(new, baseline)
+        out = {
+            name: {
+                "delta": c.delta,
+                "test": c.test,
+                "p_value": c.p_value,
+                "significant": c.significant,
+                "verdict": c.verdict,
+            }
+            for name, c in decision.comparisons.items()
+        }
+        return out, all(c.verdict == "improvement" for c in decision.comparisons.values())
 
     def _annotate_manifest(
         self,

@@ -61,9 +61,12 @@ def generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     seed: int | None = None,
+    strip: bool = True,
 ) -> list[list[str]]:
     """``num_return_sequences`` completions per prompt (only the new text, stripped), in prompt order.
 
+    ``strip=False`` returns the text exactly as decoded, leading space included: what a
+    preference pair must hold to train on the tokens the policy sampled.
     The model's train/eval mode and the tokenizer's padding side are restored afterwards, so
     this is safe in the middle of training.
     """
@@ -99,7 +102,7 @@ def generate(
                 )
                 for i in range(len(batch)):
                     chunk = texts[i * num_return_sequences : (i + 1) * num_return_sequences]
-                    out.append([t.strip() for t in chunk])
+                    out.append([t.strip() for t in chunk] if strip else chunk)
     finally:
         tokenizer.padding_side = old_side
         if was_training:
