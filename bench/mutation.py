@@ -77,7 +77,10 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "tests/core/test_dsse.py",
             "tests/governance/test_attestation.py",
         ],
-        "provenir/core/keys.py": ["tests/core/test_signing_keys.py", "tests/governance/test_model_signing.py"],
+        "provenir/core/keys.py": [
+            "tests/core/test_signing_keys.py",
+            "tests/governance/test_model_signing.py",
+        ],
         "provenir/governance/attestation.py": ["tests/governance/test_attestation.py"],
         "provenir/governance/model_signing.py": ["tests/governance/test_model_signing.py"],
     },
@@ -97,11 +100,17 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "tests/governance/test_audit_recovery.py",
             "tests/governance/test_audit_merkle.py",
         ],
-        "provenir/governance/merkle.py": ["tests/governance/test_merkle.py", "tests/governance/test_audit_merkle.py"],
+        "provenir/governance/merkle.py": [
+            "tests/governance/test_merkle.py",
+            "tests/governance/test_audit_merkle.py",
+        ],
         "provenir/core/tree_head.py": ["tests/governance/test_audit_merkle.py"],
     },
     "redaction": {
-        "provenir/core/redaction.py": ["tests/core/test_redaction.py", "tests/governance/test_audit_redaction.py"],
+        "provenir/core/redaction.py": [
+            "tests/core/test_redaction.py",
+            "tests/governance/test_audit_redaction.py",
+        ],
         "provenir/core/credentials.py": [
             "tests/core/test_redaction.py",
             "tests/governance/test_credentials.py",
@@ -190,7 +199,11 @@ def _is_type_checking(node: ast.If) -> bool:
 
 
 def _is_docstring(node: ast.AST) -> bool:
-    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
 
 
 class _SiteFinder:
@@ -230,10 +243,14 @@ class _SiteFinder:
             return
         if isinstance(stmt, ast.Raise):
             self.sites.append(_Site("raise->pass", stmt, lambda n: ast.Pass(), setter))
-        elif isinstance(stmt, ast.Return) and stmt.value is not None and not (
-            isinstance(stmt.value, ast.Constant) and stmt.value.value is None
+        elif (
+            isinstance(stmt, ast.Return)
+            and stmt.value is not None
+            and not (isinstance(stmt.value, ast.Constant) and stmt.value.value is None)
         ):
-            self.sites.append(_Site("return->None", stmt, lambda n: ast.Return(value=ast.Constant(None)), setter))
+            self.sites.append(
+                _Site("return->None", stmt, lambda n: ast.Return(value=ast.Constant(None)), setter)
+            )
         elif isinstance(stmt, ast.Expr) and _is_problem_report(stmt.value):
             self.sites.append(_Site("drop-problem", stmt, lambda n: ast.Pass(), setter))
         if isinstance(stmt, ast.If | ast.While) and _negatable(stmt.test):
@@ -293,9 +310,7 @@ class _SiteFinder:
         elif isinstance(node, ast.BoolOp):
             self.sites.append(_Site("swap-and-or", node, _swap_boolop, setter))
         elif isinstance(node, ast.IfExp) and _negatable(node.test):
-            self.sites.append(
-                _Site("negate-condition", node.test, _negate, self._set(node, "test", None))
-            )
+            self.sites.append(_Site("negate-condition", node.test, _negate, self._set(node, "test", None)))
         elif isinstance(node, ast.Constant):
             value = node.value
             if isinstance(value, bool):
@@ -340,14 +355,22 @@ def _is_problem_report(node: ast.expr) -> bool:
         return func.id == "problem"
     if isinstance(func, ast.Attribute) and func.attr == "append":
         target = func.value
-        name = target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else ""
+        name = (
+            target.id
+            if isinstance(target, ast.Name)
+            else target.attr
+            if isinstance(target, ast.Attribute)
+            else ""
+        )
         return "problem" in name
     return False
 
 
 def _negatable(test: ast.expr) -> bool:
     """False for a single comparison: negating it is the flipped comparison, already a mutant."""
-    return not (isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) in _FLIPPED_COMPARISON)
+    return not (
+        isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) in _FLIPPED_COMPARISON
+    )
 
 
 def _negate(node: ast.AST) -> ast.AST:
@@ -394,7 +417,9 @@ def _describe(site: _Site) -> str:
     before = site.node
     after = site.replace(copy.deepcopy(before))
     if site.operator == "drop-entry":
-        dropped = [ast.unparse(e) for e in before.elts if not any(ast.dump(e) == ast.dump(x) for x in after.elts)]  # type: ignore[attr-defined]
+        dropped = [
+            ast.unparse(e) for e in before.elts if not any(ast.dump(e) == ast.dump(x) for x in after.elts)
+        ]  # type: ignore[attr-defined]
         return f"drop {_short(dropped[0] if dropped else '?', 70)} from `{_short(ast.unparse(before), 40)}`"
     if site.operator in ("raise->pass", "drop-problem"):
         return f"`{_short(ast.unparse(before))}` -> `pass`"
@@ -475,7 +500,9 @@ def read_allowlist(path: Path = ALLOWLIST) -> list[AllowEntry]:
     return entries
 
 
-def match_allowlist(mutant: Mutant, entries: list[AllowEntry], all_mutants: list[Mutant]) -> AllowEntry | None:
+def match_allowlist(
+    mutant: Mutant, entries: list[AllowEntry], all_mutants: list[Mutant]
+) -> AllowEntry | None:
     """The entry for ``mutant``: same module, change and line; or same module and change when the
     line moved and that change occurs once in the module."""
     for entry in entries:
@@ -624,7 +651,13 @@ def _env(scratch: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 def _run(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int | None, str]:
     """Run in its own process group; on timeout kill the whole group. (exit status or None, output)."""
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -696,7 +729,8 @@ def run_mutant(mutant: Mutant, tests: list[str], scratch: Path, timeout_scale: f
         return "timeout", ""
     if code == 0:
         return "survived", ""
-    if code in (1, 2, 3):  # failed, interrupted (a collection error: the module no longer imports)
+    broken = code == 4 and "found no collectors" in output  # the test file no longer imports
+    if code in (1, 2, 3) or broken:  # failed; interrupted or internal error: a collection error
         failed = next((ln for ln in output.splitlines() if ln.startswith(("FAILED", "ERROR"))), "")
         return "killed", _short(failed, 160)
     return "error", f"pytest exit {code}: {_short(output[-300:], 300)}"
@@ -743,7 +777,10 @@ def main(argv: list[str] | None = None) -> int:
         for group, modules in chosen.items():
             t0 = time.perf_counter()
             cov = trace(modules, workdirs[0])
-            print(f"== {group}: traced {len(cov.durations)} tests in {time.perf_counter() - t0:.0f}s", flush=True)
+            print(
+                f"== {group}: traced {len(cov.durations)} tests in {time.perf_counter() - t0:.0f}s",
+                flush=True,
+            )
             ms = all_mutants[group]
             todo = []
             for m in ms:
@@ -766,7 +803,10 @@ def main(argv: list[str] | None = None) -> int:
                 outcome = Outcome(m, status, time.perf_counter() - t1, len(tests), detail)
                 if not args.quiet:
                     scope = "all" if whole else len(tests)
-                    print(f"  {status:9} {outcome.seconds:5.1f}s [{scope} tests] {m.where}: {m.change}", flush=True)
+                    print(
+                        f"  {status:9} {outcome.seconds:5.1f}s [{scope} tests] {m.where}: {m.change}",
+                        flush=True,
+                    )
                 return outcome
 
             with ThreadPoolExecutor(jobs) as pool:
@@ -778,19 +818,25 @@ def main(argv: list[str] | None = None) -> int:
     report(outcomes, chosen, allow, elapsed)
     if args.report:
         args.report.write_text(
-            json.dumps([{**asdict(o), "mutant": asdict(o.mutant)} for o in outcomes], indent=1), encoding="utf-8"
+            json.dumps([{**asdict(o), "mutant": asdict(o.mutant)} for o in outcomes], indent=1),
+            encoding="utf-8",
         )
     return 0
 
 
-def report(outcomes: list[Outcome], chosen: dict[str, dict[str, list[str]]], allow: list[AllowEntry], elapsed: float) -> None:
+def report(
+    outcomes: list[Outcome], chosen: dict[str, dict[str, list[str]]], allow: list[AllowEntry], elapsed: float
+) -> None:
     print()
     header = f"{'group':12} {'mutants':>7} {'killed':>7} {'timeout':>7} {'survived':>8} {'errors':>6} {'equiv.':>6} {'score':>7}"
     print(header)
     print("-" * len(header))
     for group, modules in chosen.items():
         rows = [o for o in outcomes if o.mutant.module in modules]
-        count = {s: sum(o.status == s for o in rows) for s in ("killed", "timeout", "survived", "error", "equivalent")}
+        count = {
+            s: sum(o.status == s for o in rows)
+            for s in ("killed", "timeout", "survived", "error", "equivalent")
+        }
         judged = len(rows) - count["equivalent"]
         score = (count["killed"] + count["timeout"]) / judged if judged else 1.0
         print(

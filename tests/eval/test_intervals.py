@@ -118,16 +118,18 @@ def _reference_percentile_ci(scores: list[float], confidence: float, n_resamples
 
 
 @pytest.mark.parametrize(("confidence", "n_resamples", "seed"), [(0.95, 1000, 0), (0.8, 300, 7)])
-def test_bootstrap_equals_the_plain_percentile_bootstrap(confidence: float, n_resamples: int, seed: int) -> None:
+def test_bootstrap_equals_the_plain_percentile_bootstrap(
+    confidence: float, n_resamples: int, seed: int
+) -> None:
     from provenir.eval.bootstrap import bootstrap_means
 
     rng = random.Random(11)
     scores = [rng.random() for _ in range(57)]
     means, ci = _reference_percentile_ci(scores, confidence, n_resamples, seed)
     assert list(bootstrap_means(scores, n_resamples=n_resamples, seed=seed)) == pytest.approx(list(means))
-    assert bootstrap_mean_ci(scores, confidence=confidence, n_resamples=n_resamples, seed=seed) == pytest.approx(
-        ci, abs=1e-12
-    )
+    assert bootstrap_mean_ci(
+        scores, confidence=confidence, n_resamples=n_resamples, seed=seed
+    ) == pytest.approx(ci, abs=1e-12)
 
 
 def test_bootstrap_defaults_are_1000_resamples_seed_0_and_95_percent() -> None:

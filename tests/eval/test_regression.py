@@ -145,7 +145,13 @@ def test_run_comparison_gates_with_the_default_tolerance(tmp_path) -> None:
 
     def run(scores: list[float]) -> RunArtifacts:
         manifest = RunManifest(
-            name="r", backend="stub", algorithm="sft", config_hash="c" * 64, dataset_hash="d" * 64, seed=1, config={}
+            name="r",
+            backend="stub",
+            algorithm="sft",
+            config_hash="c" * 64,
+            dataset_hash="d" * 64,
+            seed=1,
+            config={},
         ).seal()
         ok = ManifestVerification(True, True, "unsigned")
         return RunArtifacts(manifest, tmp_path / "m.json", tmp_path, ok, eval_result=_result(token_f1=scores))
@@ -159,7 +165,11 @@ def test_run_comparison_gates_with_the_default_tolerance(tmp_path) -> None:
 def test_relative_mode_when_the_score_did_not_drop() -> None:
     base = _result(token_f1=[0.50] * 20)
     for scores in ([0.50] * 20, [0.70] * 20):
-        comp = RegressionGate(0.02, mode="relative").compare(_result(token_f1=scores), base).comparisons["token_f1"]
+        comp = (
+            RegressionGate(0.02, mode="relative")
+            .compare(_result(token_f1=scores), base)
+            .comparisons["token_f1"]
+        )
         assert comp.drop == 0.0 and not comp.exceeds_tolerance and not comp.tripped
 
 
@@ -172,7 +182,9 @@ def test_relative_drop_is_a_fraction_of_the_baseline() -> None:
     )
     assert comp.drop == pytest.approx(0.01) and not comp.tripped
     # Any drop from a zero baseline is infinitely large relative to it.
-    zero = RegressionGate(0.02, mode="relative").compare(_result(reward=[-0.1] * 4), _result(reward=[0.0] * 4))
+    zero = RegressionGate(0.02, mode="relative").compare(
+        _result(reward=[-0.1] * 4), _result(reward=[0.0] * 4)
+    )
     assert zero.comparisons["reward"].drop == float("inf") and not zero.passed
 
 
@@ -182,7 +194,9 @@ def test_messages_name_the_mode_the_test_and_its_verdict() -> None:
     message = RegressionGate(0.02).compare(new, base).message()
     assert "exact_match dropped 0.0300 (0.8000 -> 0.7700, tolerance 0.0200 absolute; mcnemar p=" in message
     assert "not significant, may be noise)" in message and "relative" not in message
-    significant = RegressionGate(0.02).compare(_result(token_f1=[0.5] * 50), _result(token_f1=[0.9] * 50)).message()
+    significant = (
+        RegressionGate(0.02).compare(_result(token_f1=[0.5] * 50), _result(token_f1=[0.9] * 50)).message()
+    )
     assert significant.endswith(", significant)") and "may be noise" not in significant
     passed = RegressionGate(0.02).compare(base, base)
     assert passed.message() == "regression gate passed (2 metrics within tolerance)"
@@ -248,7 +262,9 @@ def test_verdicts_of_changes_within_tolerance() -> None:
     assert comp.significant is True and comp.verdict == "within_tolerance" and down.passed
     # A small gain the paired test cannot tell from noise.
     wobble = [b + (0.31 if i % 2 else -0.29) for i, b in enumerate(base)]
-    up = RegressionGate(0.02).compare(_result(token_f1=wobble), _result(token_f1=base)).comparisons["token_f1"]
+    up = (
+        RegressionGate(0.02).compare(_result(token_f1=wobble), _result(token_f1=base)).comparisons["token_f1"]
+    )
     assert up.delta > 0 and up.significant is False and up.verdict == "gain_not_significant"
     # A small drop the paired test cannot tell from noise, within tolerance.
     dip = [b + (0.29 if i % 2 else -0.31) for i, b in enumerate(base)]
@@ -273,7 +289,9 @@ def test_results_without_per_item_scores_get_no_paired_test() -> None:
 def test_mcnemar_only_when_both_sides_are_binary() -> None:
     base = _result(exact_match=[1.0] * 8 + [0.0] * 2)
     graded = EvalResult(
-        metrics={"exact_match": metric_result_from_scores("exact_match", [0.5] * 10, binary=False, n_bootstrap=50)},
+        metrics={
+            "exact_match": metric_result_from_scores("exact_match", [0.5] * 10, binary=False, n_bootstrap=50)
+        },
         n=10,
     )
     comp = RegressionGate().compare(graded, base).comparisons["exact_match"]
