@@ -75,3 +75,39 @@ def test_atomic_write_gives_ordinary_file_modes(tmp_path: Path) -> None:
     os.chmod(fresh, 0o600)  # a deliberately private file stays private when rewritten
     atomic_write_bytes(fresh, b"[]")
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+def test_a_single_file_hashes_as_its_bytes(tmp_path: Path) -> None:
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"\x00weights\xff" * 1000)
+    assert sha256_path(f) == hashlib.sha256(f.read_bytes()).hexdigest() == sha256_file(f)
+
+
+def test_a_folder_without_files_is_refused_by_name(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    (empty / "only" / "folders").mkdir(parents=True)
+    with pytest.raises(DataError, match="folder contains no files to hash"):
+        sha256_path(empty)
+    with pytest.raises(DataError, match="no such file or folder"):
+        sha256_path(tmp_path / "missing")
+
+
+def test_folder_hash_is_the_digest_of_its_sorted_path_and_hash_lines(tmp_path: Path) -> None:
+    from provenir.core.inputs import file_set_digest
+
+    d = tmp_path / "model"
+    (d / "sub").mkdir(parents=True)
+    (d / "b.json").write_text("{}")
+    (d / "a.bin").write_bytes(b"\x01\x02")
+    (d / "sub" / "c.txt").write_text("c")
+    files = {p.relative_to(d).as_posix(): sha256_file(p) for p in d.rglob("*") if p.is_file()}
+    lines = "".join(f"{rel}\0{files[rel]}\n" for rel in sorted(files))
+    assert sha256_path(d) == hashlib.sha256(lines.encode()).hexdigest() == file_set_digest(files)
+
+
+def test_rows_hash_is_canonical_json_lines() -> None:
+    rows = [{"b": 1, "a": "x"}, {"c": [1, 2]}]
+    expected = hashlib.sha256(b'{"a":"x","b":1}\n{"c":[1,2]}\n').hexdigest()
+    assert sha256_rows(rows) == expected
+    assert sha256_rows([]) == hashlib.sha256(b"").hexdigest()
+    assert sha256_json({"a": 1}) == hashlib.sha256(b'{"a":1}').hexdigest()

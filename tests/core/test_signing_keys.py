@@ -40,3 +40,75 @@ def test_unusable_keys_are_one_actionable_line(tmp_path: Path) -> None:
     garbage.write_text("not a key")
     with pytest.raises(ConfigError, match="not an unencrypted PEM private key"):
         load_signing_key(garbage)
+
+
+def test_the_signing_key_is_the_configured_one_then_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provenir.core.signing_keys import SIGNING_KEY_ENV, signing_key_path
+
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
+    assert signing_key_path() is None
+    assert signing_key_path("run.pem") == Path("run.pem")
+    monkeypatch.setenv(SIGNING_KEY_ENV, str(tmp_path / "env.pem"))
+    assert signing_key_path() == tmp_path / "env.pem"
+    assert signing_key_path("run.pem") == Path("run.pem")
+
+
+def test_a_public_key_must_be_32_bytes_of_base64(tmp_path: Path) -> None:
+    import base64
+
+    from provenir.core.signers import parse_public_key as decode_public_key
+    from provenir.core.signing_keys import public_key_object
+
+    generate_signing_key(tmp_path / "k.pem")
+    key = load_signing_key(tmp_path / "k.pem")
+    public = public_key_b64(key)
+    assert decode_public_key(f"  {public}\n") == base64.b64decode(public)
+    assert public_key_object(public).verify(key.sign(b"m"), b"m") is None
+    for bad in (
+        "",
+        "not base64!",
+        base64.b64encode(b"x" * 31).decode(),
+        base64.b64encode(b"x" * 33).decode(),
+    ):
+        with pytest.raises(ConfigError, match="is not an Ed25519 public key"):
+            decode_public_key(bad)
+    with pytest.raises(ConfigError, match="not an Ed25519 public key"):
+        decode_public_key("AAAA")
+
+
+def test_fingerprint_is_the_first_16_hex_of_the_raw_keys_sha256() -> None:
+    import base64
+    import hashlib
+
+    raw = bytes(range(32))
+    assert (
+        fingerprint(parse_public_key(base64.b64encode(raw).decode())) == hashlib.sha256(raw).hexdigest()[:16]
+    )
+
+
+def test_key_pairs_name_their_files_and_fingerprints(tmp_path: Path) -> None:
+    import hashlib
+
+    from provenir.core.signing_keys import KEY_ALGORITHMS, generate_key_pair, public_key_path
+
+    assert KEY_ALGORITHMS == ("ed25519", "ecdsa-p256")
+    ed = generate_key_pair(tmp_path / "ed.pem")
+    assert ed.algorithm == "ed25519" and ed.public_key == public_key_path(tmp_path / "ed.pem")
+    assert ed.fingerprint == fingerprint(parse_public_key(public_key_b64(load_signing_key(ed.private_key))))
+    ec_pair = generate_key_pair(tmp_path / "ec.pem", "ecdsa-p256")
+    assert ec_pair.algorithm == "ecdsa-p256"
+    assert ec_pair.fingerprint == hashlib.sha256(ec_pair.public_key.read_bytes()).hexdigest()[:16]
+    with pytest.raises(ConfigError, match="unknown key algorithm 'rsa': use one of ed25519, ecdsa-p256"):
+        generate_key_pair(tmp_path / "rsa.pem", "rsa")
+    assert not (tmp_path / "rsa.pem").exists()
+
+
+def test_a_key_pair_never_overwrites_a_link(tmp_path: Path) -> None:
+    from provenir.core.signing_keys import generate_key_pair
+
+    (tmp_path / "dangling.pem").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="already exists"):
+        generate_key_pair(tmp_path / "dangling.pem")
+    assert not (tmp_path / "nowhere").exists()

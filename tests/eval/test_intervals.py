@@ -82,3 +82,125 @@ def test_paired_bootstrap_sign_and_noise() -> None:
     assert same.delta == 0 and same.p_value == 1.0
     noisy = [b + rng.uniform(-0.05, 0.05) for b in base]
     assert paired_bootstrap(noisy, base, seed=0).p_value > 0.05
+
+
+# -- bad input is refused, defaults are the documented ones ----------------------------------------
+
+
+@pytest.mark.parametrize("confidence", [0.0, -0.5, 1.0, 1.5])
+def test_wilson_refuses_a_confidence_outside_zero_one(confidence: float) -> None:
+    with pytest.raises(EvaluationError, match="confidence"):
+        wilson_interval(3, 10, confidence=confidence)
+
+
+@pytest.mark.parametrize(("successes", "n"), [(-1, 10), (0, -3), (-2, -1), (11, 10)])
+def test_wilson_refuses_negative_or_impossible_counts(successes: int, n: int) -> None:
+    with pytest.raises(EvaluationError):
+        wilson_interval(successes, n)
+
+
+def test_wilson_default_is_the_95_percent_interval() -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    assert wilson_interval(8, 10) == wilson_interval(8, 10, 0.95)
+    assert wilson_interval(8, 10) == pytest.approx(proportion_confint(8, 10, alpha=0.05, method="wilson"))
+
+
+def _reference_percentile_ci(scores: list[float], confidence: float, n_resamples: int, seed: int):
+    """The percentile bootstrap written out plainly: draw, average, take the two percentiles."""
+    import numpy as np
+
+    arr = np.asarray(scores)
+    idx = np.random.default_rng(seed).integers(0, len(arr), size=(n_resamples, len(arr)))
+    means = arr[idx].mean(axis=1)
+    lo, hi = np.percentile(means, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
+    return means, (float(lo), float(hi))
+
+
+@pytest.mark.parametrize(("confidence", "n_resamples", "seed"), [(0.95, 1000, 0), (0.8, 300, 7)])
+def test_bootstrap_equals_the_plain_percentile_bootstrap(
+    confidence: float, n_resamples: int, seed: int
+) -> None:
+    from provenir.eval.bootstrap import bootstrap_means
+
+    rng = random.Random(11)
+    scores = [rng.random() for _ in range(57)]
+    means, ci = _reference_percentile_ci(scores, confidence, n_resamples, seed)
+    assert list(bootstrap_means(scores, n_resamples=n_resamples, seed=seed)) == pytest.approx(list(means))
+    assert bootstrap_mean_ci(
+        scores, confidence=confidence, n_resamples=n_resamples, seed=seed
+    ) == pytest.approx(ci, abs=1e-12)
+
+
+def test_bootstrap_defaults_are_1000_resamples_seed_0_and_95_percent() -> None:
+    rng = random.Random(4)
+    scores = [rng.random() for _ in range(40)]
+    _, ci = _reference_percentile_ci(scores, 0.95, 1000, 0)
+    assert bootstrap_mean_ci(scores) == pytest.approx(ci, abs=1e-12)
+    # A corpus score over integer counts: correct / total, every item out of 4.
+    correct = [rng.randrange(5) for _ in range(40)]
+    corpus_ci = bootstrap_corpus_ci([[k, 4] for k in correct], lambda s: s[0] / s[1])
+    assert corpus_ci == pytest.approx(_reference_percentile_ci([k / 4 for k in correct], 0.95, 1000, 0)[1])
+    base = [0.5] * 40
+    default = paired_bootstrap(scores, base)
+    assert default.n_resamples == 1000
+    assert default == paired_bootstrap(scores, base, confidence=0.95, n_resamples=1000, seed=0)
+    diff_ci = _reference_percentile_ci([s - 0.5 for s in scores], 0.95, 1000, 0)[1]
+    assert (default.ci_lower, default.ci_upper) == pytest.approx(diff_ci, abs=1e-12)
+
+
+def test_one_item_is_enough_to_bootstrap() -> None:
+    assert bootstrap_mean_ci([0.25]) == (0.25, 0.25)
+    assert paired_bootstrap([1.0], [0.0]).delta == 1.0
+
+
+@pytest.mark.parametrize("confidence", [0.0, 1.0, -0.1, 1.2])
+def test_bootstrap_refuses_a_confidence_outside_zero_one(confidence: float) -> None:
+    with pytest.raises(EvaluationError, match="confidence"):
+        bootstrap_mean_ci([0.1, 0.2], confidence=confidence)
+    with pytest.raises(EvaluationError, match="confidence"):
+        bootstrap_corpus_ci([[1, 2], [2, 2]], lambda s: s[0] / s[1], confidence=confidence)
+    with pytest.raises(EvaluationError, match="confidence"):
+        paired_bootstrap([0.1, 0.2], [0.2, 0.1], confidence=confidence)
+
+
+def test_bootstrap_refuses_zero_resamples_and_accepts_one() -> None:
+    with pytest.raises(EvaluationError, match="n_resamples"):
+        bootstrap_mean_ci([0.1, 0.2], n_resamples=0)
+    lo, hi = bootstrap_mean_ci([0.1, 0.2], n_resamples=1)
+    assert lo == hi
+
+
+def test_paired_bootstrap_refuses_unpaired_scores() -> None:
+    with pytest.raises(EvaluationError, match="same items"):
+        paired_bootstrap([0.1, 0.2, 0.3], [0.1, 0.2])
+
+
+def test_paired_p_value_has_the_plus_one_correction_and_is_two_sided() -> None:
+    # Every resampled difference is +1: P(d* <= 0) = (0 + 1) / (R + 1), P(d* >= 0) = (R + 1) / (R + 1).
+    better = paired_bootstrap([1.0] * 5, [0.0] * 5, n_resamples=99)
+    assert better.p_value == pytest.approx(2 * 1 / 100)
+    worse = paired_bootstrap([0.0] * 5, [1.0] * 5, n_resamples=99)
+    assert worse.p_value == pytest.approx(2 * 1 / 100)
+    assert (better.ci_lower, better.ci_upper) == (1.0, 1.0)
+
+
+def test_a_sample_larger_than_one_chunk_still_gets_every_resample() -> None:
+    from provenir.eval.bootstrap import bootstrap_means
+
+    # More items than one chunk holds indices for: one resample per chunk, each drawn in full.
+    n = 2_000_001
+    scores = [0.0] * n
+    scores[0] = float(n)  # the mean is 1 when item 0 is drawn once
+    means = bootstrap_means(scores, n_resamples=2, seed=3)
+    assert len(means) == 2
+    assert all(0.0 <= m < 30.0 for m in means)
+
+
+def test_resampling_helpers_default_to_1000_resamples_and_seed_0() -> None:
+    from provenir.eval.bootstrap import bootstrap_means, resampled_sums
+
+    scores = [0.1, 0.5, 0.9, 0.3]
+    assert resampled_sums(scores).shape == (1000, 1)
+    assert (resampled_sums(scores) == resampled_sums(scores, n_resamples=1000, seed=0)).all()
+    assert (bootstrap_means(scores) == bootstrap_means(scores, n_resamples=1000, seed=0)).all()
