@@ -76,9 +76,6 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "tests/core/test_signing_keys.py",
             "tests/core/test_dsse.py",
             "tests/governance/test_attestation.py",
-        ],
-        : [
-            "tests/core/test_signing_keys.py",
             "tests/governance/test_model_signing.py",
         ],
         "provenir/governance/attestation.py": ["tests/governance/test_attestation.py"],

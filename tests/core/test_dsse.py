@@ -17,8 +17,7 @@ from provenir.core.dsse import (
     verify_envelope,
 )
 from provenir.core.errors import AttestationError
-from provenir.core.manifest import generate_signing_key
-from provenir.core.signing_keys import fingerprint, load_signing_key, public_key_b64
+from provenir.core.signing_keys import fingerprint, generate_signing_key, load_signing_key, public_key_b64
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +28,10 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> list:
         generate_signing_key(folder / f"{name}.pem")
         out.append(load_signing_key(folder / f"{name}.pem"))
     return out
+
+
+def fingerprint(public_b64: str) -> str:
+    return raw_fingerprint(parse_public_key(public_b64))
 
 
 def test_pae_is_the_dsse_v1_encoding() -> None:

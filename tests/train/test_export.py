@@ -110,8 +110,7 @@ def test_export_signs_the_merged_model_with_a_model_signing_key(
     trained: tuple[RunManifest, Path], tmp_path: Path
 ) -> None:
     pytest.importorskip("model_signing")
-    from provenir.core.keys import generate_key_pair
-
+    from provenir.core.signing_keys import generate_key_pair
     from provenir.governance.model_signing import verify_model, verify_run
 
     parent, out = trained
