@@ -17,7 +17,9 @@ from provenir.core.dsse import (
     verify_envelope,
 )
 from provenir.core.errors import AttestationError
-from provenir.core.signing_keys import fingerprint, generate_signing_key, load_signing_key, public_key_b64
+from provenir.core.signers import fingerprint as raw_fingerprint
+from provenir.core.signers import parse_public_key
+from provenir.core.signing_keys import generate_signing_key, load_signing_key, public_key_b64
 
 
 @pytest.fixture(scope="module")
