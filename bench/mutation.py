@@ -63,12 +63,28 @@ GROUPS: dict[str, dict[str, list[str]]] = {
         "provenir/core/manifest.py": [
             "tests/core/test_manifest.py",
             "tests/core/test_manifest_verify.py",
+            "tests/core/test_signers.py",
             "tests/core/test_store.py",
         ],
-        "provenir/core/signers.py": ["tests/core/test_manifest_verify.py", "tests/core/test_store.py"],
+        "provenir/core/signers.py": [
+            "tests/core/test_signers.py",
+            "tests/core/test_manifest_verify.py",
+            "tests/core/test_manifest.py",
+            "tests/core/test_store.py",
+        ],
+        "provenir/core/confined.py": [
+            "tests/core/test_confined.py",
+            "tests/core/test_signers.py",
+            "tests/core/test_store.py",
+            "tests/core/test_manifest_verify.py",
+        ],
         "provenir/core/hashing.py": ["tests/core/test_hashing.py"],
         "provenir/core/inputs.py": ["tests/core/test_inputs.py"],
-        "provenir/core/store.py": ["tests/core/test_store.py", "tests/core/test_manifest_verify.py"],
+        "provenir/core/store.py": [
+            "tests/core/test_store.py",
+            "tests/core/test_manifest_verify.py",
+            "tests/core/test_signers.py",
+        ],
     },
     "attestation": {
         "provenir/core/dsse.py": ["tests/core/test_dsse.py", "tests/governance/test_attestation.py"],
@@ -78,30 +94,30 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "tests/governance/test_attestation.py",
             "tests/governance/test_model_signing.py",
         ],
-        "provenir/governance/attestation.py": ["tests/governance/test_attestation.py"],
-        "provenir/governance/model_signing.py": ["tests/governance/test_model_signing.py"],
+        "provenir/governance/attestation.py": [
+            "tests/governance/test_attestation.py",
+            "tests/governance/test_attestation_checks.py",
+        ],
+        "provenir/governance/model_signing.py": [
+            "tests/governance/test_model_signing.py",
+            "tests/governance/test_model_signing_checks.py",
+        ],
     },
     "audit": {
-        "provenir/governance/audit.py": [
+        module: [
             "tests/governance/test_audit.py",
             "tests/governance/test_audit_recovery.py",
             "tests/governance/test_audit_merkle.py",
-        ],
-        "provenir/governance/audit_check.py": [
-            "tests/governance/test_audit.py",
-            "tests/governance/test_audit_recovery.py",
-            "tests/governance/test_audit_merkle.py",
-        ],
-        "provenir/governance/audit_index.py": [
-            "tests/governance/test_audit.py",
-            "tests/governance/test_audit_recovery.py",
-            "tests/governance/test_audit_merkle.py",
-        ],
-        "provenir/governance/merkle.py": [
             "tests/governance/test_merkle.py",
-            "tests/governance/test_audit_merkle.py",
-        ],
-        "provenir/core/tree_head.py": ["tests/governance/test_audit_merkle.py"],
+            "tests/governance/test_audit_proof_cli.py",
+        ]
+        for module in (
+            "provenir/governance/audit.py",
+            "provenir/governance/audit_check.py",
+            "provenir/governance/audit_index.py",
+            "provenir/governance/merkle.py",
+            "provenir/core/tree_head.py",
+        )
     },
     "redaction": {
         "provenir/core/redaction.py": [

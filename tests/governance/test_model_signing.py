@@ -444,5 +444,6 @@ def test_a_missing_pyopenssl_names_the_signing_extra(tmp_path: Path, keys: dict[
         timeout=120,
     )
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "model signing needs pyopenssl" in proc.stdout
+    undeclared = "(model-signing imports it without declaring it)"
+    assert f"model signing needs pyopenssl, which is not installed {undeclared}" in proc.stdout
     assert "pip install 'provenir[signing]'" in proc.stdout
