@@ -22,8 +22,9 @@ How a run works, and why it is quick enough to run by hand:
    ``pytest -x -q -p no:cacheprovider`` on the tests that executed the mutated lines (fastest
    first), with a timeout. A change to import-time code (constants, defaults, tables), or on a
    line no test executes in this process (a test may reach it through a subprocess), runs all of
-   the module's tests instead. Exit status 0: survived; a failing test: killed; past the
-   timeout: killed by timeout (counted as detected).
+   the module's tests instead, and so does a mutant the selected tests let through before it is
+   called a survivor. Exit status 0: survived; a failing test: killed; past the timeout: killed
+   by timeout (counted as detected).
 
 Equivalent mutants (no test could tell them apart from the original: a buffer size, an fsync)
 are listed, with the reason, in ``bench/mutation_allowlist.txt`` and left out of the score.
@@ -711,10 +712,12 @@ def trace(modules: dict[str, list[str]], scratch: Path) -> Coverage:
     return cov
 
 
-def select(mutant: Mutant, tests: list[str], cov: Coverage) -> tuple[list[str], bool]:
+def select(
+    mutant: Mutant, tests: list[str], cov: Coverage, *, everything: bool = False
+) -> tuple[list[str], bool]:
     """Node ids to run for ``mutant`` (fastest first), and whether that is the module's whole set."""
     lines = range(mutant.line, mutant.end_line + 1)
-    if not any(line in cov.imported.get(mutant.module, ()) for line in lines):
+    if not everything and not any(line in cov.imported.get(mutant.module, ()) for line in lines):
         chosen = {t for line in lines for t in cov.tests.get(mutant.module, {}).get(line, ())}
         if chosen:
             return sorted(chosen, key=lambda t: (cov.durations.get(t, 0.0), t)), False
@@ -811,6 +814,12 @@ def main(argv: list[str] | None = None) -> int:
                 t1 = time.perf_counter()
                 try:
                     status, detail = run_mutant(m, tests, scratch, budget)
+                    if status == "survived" and not whole:
+                        # Tests that reach the line only through a subprocess were not selected:
+                        # a survivor must also pass every test of its module.
+                        tests, whole = select(m, modules[m.module], cov, everything=True)
+                        budget = 30 + 4 * sum(cov.durations.get(t, 1.0) for t in tests)
+                        status, detail = run_mutant(m, tests, scratch, budget)
                 finally:
                     scratches.put(scratch)
                 outcome = Outcome(m, status, time.perf_counter() - t1, len(tests), detail)

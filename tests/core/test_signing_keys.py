@@ -90,6 +90,7 @@ def test_fingerprint_is_the_first_16_hex_of_the_raw_keys_sha256() -> None:
 
 def test_key_pairs_name_their_files_and_fingerprints(tmp_path: Path) -> None:
     import hashlib
+    import stat
 
     from provenir.core.signing_keys import KEY_ALGORITHMS, generate_key_pair, public_key_path
 
@@ -100,6 +101,9 @@ def test_key_pairs_name_their_files_and_fingerprints(tmp_path: Path) -> None:
     ec_pair = generate_key_pair(tmp_path / "ec.pem", "ecdsa-p256")
     assert ec_pair.algorithm == "ecdsa-p256"
     assert ec_pair.fingerprint == hashlib.sha256(ec_pair.public_key.read_bytes()).hexdigest()[:16]
+    for pair in (ed, ec_pair):  # the public key is for handing out: readable, never executable
+        assert stat.S_IMODE(pair.public_key.stat().st_mode) == 0o644
+        assert stat.S_IMODE(pair.private_key.stat().st_mode) == 0o600
     with pytest.raises(ConfigError, match="unknown key algorithm 'rsa': use one of ed25519, ecdsa-p256"):
         generate_key_pair(tmp_path / "rsa.pem", "rsa")
     assert not (tmp_path / "rsa.pem").exists()

@@ -415,3 +415,22 @@ def test_predicate_types_in_file_order(run: tuple[RunStore, RunManifest]) -> Non
     statements, _ = run_statements(store, manifest)
     assert [s["predicateType"] for s in statements] == [SLSA_PROVENANCE, EVALUATION_PREDICATE]
     assert GATE_PREDICATE not in [s["predicateType"] for s in statements]
+
+
+def test_a_subject_that_leaves_the_run_folder_through_a_link_or_dots_is_outside(
+    run: tuple[RunStore, RunManifest], key: tuple[Path, str], tmp_path: Path
+) -> None:
+    store, manifest = run
+    statement = _statements(store, manifest.run_id)[0]
+    run_dir = store.run_dir(manifest.run_id)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the run")
+    (run_dir / "escape").symlink_to(tmp_path, target_is_directory=True)
+    statement["subject"] += [
+        {"name": "escape/secret.txt", "digest": {"sha256": sha256_file(secret)}},
+        {"name": "adapter/../train_log.jsonl", "digest": {"sha256": manifest.outputs["train_log.jsonl"]}},
+    ]
+    _write_signed(store, manifest.run_id, key[0], [statement])
+    problems = _problems(store, manifest.run_id, key[1])
+    assert "provenance: subject escape/secret.txt is outside the run folder" in problems
+    assert "provenance: subject adapter/../train_log.jsonl is outside the run folder" in problems

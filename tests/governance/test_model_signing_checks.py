@@ -249,3 +249,110 @@ def test_a_missing_model_signing_library_names_its_distribution(
     ) as caught:
         sign_model(folder, pair.private_key)
     assert "without declaring it" not in str(caught.value)
+
+
+# -- keyless signing, without the network: Sigstore's signer stood in for by a key ---------------------
+
+
+@pytest.fixture()
+def offline_sigstore(monkeypatch: pytest.MonkeyPatch, pair: KeyPair) -> dict[str, object]:
+    """Sigstore's signer and verifier replaced by the library's own key-based ones (no network).
+
+    Provenir's code around them (scratch file, atomic move, digests read back, the result) runs
+    unchanged; only the Fulcio/Rekor round trip is skipped. Records the arguments Provenir passed.
+    """
+    from model_signing import signing, verifying
+
+    seen: dict[str, object] = {}
+
+    def signer(self: signing.Config, **kwargs: object) -> signing.Config:
+        seen["signer"] = kwargs
+        return self.use_elliptic_key_signer(private_key=pair.private_key)
+
+    def verifier(self: verifying.Config, **kwargs: object) -> verifying.Config:
+        seen["verifier"] = kwargs
+        return self.use_elliptic_key_verifier(public_key=pair.public_key)
+
+    monkeypatch.setattr(signing.Config, "use_sigstore_signer", signer)
+    monkeypatch.setattr(verifying.Config, "use_sigstore_verifier", verifier)
+    return seen
+
+
+def test_keyless_signing_uses_ambient_credentials_and_returns_the_signature(
+    folder: Path, offline_sigstore: dict[str, object]
+) -> None:
+    from provenir.governance.model_signing import sign_model_sigstore
+
+    signed = sign_model_sigstore(folder, identity_token="token-from-ci")
+    assert offline_sigstore["signer"] == {"use_ambient_credentials": True, "identity_token": "token-from-ci"}
+    assert signed.method == "sigstore" and signed.key_fingerprint is None
+    assert signed.signature_path == folder.parent / SIGNATURE_NAME and set(signed.files) == {"w.bin"}
+    checked = verify_model_sigstore(folder, "ci@example.com", "https://issuer.example.com")
+    assert offline_sigstore["verifier"] == {
+        "identity": "ci@example.com",
+        "oidc_issuer": "https://issuer.example.com",
+    }
+    assert checked.method == "sigstore" and checked.files == signed.files and checked.key_fingerprint is None
+
+
+def test_keyless_signing_keeps_the_reason_a_folder_cannot_be_signed(
+    tmp_path: Path, folder: Path, offline_sigstore: dict[str, object]
+) -> None:
+    from provenir.governance.model_signing import sign_model_sigstore
+
+    (tmp_path / "elsewhere.bin").write_bytes(b"outside")
+    (folder / "link.bin").symlink_to(tmp_path / "elsewhere.bin")
+    with pytest.raises(ModelSignatureError, match="cannot sign") as caught:
+        sign_model_sigstore(folder)
+    assert "network" not in str(caught.value)
+
+
+def test_verify_run_with_a_sigstore_identity_reaches_sigstore(
+    tmp_path: Path, pair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "artifacts"
+    manifest = _stub_run(out)
+    sign_run(manifest.run_id, key_path=pair.private_key, output_dir=out)
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OSError(101, "Network is unreachable (cut by the test)")
+
+    monkeypatch.setattr(socket.socket, "connect", unreachable)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(socket, "getaddrinfo", unreachable)
+    with pytest.raises(ModelSignatureError, match="Sigstore verification needs network access"):
+        verify_run(
+            manifest.run_id,
+            sigstore_identity="ci@example.com",
+            sigstore_issuer="https://issuer.example.com",
+            output_dir=out,
+        )
+
+
+def test_a_model_folder_that_is_a_link_is_refused_even_inside_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "artifacts"
+    manifest = _stub_run(out)
+    store = RunStore(out)
+    adapter = store.run_dir(manifest.run_id) / "adapter"
+    inside = store.run_dir(manifest.run_id) / "real-adapter"
+    adapter.rename(inside)
+    adapter.symlink_to(inside, target_is_directory=True)
+    with pytest.raises(ModelSignatureError, match="model folder adapter points outside the run folder"):
+        run_model_folder(store, manifest)
+
+
+def test_an_import_error_inside_provenir_is_not_blamed_on_the_signing_extra(
+    folder: Path, pair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    broken = types.ModuleType("model_signing")
+
+    def __getattr__(name: str) -> object:  # noqa: N807 - a module's attribute hook
+        raise ModuleNotFoundError("No module named 'provenir.missing'", name="provenir.missing")
+
+    broken.__getattr__ = __getattr__  # type: ignore[method-assign]
+    monkeypatch.setitem(sys.modules, "model_signing", broken)
+    with pytest.raises(ModuleNotFoundError, match="provenir.missing"):
+        sign_model(folder, pair.private_key)
