@@ -202,3 +202,42 @@ def test_every_problem_is_reported_together(run_dir: Path, tmp_path: Path) -> No
         "manifest_hash does not match the content: a field was changed",
         "output adapter/w.bin is missing",
     ]  # the signature still covers the recorded hash: only the changed body is caught
+
+
+# -- the file form ------------------------------------------------------------------------------
+
+
+def test_manifests_are_schema_2() -> None:
+    assert _manifest().schema_version == 2
+
+
+def test_sections_newer_than_schema_2_are_left_out_while_unset() -> None:
+    text = _manifest().seal().to_json()
+    for name in ("audit_checkpoint", "distributed", "selected_checkpoint"):
+        assert f'"{name}"' not in text, name
+    assert '"inputs": null' in text  # an older optional field is written, as it always was
+
+
+def test_the_file_is_sorted_two_space_json_in_utf8() -> None:
+    import json
+
+    manifest = _manifest()
+    manifest.name = "modèle"
+    text = manifest.seal().to_json()
+    assert text.endswith("}\n") and '\n  "adapter_hash": null,\n' in text
+    assert '"name": "modèle"' in text  # not \u00e8
+    keys = list(json.loads(text))
+    assert keys == sorted(keys)
+
+
+def test_a_signature_with_characters_outside_base64_does_not_verify(tmp_path: Path) -> None:
+    key = tmp_path / "k.pem"
+    generate_signing_key(key)
+    signed = _manifest().seal(key)
+    assert signed.signature is not None
+    for field in ("value", "public_key"):
+        forged = signed.model_copy(deep=True)
+        assert forged.signature is not None
+        text = getattr(forged.signature, field)
+        setattr(forged.signature, field, text[:4] + "!" + text[4:])
+        _fails(forged, "signature does not verify")

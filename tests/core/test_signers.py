@@ -340,3 +340,77 @@ def test_a_recorded_output_that_is_not_a_regular_file(tmp_path: Path) -> None:
     log.unlink()
     os.mkfifo(log)  # opening a FIFO to hash it would block the verifier forever
     assert store.verify(run.run_id).problems == ["output train_log.jsonl is not a regular file"]
+
+
+# -- each refusal and description, by its words -------------------------------------------------
+
+
+def test_a_policy_refuses_keys_that_are_not_32_bytes_and_an_empty_key_list() -> None:
+    with pytest.raises(ConfigError, match="a trusted key must be 32 raw bytes, got 31"):
+        SignerPolicy(frozenset({b"k" * 31}), require_signature=True)
+    with pytest.raises(ConfigError, match="--public-key: no trusted key given"):
+        SignerPolicy.from_keys([])
+
+
+def test_a_policy_describes_what_it_demands(tmp_path: Path) -> None:
+    _, a = _key(tmp_path, "a")
+    _, b = _key(tmp_path, "b")
+    one = SignerPolicy.from_keys([a])
+    assert one.describe() == f"signed by a trusted key ({_fp(a)})"
+    two = SignerPolicy.from_keys([a, b])
+    assert two.describe() == f"signed by one of 2 trusted keys ({', '.join(sorted([_fp(a), _fp(b)]))})"
+    assert SignerPolicy(require_signature=True).describe() == "signed (by any key)"
+    assert SignerPolicy().describe() == "no signer policy"
+
+
+def test_judging_an_invalid_signature_says_whether_origin_was_checked(tmp_path: Path) -> None:
+    from provenir.core.signers import INVALID_SIGNATURE
+
+    _, a = _key(tmp_path, "a")
+    assert SignerPolicy.from_keys([a]).judge("invalid", None) == ("invalid", False, INVALID_SIGNATURE)
+    assert SignerPolicy().judge("invalid", None) == ("invalid", None, INVALID_SIGNATURE)
+
+
+def test_a_bad_key_is_quoted_by_its_start_only() -> None:
+    with pytest.raises(ConfigError) as long_key:
+        parse_public_key("ABCDEFGHIJKLMNOPQRSTUVWXYZ", source="--public-key")
+    assert "'ABCDEFGHIJKL…'" in str(long_key.value) and "MNOP" not in str(long_key.value)
+    with pytest.raises(ConfigError) as short_key:
+        parse_public_key("ABCDEFGHIJKL", source="--public-key")
+    assert "'ABCDEFGHIJKL'" in str(short_key.value) and "…" not in str(short_key.value)
+
+
+def test_a_base64_key_with_other_characters_is_refused(tmp_path: Path) -> None:
+    _, a = _key(tmp_path, "a")
+    with pytest.raises(ConfigError, match="is not an Ed25519 public key"):
+        parse_public_key(a[:8] + "!" + a[8:])
+
+
+def test_pem_keys_that_are_unreadable_or_not_ed25519_are_refused() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    garbled = "-----BEGIN PUBLIC KEY-----\nnot base64 at all\n-----END PUBLIC KEY-----"
+    with pytest.raises(ConfigError, match="k.pub: not a readable PEM public key"):
+        parse_public_key(garbled, source="k.pub")
+    ec_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    with pytest.raises(ConfigError, match="k.pub: the PEM public key is not an Ed25519 key"):
+        parse_public_key(ec_pem, source="k.pub")
+
+
+def test_an_unreadable_or_empty_trusted_keys_file_says_why(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read the trusted keys file \(Is a directory\)"):
+        read_trusted_keys(tmp_path)
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=r"cannot read the trusted keys file \(UnicodeDecodeError\)"):
+        read_trusted_keys(binary)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nobody yet\n\n")
+    with pytest.raises(ConfigError, match="no trusted key in the file"):
+        read_trusted_keys(empty)

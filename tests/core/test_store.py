@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -345,3 +346,82 @@ def test_cli_verify_finds_a_run_id_in_the_default_store(
     assert code == 2 and err.startswith(f"error: no run '{manifest.run_id}' in {elsewhere}")
     code, _, err = _cli(capsys, "../x")
     assert code == 2 and "neither a manifest file nor a run id" in err
+
+
+# -- unreadable stores and manifests, named without server paths ---------------------------------
+
+
+def test_a_store_names_its_root() -> None:
+    assert repr(RunStore("some/artifacts")) == "RunStore('some/artifacts')"
+
+
+def test_a_store_of_only_unreadable_manifests_has_no_latest_run(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.manifests_dir.mkdir(parents=True)
+    (store.manifests_dir / f"{rid(1)}.json").write_text("not json")
+    (store.manifests_dir / f"{rid(2)}.json").write_text('{"timestamp": 5}')
+    with pytest.raises(ManifestError, match="no readable run manifest in"):
+        store.latest_run_id()
+
+
+def test_an_ambiguous_prefix_names_the_first_five_matches(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    ids = [f"12345678-aaaa-4aaa-8aaa-aaaaaaaaaa{i:02d}" for i in range(7)]
+    for run_id in ids:
+        hand_made(store, run_id)
+    with pytest.raises(ManifestError) as exc:
+        store.resolve("12345678")
+    assert str(exc.value).endswith(": " + ", ".join(ids[:5]))
+
+
+def test_load_and_verify_take_a_manifest_path_and_check_outputs_by_default(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "artifacts")
+    manifest = stub_run(store.root)
+    path = store.manifest_path(manifest.run_id)
+    assert store.load(str(path)).run_id == manifest.run_id
+    assert store.verify(str(path)).ok
+    (store.run_dir(manifest.run_id) / "train_log.jsonl").write_text("edited\n")
+    result = store.verify(manifest.run_id)
+    assert not result.ok and "output train_log.jsonl changed (hash differs)" in result.problems
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file: no manifest is unreadable")
+def test_an_unreadable_manifest_file_is_a_failed_verification(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    hand_made(store, rid(1))
+    store.manifest_path(rid(1)).chmod(0)
+    result = store.verify(rid(1))
+    assert (result.hash_ok, result.canonical_ok, result.signature) == (False, False, "unknown")
+    assert result.problems == ["manifest file cannot be read (Permission denied)"]
+    assert store.open(rid(1)).manifest is None
+
+
+def test_a_corrupt_manifest_is_one_problem_without_its_path(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.manifests_dir.mkdir(parents=True)
+    path = store.manifest_path(rid(1))
+    path.write_text("{not json")
+    result = store.verify(rid(1))
+    assert (result.hash_ok, result.canonical_ok, result.signature) == (False, False, "unknown")
+    (problem,) = result.problems
+    assert problem.startswith("not valid manifest JSON (") and str(tmp_path) not in problem
+    stored = store.open(rid(1))
+    assert stored.manifest is None and stored.run_dir is None
+
+
+def test_a_schema_1_manifest_with_a_run_folder_checks_its_outputs(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_dir = store.run_dir(rid(1))
+    run_dir.mkdir(parents=True)
+    (run_dir / "w.bin").write_bytes(b"weights")
+    manifest = hand_made(store, rid(1), outputs={"w.bin": sha256_file(run_dir / "w.bin")})
+    assert manifest.inputs is None
+    result = store.verify(rid(1))
+    assert result.ok and result.outputs_ok is True
+
+
+def test_a_store_holds_only_its_own_run_manifests(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    assert store.holds(store.manifest_path(rid(1))) is True
+    assert store.holds(store.manifests_dir / "notes.json") is False
+    assert store.holds(tmp_path / "elsewhere" / f"{rid(1)}.json") is False
