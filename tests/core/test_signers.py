@@ -378,6 +378,9 @@ def test_a_bad_key_is_quoted_by_its_start_only() -> None:
     with pytest.raises(ConfigError) as short_key:
         parse_public_key("ABCDEFGHIJKL", source="--public-key")
     assert "'ABCDEFGHIJKL'" in str(short_key.value) and "…" not in str(short_key.value)
+    with pytest.raises(ConfigError) as one_more:
+        parse_public_key("ABCDEFGHIJKLM", source="--public-key")
+    assert "'ABCDEFGHIJKL…'" in str(one_more.value)
 
 
 def test_a_base64_key_with_other_characters_is_refused(tmp_path: Path) -> None:
