@@ -183,6 +183,7 @@ def test_no_best_run_when_no_iteration_beats_the_base_model(tmp_path: Path, tiny
     config = rlaif_config(
         tmp_path,
         n_iterations=1,
+        generation={"num_variants": 2, "max_new_tokens": 8},
         dpo={
             "max_steps": 1,
             "batch_size": 4,
