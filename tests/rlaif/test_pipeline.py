@@ -60,7 +60,7 @@ def test_variants_are_model_generations(two_iterations: tuple[RLAIFResult, RLAIF
         assert len(candidates) == 30  # 40 prompts minus the 25% held out
         assert all(len(c["variants"]) == 3 for c in candidates)
         # Sampled by the model, not the references copied over.
-        assert sum(v != c["reference"] for c in candidates for v in c["variants"]) > len(candidates)
+        assert sum(v.strip() != c["reference"] for c in candidates for v in c["variants"]) > len(candidates)
         assert len({v for c in candidates for v in c["variants"]}) > len(candidates)
 
 
@@ -158,3 +158,63 @@ def test_config_and_data_errors(tmp_path: Path) -> None:
     bad.write_text('{"prompt": ""}\n')
     with pytest.raises(DataError, match="row 1"):
         RLAIFPipeline(RLAIFConfig.from_dict({"prompts_path": str(bad), "output_dir": str(tmp_path)}))
+
+
+def test_samples_are_kept_as_the_policy_generated_them(
+    two_iterations: tuple[RLAIFResult, RLAIFConfig], tiny_model_path: Path
+) -> None:
+    from provenir.rlaif.pipeline import _completion_text
+    from provenir.train.backends.trl_backend import load_tokenizer
+
+    result, _ = two_iterations
+    variants = [v for c in jsonl(result.folder / "iter-1" / "candidates.jsonl") for v in c["variants"]]
+    # After "...?" the model writes " The ...": byte-level BPE folds that space into the word, so
+    # a pair trains on the policy's own tokens only if the space stays.
+    assert sum(v.startswith(" ") for v in variants) > len(variants) // 2
+    tokenizer = load_tokenizer(str(tiny_model_path))
+    assert _completion_text("raw_completion", tokenizer)(" 4 plus 5 is 9. ") == " 4 plus 5 is 9."
+    # Mistral's template writes that space itself: keeping the sampled one would double it.
+    assert _completion_text("mistral", tokenizer)(" 4 plus 5 is 9. ") == "4 plus 5 is 9."
+
+
+def test_no_best_run_when_no_iteration_beats_the_base_model(tmp_path: Path, tiny_model_path: Path) -> None:
+    # A learning rate this small leaves every greedy answer as it was: the gate passes (nothing
+    # dropped), but nothing improved either, and the result must say so rather than name a run.
+    config = rlaif_config(
+        tmp_path,
+        n_iterations=1,
+        generation={"num_variants": 2, "max_new_tokens": 8},
+        dpo={
+            "max_steps": 1,
+            "batch_size": 4,
+            "learning_rate": 1e-9,
+            "gradient_checkpointing": False,
+            "data": {"template": "raw_completion"},
+            "peft": {"rank": 4, "alpha": 8},
+        },
+    )
+    result = RLAIFPipeline(config, progress=False).run()
+    (it,) = result.iterations
+    assert it.gate_passed is True and it.run_id is not None
+    assert it.metrics["token_f1"]["mean"] == result.baseline["token_f1"]["mean"]
+    assert it.vs_baseline["token_f1"]["significant"] is False and it.improved is False
+    assert result.improved is False and result.best_run_id is None and result.best_adapter is None
+    assert "no iteration beat the base model significantly" in result.stopped_because
+    summary = json.loads((result.folder / "summary.json").read_text())
+    assert summary["best_run_id"] is None and summary["improved"] is False
+
+
+def test_offline_example_beats_the_base_model(tmp_path: Path, tiny_model_path: Path) -> None:
+    """The shipped example learns: its last iteration is significantly above the base model."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "rlaif_offline.yaml"
+    config = RLAIFConfig.from_yaml(example, [f"output_dir={tmp_path}"])
+    result = RLAIFPipeline(config, progress=False).run()
+    assert len(result.iterations) == config.n_iterations
+    last = result.iterations[-1]
+    assert last.gate_passed
+    for metric in config.gate.metrics:
+        versus = last.vs_baseline[metric]
+        assert last.metrics[metric]["mean"] > result.baseline[metric]["mean"]
+        assert versus["delta"] > 0 and versus["p_value"] < 0.05 and versus["verdict"] == "improvement"
+    assert result.improved and result.best_run_id is not None
+    assert result.best_run_id in {it.run_id for it in result.iterations if it.improved}

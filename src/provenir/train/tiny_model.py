@@ -5,6 +5,11 @@ the corpus and sample datasets bundled in :mod:`provenir.data.builtin`, then pre
 hundred steps so that it produces text rather than noise. It is built once per machine into
 ``$PROVENIR_HOME/models`` (default ``~/.cache/provenir/models``) and loaded with
 ``from_pretrained`` like any local model. Tests and the demo use it; nothing touches a hub.
+
+The sample datasets' question-answer rows are pretrained as short pages of a few rows each, like
+a FAQ, so the base model, as base models do, tends to go on to another question after it has
+answered: the offline RLAIF example (``examples/rlaif_offline.yaml``) teaches it to stop. The
+held-out ``*-eval`` datasets are never part of the corpus.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from provenir.core.hashing import sha256_json
 from provenir.core.home import provenir_home
 
 #: Bump when the recipe changes so a stale cached build is never reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 RECIPE: dict[str, Any] = {
     "version": RECIPE_VERSION,
@@ -33,7 +38,8 @@ RECIPE: dict[str, Any] = {
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
     "max_position_embeddings": 512,
-    "pretrain_steps": 300,
+    "pretrain_steps": 450,
+    "qa_rows_per_page": 3,
     "pretrain_batch": 16,
     "pretrain_seq_len": 64,
     "pretrain_lr": 3e-3,
@@ -56,13 +62,18 @@ def cache_root() -> Path:
 
 
 def _corpus_texts() -> list[str]:
-    """The bundled corpus plus the bundled datasets' text, in a fixed order."""
+    """The bundled corpus plus the sample datasets' rows, in a fixed order: one document per entry.
+
+    Dataset rows are joined ``qa_rows_per_page`` at a time into one document, so an answer is
+    followed by the next question more often than by the end of the document.
+    """
     builtin = resources.files("provenir.data") / "builtin"
     texts = [p for p in (builtin / "corpus.txt").read_text(encoding="utf-8").splitlines() if p.strip()]
+    per_page = RECIPE["qa_rows_per_page"]
     for name in ("sft_sample.jsonl", "dpo_sample.jsonl", "prompts_sample.jsonl"):
-        for line in (builtin / name).read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            texts.append(" ".join(str(row[k]) for k in sorted(row)))
+        rows = [json.loads(line) for line in (builtin / name).read_text(encoding="utf-8").splitlines()]
+        flat = [" ".join(str(row[k]) for k in sorted(row)) for row in rows]
+        texts += [" ".join(flat[i : i + per_page]) for i in range(0, len(flat), per_page)]
     return texts
 
 
