@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "provenir.cli.eval_commands",
     "provenir.cli.rlaif_commands",
     "provenir.cli.flywheel_commands",
+    "provenir.cli.judge_commands",
     "provenir.cli.data_commands",
     "provenir.cli.governance_commands",
     "provenir.cli.model_signing_commands",

@@ -7,6 +7,7 @@ Layout under an artifacts root (``output_dir``)::
                                 gate.json and provenance.intoto.jsonl (signed attestations; neither
                                 is a manifest output: both are written after the manifest is sealed)
     audit/                      the hash-chained audit log
+    judge_calibrations/         judge-vs-human calibration reports (`provenir judge calibrate`)
     index/                      caches rebuilt from the manifests (the API's run index)
 
 Nothing else in Provenir builds these paths: the run driver writes through a store, and the
@@ -106,6 +107,11 @@ class RunStore:
     def audit_dir(self) -> Path:
         """``<root>/audit``: the audit log of every run in this store."""
         return self.root / "audit"
+
+    @property
+    def judge_calibrations_dir(self) -> Path:
+        """``<root>/judge_calibrations``: judge-vs-human calibration reports, one per judge and label set."""
+        return self.root / "judge_calibrations"
 
     @property
     def index_dir(self) -> Path:

@@ -127,6 +127,13 @@ class FlywheelJudgeConfig(ConfigSection):
         min_length=1,
         description="Rubric criteria; the variant's judge score is their mean (1-10).",
     )
+    min_kappa: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="Refuse the judge unless its stored calibration (`provenir judge calibrate`) has "
+        "Cohen's kappa against human labels at least this high.",
+    )
 
 
 class FilterConfig(ConfigSection):

@@ -44,6 +44,7 @@ from provenir.core.errors import DataError, EvaluationError
 from provenir.core.hashing import sha256_file, sha256_json
 from provenir.core.manifest import utc_now
 from provenir.core.store import RunStore
+from provenir.eval.judge.calibration import JudgeSpec, require_min_kappa
 from provenir.flywheel.config import FlywheelConfig
 from provenir.flywheel.generators import ModelParaphraser, VariantGenerator, build_generators
 from provenir.flywheel.mining import Failure, mine_failures
@@ -135,6 +136,10 @@ class DataFlywheel:
         from provenir.governance.audit import AuditLogger
 
         cfg = self.config
+        if self._judge is None:
+            require_min_kappa(
+                JudgeSpec.of(cfg.filter.judge), cfg.filter.judge.min_kappa, RunStore(cfg.output_dir)
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         ledger = StageLedger(self.folder)
         audit = AuditLogger(RunStore(cfg.output_dir).audit_dir)

@@ -48,6 +48,13 @@ class JudgeSection(ConfigSection):
     base_url: str | None = Field(None, description="API base URL (API judges).")
     cache: bool = Field(True, description="Cache verdicts on disk (never failures).")
     max_concurrency: int = Field(16, gt=0, description="Pairs judged at once.")
+    min_kappa: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="Refuse the judge unless its stored calibration (`provenir judge calibrate`) has "
+        "Cohen's kappa against human labels at least this high.",
+    )
 
 
 class PairsConfig(ConfigSection):

@@ -36,6 +36,7 @@ from provenir.core.redaction import redact_text
 from provenir.core.store import RunStore
 from provenir.data.loading import read_rows, split_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
+from provenir.eval.judge.calibration import JudgeSpec, require_min_kappa
 from provenir.eval.regression import RegressionGate
 from provenir.governance.attestation import attest_if_configured
 from provenir.governance.audit import AuditLogger
@@ -169,7 +170,10 @@ class RLAIFPipeline:
     def _load_state(self) -> dict[str, Any]:
         identity = sha256_json(
             {
-                "config": self.config.model_dump(mode="json", exclude={"output_dir"}),
+                # min_kappa only admits or refuses the judge: setting it later continues the pipeline.
+                "config": self.config.model_dump(
+                    mode="json", exclude={"output_dir": True, "judge": {"min_kappa": True}}
+                ),
                 "prompts": self.train_rows,
                 "eval": self.eval_rows,
             }
@@ -214,6 +218,8 @@ class RLAIFPipeline:
     def run(self) -> RLAIFResult:
         """Run the remaining stages of every iteration; returns (and saves) the summary."""
         cfg = self.config
+        if self._judge_override is None:
+            require_min_kappa(JudgeSpec.of(cfg.judge), cfg.judge.min_kappa, self.store)
         self.folder.mkdir(parents=True, exist_ok=True)
         judge = self._judge_override or build_judge(cfg.judge, self.references, self.folder / "judge_cache")
         if self.state["baseline"] is None:
