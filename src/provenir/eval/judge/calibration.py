@@ -4,7 +4,8 @@ Human labels are JSONL rows ``{"id", "prompt", "a", "b", "preferred": "a" | "b" 
 optional ``"reference"`` is given to reference-based judges such as ``reward``). Every pair is
 judged in both presentation orders; the two verdicts are reconciled by
 :func:`~provenir.eval.judge.combine_orders` and the reconciled verdict is compared with the human
-one. The report holds:
+one. A judge that already asks both orders itself (remote judges with ``position_swap``) is asked
+once per pair, and its ``Preference.agreed`` says whether its two orders agreed. The report holds:
 
 * accuracy with a Wilson interval, Cohen's kappa and the linearly weighted kappa (``b < tie < a``);
 * the confusion matrix (human x judge) with example ids per cell;
@@ -57,6 +58,7 @@ __all__ = [
     "JudgeSpec",
     "LabelRow",
     "LabelSet",
+    "OrderedVerdicts",
     "StoredCalibration",
     "calibrate",
     "find_calibration",
@@ -314,19 +316,55 @@ def _length(text: str, unit: LengthUnit) -> int:
     return len(text) if unit == "chars" else len(text.split())
 
 
+@dataclass(frozen=True)
+class OrderedVerdicts:
+    """One pair judged in both presentation orders.
+
+    ``backward`` is the verdict with ``b`` shown first, relabelled so ``'a'`` is still ``a``; it is
+    ``None`` when the judge already asked both orders itself (its verdict's ``agreed`` is set, as
+    remote judges with ``position_swap`` do), so no call is spent twice.
+    """
+
+    forward: Preference
+    backward: Preference | None
+
+    @property
+    def verdict(self) -> str:
+        """The reconciled verdict (:func:`~provenir.eval.judge.combine_orders`)."""
+        if self.backward is None:
+            return self.forward.preferred
+        return combine_orders(self.forward, self.backward).preferred
+
+    @property
+    def consistent(self) -> bool:
+        """Whether both presentation orders gave the same verdict."""
+        if self.backward is None:
+            return bool(self.forward.agreed)
+        return self.forward.preferred == self.backward.preferred
+
+
 def judge_both_orders(
     judge: Any, rows: Sequence[LabelRow], *, max_concurrency: int | None = None, progress: bool | None = None
-) -> list[tuple[Preference, Preference]]:
-    """Each pair judged as shown (a first) and swapped (b first, relabelled so ``'a'`` is still ``a``)."""
-    items = [(r.prompt, r.a, r.b) for r in rows] + [(r.prompt, r.b, r.a) for r in rows]
-    verdicts = score_pairwise_batch(judge, items, max_concurrency=max_concurrency, progress=progress)
-    n = len(rows)
-    out: list[tuple[Preference, Preference]] = []
-    for forward, backward in zip(verdicts[:n], verdicts[n:], strict=True):
-        # score_pairwise_batch raises on the first failure, so every slot holds a verdict.
-        assert isinstance(forward, Preference) and isinstance(backward, Preference)
-        out.append((forward, backward.swapped()))
-    return out
+) -> list[OrderedVerdicts]:
+    """Each pair judged as shown (a first), then swapped (b first) unless the judge swapped it itself."""
+    forward = score_pairwise_batch(
+        judge, [(r.prompt, r.a, r.b) for r in rows], max_concurrency=max_concurrency, progress=progress
+    )
+    # score_pairwise_batch raises on the first failure, so every slot holds a verdict.
+    firsts = [v for v in forward if isinstance(v, Preference)]
+    assert len(firsts) == len(rows)
+    todo = [i for i, v in enumerate(firsts) if v.agreed is None]
+    swapped = score_pairwise_batch(
+        judge,
+        [(rows[i].prompt, rows[i].b, rows[i].a) for i in todo],
+        max_concurrency=max_concurrency,
+        progress=progress,
+    )
+    backward: dict[int, Preference] = {}
+    for i, v in zip(todo, swapped, strict=True):
+        assert isinstance(v, Preference)
+        backward[i] = v.swapped()
+    return [OrderedVerdicts(v, backward.get(i)) for i, v in enumerate(firsts)]
 
 
 def calibrate(
@@ -357,8 +395,8 @@ def calibrate(
     rows = labels.rows
     pairs = judge_both_orders(judge, rows, max_concurrency=max_concurrency, progress=progress)
     human = [r.preferred for r in rows]
-    verdicts = [combine_orders(f, b).preferred for f, b in pairs]
-    consistent = [f.preferred == b.preferred for f, b in pairs]
+    verdicts = [p.verdict for p in pairs]
+    consistent = [p.consistent for p in pairs]
     diffs = [_length(r.a, length_unit) - _length(r.b, length_unit) for r in rows]
     n = len(rows)
     hits = sum(h == v for h, v in zip(human, verdicts, strict=True))
@@ -377,11 +415,12 @@ def calibrate(
             "id": r.id,
             "human": r.preferred,
             "judge": v,
-            "forward": f.preferred,
-            "backward": b.preferred,
+            "forward": p.forward.preferred,
+            "backward": None if p.backward is None else p.backward.preferred,
+            "orders_agreed": p.consistent,
             "length_diff": d,
         }
-        for r, v, (f, b), d in zip(rows, verdicts, pairs, diffs, strict=True)
+        for r, v, p, d in zip(rows, verdicts, pairs, diffs, strict=True)
     ]
     return CalibrationReport(
         judge=spec,
