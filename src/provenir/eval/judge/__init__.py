@@ -25,6 +25,9 @@ Scales: ``Preference.confidence`` in [0, 1]; rubric scores 1-10 (:data:`RUBRIC_S
 Remote judges ask every pair in both orders (position-bias control, ``Preference.agreed``,
 :func:`agreement_rate`) and raise :class:`~provenir.core.errors.JudgeError` rather than guess.
 
+How far a judge agrees with human labels (kappas, length bias, length-controlled win rate):
+:mod:`provenir.eval.judge.calibration`, or ``provenir judge calibrate``.
+
 The SDKs are imported when a remote judge is constructed, never by ``import provenir``.
 """
 
