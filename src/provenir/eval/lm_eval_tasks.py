@@ -96,6 +96,35 @@ class TaskComparison:
     notes: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
 
+    def format_table(self) -> str:
+        """The task's metrics: base and tuned with intervals, the paired delta with its interval and p."""
+        pct = round(self.base.confidence * 100)
+        dpct = round((1 - self.decision.alpha) * 100)
+        title = f"{self.task} ({self.output_type}, {self.base.n} items, config sha256 {self.task_hash[:12]})"
+        header = (
+            f"{'metric':<24} {'base':>6} {f'{pct}% CI':<16} {'tuned':>6} {f'{pct}% CI':<16} "
+            f"{'delta':>7} {f'{dpct}% CI':<18} {'p':>6}  test"
+        )
+        lines = [title, header, "-" * len(header)]
+        for name, comp in self.decision.comparisons.items():
+            b, t = self.base.metrics[name], self.tuned.metrics.get(name)
+            if t is None or comp.delta is None:
+                lines.append(f"{name:<24} {b.mean:>6.3f} {'':<16} {'missing':>6}")
+                continue
+            dci = (
+                f"[{comp.delta_ci_lower:+.3f}, {comp.delta_ci_upper:+.3f}]"
+                if comp.delta_ci_lower is not None and comp.delta_ci_upper is not None
+                else ""
+            )
+            p = f"{comp.p_value:.3g}" if comp.p_value is not None else "-"
+            lines.append(
+                f"{name:<24} {b.mean:>6.3f} {f'[{b.ci_lower:.3f}, {b.ci_upper:.3f}]':<16} "
+                f"{t.mean:>6.3f} {f'[{t.ci_lower:.3f}, {t.ci_upper:.3f}]':<16} "
+                f"{comp.delta:>+7.3f} {dci:<18} {p:>6}  {comp.test or '-'}"
+            )
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-item scores)."""
         return {
