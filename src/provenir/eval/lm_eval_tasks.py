@@ -374,7 +374,7 @@ def _model_args(
     if device is not None:
         config = config.model_copy(update={"device": device})
     run_device = resolve_device(config)
-    base = {
+    base: dict[str, Any] = {
         "pretrained": str(model_folder(config.model_name_or_path, config.model_revision)),
         "dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[config.precision],
     }
