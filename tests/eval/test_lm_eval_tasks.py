@@ -22,8 +22,6 @@ from provenir.eval.harness import EvalResult
 from provenir.eval.lm_eval_tasks import TaskComparison, evaluate_tasks, retention_comparisons
 from provenir.eval.regression import RegressionGate, mcnemar_test
 
-pytestmark = pytest.mark.slow
-
 MC, GEN = "arith_mc", "arith_gen"
 ITEMS = 24
 
@@ -115,6 +113,7 @@ def _lm_eval_alone(model_args: dict[str, Any], tasks_dir: Path, limit: int | Non
     )
 
 
+@pytest.mark.slow
 def test_scores_equal_lm_eval_simple_evaluate_for_base_and_adapter(
     evaluated: tuple[Path, dict[str, TaskComparison]], task_files: dict[str, Path], tiny_model_path: Path
 ) -> None:
@@ -143,6 +142,7 @@ def test_scores_equal_lm_eval_simple_evaluate_for_base_and_adapter(
     ]
 
 
+@pytest.mark.slow
 def test_results_are_stored_sealed_and_compared_paired(
     evaluated: tuple[Path, dict[str, TaskComparison]], task_files: dict[str, Path]
 ) -> None:
@@ -153,6 +153,12 @@ def test_results_are_stored_sealed_and_compared_paired(
     store = RunStore.of_manifest_file(manifest_path)
     rdir = store.run_dir(manifest.run_id)
     assert store.verify(manifest.run_id).ok  # re-sealed, every written file recorded
+
+    from provenir.governance.audit import AuditLogger
+
+    (event,) = AuditLogger(store.audit_dir).query(event="lm_eval_completed").records
+    assert event.run_id == manifest.run_id
+    assert event.fields["tasks"][MC]["config_sha256"] == comparisons[MC].task_hash
 
     record = manifest.extra["lm_eval"]
     assert record["version"] == lm_eval.__version__ == "0.4.13"
@@ -216,6 +222,7 @@ def _zero_lora_b(manifest_path: Path) -> None:
     manifest.save(manifest_path)
 
 
+@pytest.mark.slow
 def test_an_adapter_that_changes_nothing_is_refused(
     trained: Path, task_files: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -241,16 +248,31 @@ def _cli(args: list[str]) -> int:
     return 0
 
 
+@pytest.mark.slow
 def test_cli_prints_base_tuned_and_paired_delta_per_task(
     trained: Path, task_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from provenir.eval.harness import MultiMetricEvaluator
+    from provenir.eval.run_evaluation import attach_to_manifest
+
     manifest = _copy_store(trained, tmp_path / "artifacts")
+    run_dir = manifest.parent.parent / "runs" / manifest.stem
+    # The run already has an evaluation of its own: it keeps it and gains the lm-eval record.
+    own = MultiMetricEvaluator(["exact_match"]).evaluate_texts(["4", "5"], [["4"], ["6"]])
+    attach_to_manifest(manifest, own, own.save(run_dir / "eval.json"))
+
     assert _cli(["eval", str(manifest), "--tasks", str(task_files[MC]), "--limit", "10"]) == 0
     out = capsys.readouterr().out
+    sealed = RunManifest.load(manifest)
+    updated = EvalResult.load(run_dir / "eval.json")
+    assert updated.metrics["exact_match"].scores == [1.0, 0.0]
+    assert updated.extra["lm_eval"] == sealed.extra["lm_eval"] and sealed.eval == updated.summary()
+    assert sealed.extra["lm_eval"]["tasks"][MC]["n"] == 10
+    assert RunStore.of_manifest_file(manifest).verify(manifest).ok
     assert f"{MC} (multiple_choice, 10 items, config sha256 " in out
     assert "delta" in out and "mcnemar" in out
     row = next(line for line in out.splitlines() if line.startswith("acc "))
-    stored = EvalResult.load(manifest.parent.parent / "runs" / manifest.stem / "lm_eval" / MC / "tuned.json")
+    stored = EvalResult.load(run_dir / "lm_eval" / MC / "tuned.json")
     assert f"{stored.metrics['acc'].mean:.3f}" in row
 
     assert _cli(["eval", str(manifest), "--tasks", str(tmp_path / "missing" / "task.yaml")]) == 2
@@ -258,3 +280,47 @@ def test_cli_prints_base_tuned_and_paired_delta_per_task(
     assert err.count("\n") == 1 and "does not exist" in err
     assert _cli(["eval", str(manifest), "--tasks", str(task_files[MC]), "--data", "x.jsonl"]) == 2
     assert "--tasks evaluates a RUN" in capsys.readouterr().err
+
+
+def _sample(doc_id: int, filt: str, **scores: Any) -> dict[str, Any]:
+    return {
+        "doc_id": doc_id,
+        "filter": filt,
+        "doc_hash": f"h{doc_id}",
+        "resps": [["x"]],
+        "filtered_resps": ["x"],
+        "metrics": list(scores),
+        **scores,
+    }
+
+
+def test_filters_are_named_and_metrics_lm_eval_does_not_average_are_left_out() -> None:
+    from provenir.eval.lm_eval_tasks import results_from_lm_eval
+
+    samples = [
+        _sample(i, filt, exact_match=float(i % 2 == 0 or filt == "flexible"), bleu=("ref", "pred"), f1=0.5)
+        for filt in ("strict", "flexible")
+        for i in (2, 0, 1)
+    ]
+    output = {
+        "samples": {"t": samples},
+        "results": {
+            "t": {
+                "exact_match,strict": 2 / 3,
+                "exact_match,flexible": 1.0,
+                "bleu,strict": 12.0,
+                "bleu,flexible": 12.0,
+                "f1,strict": 0.4,  # an aggregate over the set, not the mean of the items
+                "f1,flexible": 0.5,
+            }
+        },
+        "configs": {"t": {"output_type": "generate_until"}},
+    }
+    result, notes = results_from_lm_eval(output, "t")
+    assert sorted(result.metrics) == ["exact_match,flexible", "exact_match,strict", "f1,flexible"]
+    assert result.item_keys == ["0", "1", "2"]  # lm-eval doc ids, in order
+    assert result.metrics["exact_match,strict"].scores == [1.0, 0.0, 1.0]
+    assert result.metrics["exact_match,strict"].interval == "wilson"
+    assert result.metrics["f1,flexible"].interval == "bootstrap" and not result.metrics["f1,flexible"].binary
+    assert any(n.startswith("bleu,strict: not a number per item") for n in notes)
+    assert any(n.startswith("f1,strict: lm-eval's aggregate 0.4 is not the mean") for n in notes)

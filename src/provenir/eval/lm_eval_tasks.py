@@ -444,12 +444,13 @@ def _check_task_name(task: str) -> None:
 
 
 def _responses(output: Mapping[str, Any]) -> dict[str, tuple[str, list[Any]]]:
-    """Per task: its output type and every sample's raw responses, in a fixed order."""
+    """Per task: its output type and each document's raw responses (before filters), by doc id."""
     out = {}
     for task, samples in output["samples"].items():
         kind = output.get("configs", {}).get(task, {}).get("output_type", "")
-        ordered = sorted(samples, key=lambda s: (s["doc_id"], s["filter"]))
-        out[task] = (kind, [s["resps"] for s in ordered])
+        # Every filter of a document holds the same raw responses: one per document is enough.
+        by_doc = {s["doc_id"]: s["resps"] for s in samples}
+        out[task] = (kind, [by_doc[d] for d in sorted(by_doc)])
     return out
 
 
