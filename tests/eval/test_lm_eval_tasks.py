@@ -278,6 +278,15 @@ def test_cli_prints_base_tuned_and_paired_delta_per_task(
     assert _cli(["eval", str(manifest), "--tasks", str(tmp_path / "missing" / "task.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
+    broken = tmp_path / "broken" / "task.yaml"
+    broken.parent.mkdir()
+    broken.write_text(
+        task_files[MC].read_text(encoding="utf-8").replace(MC, "broken").replace("mc.jsonl", "gone.jsonl"),
+        encoding="utf-8",
+    )
+    assert _cli(["eval", str(manifest), "--tasks", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lm-eval could not run broken on the base model" in err
     assert _cli(["eval", str(manifest), "--tasks", str(task_files[MC]), "--data", "x.jsonl"]) == 2
     assert "--tasks evaluates a RUN" in capsys.readouterr().err
 

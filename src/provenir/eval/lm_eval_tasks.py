@@ -142,7 +142,7 @@ class TaskComparison:
 
 @dataclass(frozen=True)
 class _TaskSet:
-    """What to hand lm-eval: task names, the folders to index, and each file-given task's YAML."""
+    """What to hand lm-eval: task names, the folders to index, and whether its own tasks are needed."""
 
     names: list[str]
     include_paths: list[str]
@@ -166,7 +166,8 @@ def evaluate_tasks(
     ``tasks``: registered lm-eval names, task YAML files, or folders of them. ``limit`` and
     ``num_fewshot`` are lm-eval's (``limit`` below 1 is a fraction of each task). ``device``
     defaults to the run's. The manifest must verify; with ``attach`` the record is sealed into
-    it (module docs). Returns one :class:`TaskComparison` per lm-eval task (a group expands to
+    it (module docs). Without ``attach`` the files are written all the same (as ``evaluate_run``
+    writes ``eval.json``), so a manifest that sealed earlier ones no longer verifies. Returns one :class:`TaskComparison` per lm-eval task (a group expands to
     its tasks). Raises :class:`EvaluationError` when the adapter changed no answer at all.
     """
     from provenir.core.extras import require_extra
@@ -198,18 +199,26 @@ def evaluate_tasks(
         )
     runs = {}
     for which, model_args in (("base", base_args), ("tuned", tuned_args)):
-        runs[which] = lm_eval.simple_evaluate(
-            model="hf",
-            model_args=model_args,
-            tasks=list(task_set.names),
-            task_manager=manager,
-            num_fewshot=num_fewshot,
-            batch_size=batch_size,
-            device=run_device,
-            limit=limit,
-            log_samples=True,
-            bootstrap_iters=0,  # Provenir computes its own intervals from the per-item scores
-        )
+        try:
+            runs[which] = lm_eval.simple_evaluate(
+                model="hf",
+                model_args=model_args,
+                tasks=list(task_set.names),
+                task_manager=manager,
+                num_fewshot=num_fewshot,
+                batch_size=batch_size,
+                device=run_device,
+                limit=limit,
+                log_samples=True,
+                bootstrap_iters=0,  # Provenir computes its own intervals from the per-item scores
+            )
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            # A dataset that is not available offline, a malformed task: one line, not lm-eval's trace.
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise EvaluationError(
+                f"lm-eval could not run {', '.join(task_set.names)} on the {which} model: "
+                f"{type(exc).__name__}: {first}"
+            ) from exc
     version = str(lm_eval.__version__)
     _refuse_unapplied_adapter(runs["base"], runs["tuned"], tuned_args)
 
