@@ -41,6 +41,17 @@ def register(app: typer.Typer) -> None:
         device: Annotated[
             str | None, typer.Option(help="cpu | cuda | auto (default: the run's device).")
         ] = None,
+        tasks: Annotated[
+            str | None,
+            typer.Option(
+                help="lm-eval tasks (registered names, task YAML files or folders), comma-separated: "
+                "run each on the run's base model and on base + adapter and compare them paired."
+            ),
+        ] = None,
+        limit: Annotated[
+            float | None, typer.Option(help="With --tasks: items per task (below 1: a fraction).")
+        ] = None,
+        num_fewshot: Annotated[int | None, typer.Option(help="With --tasks: few-shot examples.")] = None,
         attach: Annotated[bool, typer.Option(help="Attach the summary to the run's manifest.")] = True,
         output_dir: OutputDir = None,
         as_json: JsonFlag = False,
@@ -49,7 +60,9 @@ def register(app: typer.Typer) -> None:
 
         With a RUN, loads the run's base model and adapter, generates on the eval data,
         writes eval.json into the run folder and attaches the summary to the (re-sealed)
-        manifest. With --predictions and --data, scores the file without any model.
+        manifest. With --predictions and --data, scores the file without any model. With
+        --tasks, runs lm-evaluation-harness tasks on the base model and on base + adapter and
+        prints, per task, both scores and their paired difference with its interval and p-value.
         """
         from provenir.core.errors import EvaluationError
         from provenir.core.extras import check_extras
@@ -65,6 +78,13 @@ def register(app: typer.Typer) -> None:
         else:
             check_extras("train", "eval")
         manifest = RunStore(output_dir).resolve(run) if run is not None else None
+        if tasks is not None:
+            if manifest is None or predictions is not None or data is not None or baseline is not None:
+                raise EvaluationError(
+                    "--tasks evaluates a RUN; it takes no --predictions, --data or --baseline"
+                )
+            _eval_tasks(manifest, tasks, limit, num_fewshot, batch_size, device, attach, as_json)
+            return
 
         from provenir.eval.harness import MultiMetricEvaluator
         from provenir.eval.run_evaluation import evaluate_predictions_file
@@ -114,3 +134,35 @@ def register(app: typer.Typer) -> None:
                 typer.echo(decision.message())
         if as_json:
             typer.echo(json.dumps(body, sort_keys=True, default=str))
+
+
+def _eval_tasks(
+    manifest: Path,
+    tasks: str,
+    limit: float | None,
+    num_fewshot: int | None,
+    batch_size: int,
+    device: str | None,
+    attach: bool,
+    as_json: bool,
+) -> None:
+    """``provenir eval RUN --tasks ...``: lm-eval tasks, base vs tuned, one table per task."""
+    from provenir.eval.lm_eval_tasks import evaluate_tasks
+
+    comparisons = evaluate_tasks(
+        manifest,
+        [t for t in tasks.split(",") if t.strip()],
+        limit=int(limit) if limit is not None and limit >= 1 else limit,
+        num_fewshot=num_fewshot,
+        batch_size=batch_size,
+        device=device,
+        attach=attach,
+    )
+    if as_json:
+        body = {"tasks": {name: c.to_dict() for name, c in comparisons.items()}}
+        typer.echo(json.dumps(body, sort_keys=True, default=str))
+        return
+    for comparison in comparisons.values():
+        typer.echo(comparison.format_table())
+        typer.echo("")
+    typer.echo(f"wrote {len(comparisons)} task results under the run's lm_eval/ folder")

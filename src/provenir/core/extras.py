@@ -23,7 +23,7 @@ from provenir.core.errors import MissingExtraError
 #: both directions). A module listed under several extras is explained with the first one.
 EXTRAS: dict[str, tuple[str, ...]] = {
     "signing": ("cryptography", "model_signing", "OpenSSL"),
-    "eval": ("numpy", "scipy", "statsmodels", "sacrebleu", "rouge_score", "nltk"),
+    "eval": ("numpy", "scipy", "statsmodels", "sacrebleu", "rouge_score", "nltk", "lm_eval"),
     "governance": ("detect_secrets", "phonenumbers", "huggingface_hub", "cryptography"),
     "report": ("matplotlib",),
     "dedup": ("datasketch", "numpy"),
