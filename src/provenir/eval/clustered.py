@@ -74,9 +74,6 @@ def clustered_mean(values: Sequence[float], clusters: Sequence[Any]) -> Clustere
     mean = float(x.mean())
     sums = np.bincount(codes, weights=x - mean, minlength=groups)
     se = float(np.sqrt(groups / (groups - 1) * np.sum(sums**2)) / n)
-    if se > 0:
-        p = float(2 * norm.sf(abs(mean) / se))
-    else:
-        # Every cluster's items sit exactly on the mean: no noise, so any change is real.
-        p = 1.0 if mean == 0 else 0.0
+    # se == 0: every cluster's items sit exactly on the mean; no noise, so any change is real.
+    p = float(2 * norm.sf(abs(mean) / se)) if se > 0 else (1.0 if mean == 0 else 0.0)
     return ClusteredMean(mean, se, p, n, groups)

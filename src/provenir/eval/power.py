@@ -88,7 +88,12 @@ def _normal_multiplier(alpha: float, power: float) -> float:
 
 
 def mde_from_standard_error(
-    standard_error: float, n: int, *, alpha: float = 0.05, power: float = DEFAULT_POWER, method: str = "normal"
+    standard_error: float,
+    n: int,
+    *,
+    alpha: float = 0.05,
+    power: float = DEFAULT_POWER,
+    method: str = "normal",
 ) -> DetectableEffect:
     """Smallest effect a two-sided z-test with this ``standard_error`` detects at ``power``."""
     _check(n, alpha, power)
@@ -162,6 +167,8 @@ def mde_unpaired(
     if pooled == 0:
         return DetectableEffect(None, n, alpha, power, "two_sample_t", "the per-item scores have no spread")
     size = float(
-        TTestIndPower().solve_power(effect_size=None, nobs1=b.size, alpha=alpha, power=power, ratio=a.size / b.size)
+        TTestIndPower().solve_power(
+            effect_size=None, nobs1=b.size, alpha=alpha, power=power, ratio=a.size / b.size
+        )
     )
     return DetectableEffect(size * pooled, n, alpha, power, "two_sample_t")
