@@ -66,7 +66,10 @@ def register(app: typer.Typer) -> None:
         registration (an audited event, never a silent override).
         """
         from provenir.core.atomic import atomic_write_text
+        from provenir.core.extras import check_extras
         from provenir.core.store import RunStore
+
+        check_extras("eval")  # the paired tests and power solvers: one line if missing, not a traceback
         from provenir.train.preregistered_gate import decide_registered_gate
 
         manifest = RunStore(output_dir).resolve(run)

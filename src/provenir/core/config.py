@@ -486,7 +486,7 @@ class GateConfig(ConfigSection):
         "beyond the tolerance trips even when the set is too small to prove it.",
     )
     retention_tasks: list[str] = Field(
-        default_factory=list,
+        [],  # not a factory: the generated reference shows the default (pydantic copies it per instance)
         description="Evaluation tasks (lm-evaluation-harness names or task YAML files) on which the tuned model "
         "must not fall below the base model; empty: no retention check.",
     )
