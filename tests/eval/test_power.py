@@ -69,6 +69,11 @@ def test_what_cannot_be_estimated_says_why() -> None:
     assert mde_from_standard_error(0.0, 10).effect is None
     assert mde_unpaired([0.5], [0.1, 0.2]).effect is None
     assert mde_unpaired([0.5, 0.5], [0.5, 0.5]).effect is None
+    # The smallest samples that do have a spread get an effect: two items, or one spread-out side.
+    assert mde_paired_continuous([0.1, 0.3]).effect is not None
+    assert mde_unpaired([0.5, 0.7], [0.1, 0.3]).effect is not None
+    assert mde_unpaired([0.5, 0.5], [0.1, 0.3]).effect is not None
+    assert mde_unpaired([0.1, 0.3], [0.5, 0.5]).effect is not None
     sentence = mde_paired_binary([1, 0, 1], [1, 0, 1]).sentence(0.02)
     assert sentence.startswith("the minimum detectable effect cannot be estimated")
 

@@ -117,7 +117,7 @@ def mde_paired_continuous(
     if n < 2:
         return DetectableEffect(None, n, alpha, power, "paired_t", "one item has no spread to estimate")
     sd = float(np.std(d, ddof=1))
-    if np.all(d == d[0]):  # not sd == 0: equal floats can leave a rounding-error SD
+    if d.min() == d.max():  # not sd == 0: equal floats can leave a rounding-error SD
         return DetectableEffect(None, n, alpha, power, "paired_t", "the per-item differences have no spread")
     size = float(TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power))
     return DetectableEffect(size * sd, n, alpha, power, "paired_t")
@@ -164,7 +164,7 @@ def mde_unpaired(
     pooled = math.sqrt(
         ((a.size - 1) * np.var(a, ddof=1) + (b.size - 1) * np.var(b, ddof=1)) / (a.size + b.size - 2)
     )
-    if np.all(a == a[0]) and np.all(b == b[0]):
+    if a.min() == a.max() and b.min() == b.max():
         return DetectableEffect(None, n, alpha, power, "two_sample_t", "the per-item scores have no spread")
     size = float(
         TTestIndPower().solve_power(
