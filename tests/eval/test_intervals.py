@@ -255,6 +255,10 @@ def test_bca_of_equal_scores_is_the_point_and_bad_input_is_refused() -> None:
     from provenir.eval.bootstrap import bca_mean_ci
 
     assert bca_mean_ci([0.25]) == (0.25, 0.25)
+    skewed = [(i % 7) ** 3 / 343 for i in range(30)]
+    assert bca_mean_ci(skewed) == bca_mean_ci(
+        skewed, confidence=0.95, n_resamples=1000, seed=0
+    )  # the defaults
     assert bca_mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
     with pytest.raises(EvaluationError, match="empty"):
         bca_mean_ci([])
