@@ -131,7 +131,11 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "tests/governance/test_audit_redaction.py",
         ],
     },
-    "gate": {"provenir/eval/regression.py": ["tests/eval/test_regression.py"]},
+    "gate": {
+        "provenir/eval/regression.py": ["tests/eval/test_regression.py"],
+        "provenir/eval/power.py": ["tests/eval/test_power.py", "tests/eval/test_regression.py"],
+        "provenir/eval/clustered.py": ["tests/eval/test_clustered.py", "tests/eval/test_regression.py"],
+    },
     "intervals": {
         "provenir/eval/wilson.py": ["tests/eval/test_intervals.py"],
         "provenir/eval/bootstrap.py": ["tests/eval/test_intervals.py"],

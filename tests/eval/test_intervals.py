@@ -204,3 +204,95 @@ def test_resampling_helpers_default_to_1000_resamples_and_seed_0() -> None:
     assert resampled_sums(scores).shape == (1000, 1)
     assert (resampled_sums(scores) == resampled_sums(scores, n_resamples=1000, seed=0)).all()
     assert (bootstrap_means(scores) == bootstrap_means(scores, n_resamples=1000, seed=0)).all()
+
+
+# -- Wilson is statsmodels'; BCa is scipy's --------------------------------------------------------
+
+
+def test_wilson_is_statsmodels_exactly_and_the_critical_value_is_norm_isf() -> None:
+    from scipy.stats import norm
+    from statsmodels.stats.proportion import proportion_confint
+
+    from provenir.eval.wilson import normal_critical_value
+
+    for k, n, confidence in [(0, 1, 0.95), (3, 7, 0.9), (50, 50, 0.99), (123, 1000, 0.5)]:
+        ref = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
+        assert wilson_interval(k, n, confidence) == (float(ref[0]), float(ref[1]))
+    assert normal_critical_value(0.95) == float(norm.isf((1 - 0.95) / 2)) == pytest.approx(1.959963984540054)
+    for bad in (0.0, 1.0, -1.0, 2.0):
+        with pytest.raises(EvaluationError, match="confidence"):
+            normal_critical_value(bad)
+
+
+@pytest.mark.parametrize(
+    ("n", "confidence", "n_resamples", "seed"), [(7, 0.95, 200, 0), (60, 0.9, 500, 4), (2500, 0.95, 1000, 1)]
+)
+def test_bca_equals_scipy_on_the_same_data_and_seed(
+    n: int, confidence: float, n_resamples: int, seed: int
+) -> None:
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    from provenir.eval.bootstrap import bca_mean_ci
+
+    scores = np.random.default_rng(n).random(n) ** 3  # skewed: BCa and percentile differ
+    ref = bootstrap(
+        (scores,),
+        np.mean,
+        method="BCa",
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    ours = bca_mean_ci(list(scores), confidence=confidence, n_resamples=n_resamples, seed=seed)
+    assert ours == (float(ref.low), float(ref.high))
+    assert ours == bca_mean_ci(list(scores), confidence=confidence, n_resamples=n_resamples, seed=seed)
+    assert ours != bootstrap_mean_ci(list(scores), confidence=confidence, n_resamples=n_resamples, seed=seed)
+    assert ours[0] < float(scores.mean()) < ours[1]
+
+
+def test_bca_of_equal_scores_is_the_point_and_bad_input_is_refused() -> None:
+    from provenir.eval.bootstrap import bca_mean_ci
+
+    assert bca_mean_ci([0.25]) == (0.25, 0.25)
+    skewed = [(i % 7) ** 3 / 343 for i in range(30)]
+    assert bca_mean_ci(skewed) == bca_mean_ci(
+        skewed, confidence=0.95, n_resamples=1000, seed=0
+    )  # the defaults
+    assert bca_mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
+    with pytest.raises(EvaluationError, match="empty"):
+        bca_mean_ci([])
+    for bad in (0.0, 1.0):
+        with pytest.raises(EvaluationError, match="confidence"):
+            bca_mean_ci([0.1, 0.2], confidence=bad)
+    with pytest.raises(EvaluationError, match="n_resamples"):
+        bca_mean_ci([0.1, 0.2], n_resamples=0)
+
+
+def test_the_evaluator_gives_continuous_metrics_bca_on_request() -> None:
+    from provenir.eval.bootstrap import bca_mean_ci
+    from provenir.eval.harness import MultiMetricEvaluator
+
+    rows = [
+        {"prompt": f"q{i}", "response": "the cat sat on the mat", "cluster": f"p{i // 2}"} for i in range(12)
+    ]
+    preds = ["the cat sat", "a dog", "the cat sat on the mat", "mat", "cat", "the"] * 2
+    result = MultiMetricEvaluator(["token_f1", "exact_match"], continuous_interval="bca", seed=2).evaluate(
+        rows, preds
+    )
+    f1 = result.metrics["token_f1"]
+    assert f1.interval == "bca" and result.metrics["exact_match"].interval == "wilson"
+    assert (f1.ci_lower, f1.ci_upper) == bca_mean_ci(f1.scores or [], seed=2)
+    assert result.clusters == [f"p{i // 2}" for i in range(12)]
+    assert type(result).from_dict(result.to_dict()).clusters == result.clusters
+    assert "clusters" not in result.to_dict(include_scores=False)
+    default = MultiMetricEvaluator(["token_f1"]).evaluate(
+        [{k: v for k, v in r.items() if k != "cluster"} for r in rows], preds
+    )
+    assert default.metrics["token_f1"].interval == "bootstrap" and default.clusters is None
+    with pytest.raises(EvaluationError, match="continuous_interval"):
+        MultiMetricEvaluator(continuous_interval="student")  # type: ignore[arg-type]
+    with pytest.raises(EvaluationError, match="'cluster'"):
+        MultiMetricEvaluator(["token_f1"]).evaluate(rows[:3] + [{"prompt": "x", "response": "y"}], preds[:4])
+    with pytest.raises(EvaluationError, match="cluster ids"):
+        MultiMetricEvaluator(["token_f1"]).evaluate_texts(["a", "b"], [["a"], ["b"]], clusters=["p"])

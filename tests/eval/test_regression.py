@@ -307,3 +307,272 @@ def test_item_keys_on_one_side_only_still_pair() -> None:
     assert RegressionGate().compare(new, base).paired
     new.item_keys = ["a", "b", "c", "x"]
     assert not RegressionGate().compare(new, base).paired
+
+
+# -- several metrics: Holm; what the set can detect; shared prompts ------------------------------
+
+
+def _binary_pairs(down: int, up: int, same: int) -> tuple[list[float], list[float]]:
+    """(new, baseline) 0/1 scores: ``down`` items 1 -> 0, ``up`` items 0 -> 1, ``same`` items 1 -> 1."""
+    base = [1.0] * down + [0.0] * up + [1.0] * same
+    new = [0.0] * down + [1.0] * up + [1.0] * same
+    return new, base
+
+
+def _four_metric_results() -> tuple[EvalResult, EvalResult]:
+    rng = random.Random(3)
+    em_new, em_base = _binary_pairs(10, 2, 88)
+    f1_base = [rng.random() for _ in range(100)]
+    f1_new = [min(1.0, max(0.0, s - 0.03 + rng.gauss(0, 0.1))) for s in f1_base]
+    bleu_base = [rng.random() for _ in range(100)]
+    bleu_new = [s + rng.gauss(0, 0.05) for s in bleu_base]
+    rouge_base = [rng.random() for _ in range(100)]
+    rouge_new = [s - 0.1 for s in rouge_base[:50]] + rouge_base[50:]
+    new = _result(exact_match=em_new, token_f1=f1_new, bleu4=bleu_new, rouge_l=rouge_new)
+    base = _result(exact_match=em_base, token_f1=f1_base, bleu4=bleu_base, rouge_l=rouge_base)
+    return new, base
+
+
+def test_holm_adjusted_p_values_equal_statsmodels_on_the_gates_raw_p_values() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    new, base = _four_metric_results()
+    decision = RegressionGate(0.02).compare(new, base)
+    assert decision.correction == "holm"  # the default with more than one gated metric
+    comps = list(decision.comparisons.values())
+    raw = [c.p_value for c in comps]
+    assert all(p is not None for p in raw) and len(set(raw)) >= 3
+    expected = multipletests(raw, alpha=0.05, method="holm")[1]
+    assert [c.p_adjusted for c in comps] == pytest.approx(list(expected), abs=0)
+    assert all(c.p_adjusted >= c.p_value for c in comps)  # type: ignore[operator]
+    assert [c.significant for c in comps] == [p < 0.05 for p in expected]
+    assert decision.to_dict()["comparisons"]["exact_match"]["p_adjusted"] == comps[0].p_adjusted
+
+
+def test_holm_can_turn_a_raw_significant_drop_into_noise() -> None:
+    new, base = _four_metric_results()
+    em = RegressionGate(0.0, correction="none", require_significance=True).compare(new, base)
+    holm = RegressionGate(0.0, correction="holm", require_significance=True).compare(new, base)
+    raw_p = em.comparisons["exact_match"].p_value
+    assert raw_p is not None and raw_p < 0.05  # McNemar 10 vs 2 discordant: p ~ 0.039
+    assert em.comparisons["exact_match"].p_adjusted == raw_p and em.correction == "none"
+    assert em.comparisons["exact_match"].verdict == "regression" and em.comparisons["exact_match"].tripped
+    adjusted = holm.comparisons["exact_match"]
+    assert adjusted.p_adjusted is not None and adjusted.p_adjusted > 0.05 > adjusted.p_value  # type: ignore[operator]
+    assert adjusted.verdict == "drop_not_significant" and not adjusted.tripped
+    assert "adjusted p=" in holm.comparisons["rouge_l"].describe("absolute")
+
+
+def test_one_gated_metric_is_not_corrected_and_holm_can_be_forced() -> None:
+    new, base = _four_metric_results()
+    one = RegressionGate(metrics=["exact_match"]).compare(new, base)
+    assert one.correction == "none"
+    assert one.comparisons["exact_match"].p_adjusted == one.comparisons["exact_match"].p_value
+    assert RegressionGate(metrics=["exact_match"]).correction_for(1) == "none"
+    assert RegressionGate(metrics=["exact_match"]).correction_for(2) == "holm"
+    forced = RegressionGate(metrics=["exact_match"], correction="holm").compare(new, base)
+    assert forced.correction == "holm"  # Holm over one p-value leaves it as it is
+    assert forced.comparisons["exact_match"].p_adjusted == pytest.approx(
+        one.comparisons["exact_match"].p_value
+    )
+    # Untested metrics (no per-item scores) are no part of the family.
+    plain = EvalResult.from_dict(new.to_dict(include_scores=False))
+    assert all(c.p_adjusted is None for c in RegressionGate().compare(plain, base).comparisons.values())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"correction": "bonferroni"}, "correction"), ({"power": 1.0}, "power"), ({"power": 0.0}, "power")],
+)
+def test_gate_refuses_an_unknown_correction_or_power_outside_zero_one(kwargs: dict, match: str) -> None:
+    with pytest.raises(EvaluationError, match=match):
+        RegressionGate(**kwargs)
+
+
+def test_holm_adjust_of_nothing_is_nothing() -> None:
+    from provenir.eval.regression import holm_adjust
+
+    assert holm_adjust([]) == []
+    assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_mde_of_a_continuous_metric_matches_a_direct_noncentral_t_power_calculation() -> None:
+    import numpy as np
+    from scipy.stats import nct, t
+
+    new, base = _four_metric_results()
+    comp = RegressionGate(0.02).compare(new, base).comparisons["token_f1"]
+    diffs = np.asarray(new.metrics["token_f1"].scores) - np.asarray(base.metrics["token_f1"].scores)
+    n, sd = diffs.size, float(np.std(diffs, ddof=1))
+    assert comp.mde is not None
+    crit, nc = t.isf(0.025, n - 1), comp.mde / sd * np.sqrt(n)
+    power = nct.sf(crit, n - 1, nc) + nct.cdf(-crit, n - 1, nc)
+    assert power == pytest.approx(0.8, abs=1e-4)
+    assert f"smaller than {100 * comp.mde:.1f} points" in (comp.detectable or "")
+
+
+def test_mde_of_a_binary_metric_matches_a_direct_normal_power_calculation() -> None:
+    from scipy.stats import norm
+
+    new, base = _four_metric_results()
+    comp = RegressionGate(0.02).compare(new, base).comparisons["exact_match"]
+    se = (12 / 100) ** 0.5 / 100**0.5  # 12 discordant items out of 100
+    assert comp.mde is not None
+    z = norm.isf(0.025)
+    power = norm.sf(z - comp.mde / se) + norm.cdf(-z - comp.mde / se)
+    assert power == pytest.approx(0.8, abs=1e-4)
+    # 4.1 points and more here; the sentence also says it exceeds the 2-point tolerance.
+    assert comp.detectable is not None and "more than the tolerance of 2.0 points" in comp.detectable
+    decision = RegressionGate(0.02).compare(new, base)
+    assert f"exact_match: {comp.detectable}" in decision.detectability()
+
+
+def test_mde_sentences_shrink_as_the_set_grows() -> None:
+    import re
+
+    new, base = _four_metric_results()
+    previous: dict[str, float] = {}
+    for copies in (1, 2, 4, 16):
+        big_new = _result(**{k: (m.scores or []) * copies for k, m in new.metrics.items()})
+        big_base = _result(**{k: (m.scores or []) * copies for k, m in base.metrics.items()})
+        decision = RegressionGate(0.02).compare(big_new, big_base)
+        for name, comp in decision.comparisons.items():
+            stated = float(re.search(r"smaller than ([0-9.]+) points", comp.detectable or "").group(1))  # type: ignore[union-attr]
+            assert f"({100 * copies} items)" in (comp.detectable or "")
+            if name in previous:
+                assert comp.mde < previous[name]  # type: ignore[operator]
+            previous[name] = comp.mde  # type: ignore[assignment]
+            assert stated == pytest.approx(100 * comp.mde, abs=0.051)  # type: ignore[operator]
+
+
+def test_mde_below_the_tolerance_says_nothing_about_it_and_relative_mode_uses_the_baseline_scale() -> None:
+    new, base = _binary_pairs(30, 30, 940)  # 1000 items, 6% discordant: MDE ~ 2.2 points
+    em = (
+        RegressionGate(0.05)
+        .compare(_result(exact_match=new), _result(exact_match=base))
+        .comparisons["exact_match"]
+    )
+    assert em.mde is not None and em.mde < 0.05 and "tolerance" not in (em.detectable or "")
+    # Relative 5% of a 0.97 baseline is 4.85 points: still above the MDE ...
+    rel = RegressionGate(0.05, mode="relative").compare(_result(exact_match=new), _result(exact_match=base))
+    assert "tolerance" not in (rel.comparisons["exact_match"].detectable or "")
+    # ... relative 1% (0.97 points) is below it.
+    rel = RegressionGate(0.01, mode="relative").compare(_result(exact_match=new), _result(exact_match=base))
+    assert "more than the tolerance of 1.0 points" in (rel.comparisons["exact_match"].detectable or "")
+
+
+def test_mde_without_spread_or_scores_or_pairs() -> None:
+    same = _result(token_f1=[0.5] * 20)
+    comp = RegressionGate().compare(same, same).comparisons["token_f1"]
+    assert comp.mde is None and "cannot be estimated" in (comp.detectable or "")
+    plain = EvalResult.from_dict(same.to_dict(include_scores=False))
+    assert RegressionGate().compare(plain, plain).comparisons["token_f1"].detectable is None
+    # Different item counts: no paired test, but a two-sample MDE from the pooled SD.
+    from statsmodels.stats.power import TTestIndPower
+
+    rng = random.Random(2)
+    a, b = [rng.random() for _ in range(40)], [rng.random() for _ in range(60)]
+    comp = RegressionGate().compare(_result(token_f1=a), _result(token_f1=b)).comparisons["token_f1"]
+    import numpy as np
+
+    pooled = np.sqrt((39 * np.var(a, ddof=1) + 59 * np.var(b, ddof=1)) / 98)
+    size = TTestIndPower().solve_power(nobs1=60, alpha=0.05, power=0.8, ratio=40 / 60)
+    assert comp.test is None and comp.mde == pytest.approx(size * pooled)
+
+
+def _clustered(scores: dict[str, list[float]], clusters: list[str]) -> EvalResult:
+    result = _result(**scores)
+    result.clusters = clusters
+    return result
+
+
+def test_shared_prompts_get_a_cluster_robust_wald_test_equal_to_statsmodels() -> None:
+    import numpy as np
+    import statsmodels.api as sm
+    from scipy.stats import norm
+
+    rng = random.Random(9)
+    clusters = [f"p{i // 5}" for i in range(200)]  # 40 prompts, 5 samples each
+    effect = {c: rng.gauss(-0.05, 0.1) for c in set(clusters)}
+    base = [rng.random() for _ in range(200)]
+    new = [b + effect[c] + rng.gauss(0, 0.02) for b, c in zip(base, clusters, strict=True)]
+    decision = RegressionGate(0.02).compare(
+        _clustered({"token_f1": new}, clusters), _clustered({"token_f1": base}, clusters)
+    )
+    comp = decision.comparisons["token_f1"]
+    diffs = np.asarray(new) - np.asarray(base)
+    fit = sm.OLS(diffs, np.ones(200)).fit(
+        cov_type="cluster", cov_kwds={"groups": np.repeat(np.arange(40), 5)}
+    )
+    assert comp.test == "clustered_wald" and comp.n_clusters == 40
+    assert comp.clustered_se == pytest.approx(fit.bse[0], rel=1e-12)
+    assert comp.p_value == pytest.approx(fit.pvalues[0], rel=1e-9)
+    half = norm.isf(0.025) * fit.bse[0]
+    assert (comp.delta_ci_lower, comp.delta_ci_upper) == pytest.approx(
+        (diffs.mean() - half, diffs.mean() + half)
+    )
+    # The clustered SE is larger than the naive one here: the MDE says so too.
+    naive = (
+        RegressionGate(0.02).compare(_result(token_f1=new), _result(token_f1=base)).comparisons["token_f1"]
+    )
+    assert comp.mde > naive.mde  # type: ignore[operator]
+    z = norm.isf(0.025)
+    assert norm.sf(z - comp.mde / fit.bse[0]) + norm.cdf(-z - comp.mde / fit.bse[0]) == pytest.approx(0.8)  # type: ignore[operator]
+
+
+def test_clusters_of_single_items_change_nothing_and_different_clusters_are_refused() -> None:
+    new, base = _binary_pairs(10, 2, 28)
+    alone = [f"p{i}" for i in range(40)]
+    comp = RegressionGate().compare(
+        _clustered({"exact_match": new}, alone), _clustered({"exact_match": base}, alone)
+    )
+    assert comp.comparisons["exact_match"].test == "mcnemar"
+    one_sided = RegressionGate().compare(
+        _clustered({"exact_match": new}, [f"p{i // 2}" for i in range(40)]), _result(exact_match=base)
+    )
+    assert one_sided.comparisons["exact_match"].test == "clustered_wald"
+    with pytest.raises(EvaluationError, match="different clusters"):
+        RegressionGate().compare(
+            _clustered({"exact_match": new}, [f"p{i // 2}" for i in range(40)]),
+            _clustered({"exact_match": base}, [f"p{i // 4}" for i in range(40)]),
+        )
+
+
+def test_markdown_summary_has_a_row_per_metric_with_every_figure() -> None:
+    new, base = _four_metric_results()
+    decision = RegressionGate(0.02).compare(new, base)
+    text = decision.to_markdown()
+    assert text.startswith("### Regression gate: FAILED")
+    assert "| metric | baseline | new | delta | 95% CI of delta | p | adjusted p | MDE | verdict |" in text
+    for name, c in decision.comparisons.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert (
+            cells[1] == f"{c.baseline:.4f}" and cells[2] == f"{c.new:.4f}" and cells[3] == f"{c.delta:+.4f}"
+        )
+        assert cells[4] == f"[{c.delta_ci_lower:+.4f}, {c.delta_ci_upper:+.4f}]"
+        assert cells[5] == f"{c.p_value:.3g}" and cells[6] == f"{c.p_adjusted:.3g}"
+        assert cells[7] == f"{100 * c.mde:.1f} pts"  # type: ignore[operator]
+        assert cells[8] == (f"**{c.verdict}**" if c.tripped else c.verdict)
+    assert (
+        "Holm correction" in text
+        and f"- exact_match: {decision.comparisons['exact_match'].detectable}" in text
+    )
+    same = RegressionGate(0.02, correction="none").compare(base, base).to_markdown(title="Gate")
+    assert same.startswith("### Gate: passed") and "no multiplicity correction" in same
+    missing = RegressionGate().compare(_result(exact_match=[1.0]), _result(exact_match=[1.0], bleu4=[0.5]))
+    assert "| bleu4 | 0.5000 | — | — | — | — | — | — | **missing** |" in missing.to_markdown()
+
+
+def test_retention_is_empty_until_filled_and_a_tripped_retention_fails_the_gate() -> None:
+    from provenir.eval.regression import MetricComparison
+
+    base = _result(token_f1=[0.8] * 10)
+    decision = RegressionGate().compare(base, base)
+    assert decision.retention == {} and decision.passed and decision.to_dict()["retention"] == {}
+    fine = MetricComparison("mmlu", 0.5, 0.5, 0.0, 0.0, 0.02, False, "within_tolerance", False)
+    assert decision.add_retention({"mmlu": fine}).passed
+    broken = MetricComparison("gsm8k", 0.5, 0.3, -0.2, 0.2, 0.02, True, "regression", True)
+    assert not decision.add_retention({"gsm8k": broken}).passed
+    assert decision.tripped == ["retention/gsm8k"] and "gsm8k dropped" in decision.message()
+    assert "| retention/gsm8k |" in decision.to_markdown()

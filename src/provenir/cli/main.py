@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "provenir.cli.train_commands",
     "provenir.cli.manifest_commands",
     "provenir.cli.eval_commands",
+    "provenir.cli.gate_commands",
     "provenir.cli.rlaif_commands",
     "provenir.cli.flywheel_commands",
     "provenir.cli.judge_commands",

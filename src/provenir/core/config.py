@@ -453,6 +453,70 @@ class EvalConfig(ConfigSection):
     )
 
 
+class GateConfig(ConfigSection):
+    """The pre-registered regression gate: chosen before training, sealed in the manifest.
+
+    `provenir gate RUN` decides with this spec only; a different one is a new, audited
+    registration (`provenir gate RUN --register ...`), never a silent override.
+    """
+
+    baseline: str = Field(
+        min_length=1,
+        description="What the run is compared with: a run id (or unique prefix, or 'latest') in output_dir, "
+        "or the path of an eval.json.",
+    )
+    metrics: list[str] | None = Field(
+        None, description="Metrics to gate on; None: every metric of the baseline's evaluation."
+    )
+    tolerance: float = Field(0.02, ge=0, description="Largest allowed drop (see mode).")
+    mode: Literal["absolute", "relative"] = Field(
+        "absolute",
+        description="absolute: tolerance in points of the 0..1 scale (0.02 = two points); relative: a fraction "
+        "of the baseline's value.",
+    )
+    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of the paired tests.")
+    correction: Literal["holm", "none"] | None = Field(
+        None,
+        description="Multiplicity correction across the gated metrics; None: holm when more than one metric "
+        "is gated, none otherwise.",
+    )
+    require_significance: bool = Field(
+        False,
+        description="Trip only on drops the (corrected) paired test finds significant; by default a drop "
+        "beyond the tolerance trips even when the set is too small to prove it.",
+    )
+    retention_tasks: list[str] = Field(
+        [],  # not a factory: the generated reference shows the default (pydantic copies it per instance)
+        description="Evaluation tasks (lm-evaluation-harness names or task YAML files) on which the tuned model "
+        "must not fall below the base model; empty: no retention check.",
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            _check_names(value, "metric")
+        return value
+
+    @field_validator("retention_tasks")
+    @classmethod
+    def _task_names(cls, value: list[str]) -> list[str]:
+        _check_names(value, "task")
+        return value
+
+
+def _check_names(names: list[str], what: str) -> None:
+    # Names travel in comma-separated CLI lists and task registries: no blanks, commas or repeats.
+    if names == [] and what == "metric":
+        raise ValueError("list at least one metric, or leave metrics unset to gate on every metric")
+    for name in names:
+        if not name or name != name.strip() or "," in name or any(c.isspace() for c in name):
+            raise ValueError(f"{what} name {name!r}: must be non-empty, without spaces or commas")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} {repeated[0]!r} is listed twice")
+
+
 class ManifestConfig(ConfigSection):
     """How the run manifest is sealed."""
 
@@ -775,6 +839,11 @@ class RunConfig(ConfigSection):
     sft: SFTSection = Field(default_factory=SFTSection)
     dpo: DPOSection = Field(default_factory=DPOSection)
     grpo: GRPOSection = Field(default_factory=GRPOSection)
+    gate: GateConfig | None = Field(
+        None,
+        description="Pre-registered regression gate (baseline, metrics, tolerance, ...), sealed with the run; "
+        "None: no registered gate. Part of config_hash; the manifest also records its own gate_spec_sha256.",
+    )
     trainer_args: dict[str, Any] = Field(
         default_factory=dict,
         description="Further arguments for TRL's config class of the algorithm (SFTConfig, DPOConfig, "
@@ -837,6 +906,19 @@ class RunConfig(ConfigSection):
                 + (f"; also owned: {', '.join(owned[1:])}" if owned[1:] else "")
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_gate(self, handler: SerializerFunctionWrapHandler):
+        # Configs written before the gate existed keep their dump, hence their config_hash.
+        # No return annotation: pydantic would take it for the serialised schema (losing the fields).
+        data: dict[str, Any] = handler(self)
+        if self.gate is None:
+            data.pop("gate", None)
+        return data
+
+    def gate_spec_sha256(self) -> str | None:
+        """SHA-256 of the canonical JSON of the ``gate`` section (None without one)."""
+        return sha256_json(self.gate.model_dump(mode="json")) if self.gate is not None else None
 
     # -- construction -------------------------------------------------------------------
 

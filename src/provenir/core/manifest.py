@@ -55,7 +55,7 @@ _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 #: Unrecorded files named one by one in a verification; the rest are counted.
 MAX_UNRECORDED_SHOWN = 20
 #: Sections newer than schema 2's first manifests, written only when set.
-_OMITTED_WHEN_UNSET = ("audit_checkpoint", "distributed", "selected_checkpoint")
+_OMITTED_WHEN_UNSET = ("audit_checkpoint", "distributed", "selected_checkpoint", "gate_spec_sha256")
 
 
 def new_run_id() -> str:
@@ -164,6 +164,12 @@ class RunManifest(BaseModel):
         description="Signed tree head of the store's audit log at the end of the run (records 1..size "
         "and their Merkle root): `provenir audit verify` checks the log still hashes to it, so "
         "records removed or rewritten after the run are detected. Absent in older manifests.",
+    )
+    gate_spec_sha256: str | None = Field(
+        None,
+        description="SHA-256 of the config's pre-registered gate section as sealed at the start of training "
+        "(RunConfig.gate_spec_sha256); `provenir gate` compares the spec it decides with against it. "
+        "Absent when the run registered no gate.",
     )
     manifest_hash: str | None = None
     signature: Signature | None = None

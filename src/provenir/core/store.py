@@ -48,6 +48,8 @@ OUTPUT_DIR_ENV = "PROVENIR_OUTPUT_DIR"
 ATTESTATION_FILE = "provenance.intoto.jsonl"
 #: File name, inside a run folder, of the latest regression-gate decision about the run's evaluation.
 GATE_FILE = "gate.json"
+#: File name, inside a run folder, of the gate spec registrations made after training (hash-chained JSONL).
+GATE_REGISTRATIONS_FILE = "gate_registrations.jsonl"
 
 #: The ref that names the store's newest run (by the time it started, as ``provenir runs list`` sorts).
 LATEST = "latest"

@@ -16,9 +16,12 @@ order. Each row's reference is read from, in this order of precedence:
 * ``response``: one string (the SFT column, so a training eval split works as is).
 
 ``predictions`` is a list of strings. Binary metrics (exact match) get a Wilson score interval;
-continuous ones (F1, BLEU, ROUGE) a seeded percentile bootstrap interval. Per-item scores are
+continuous ones (F1, BLEU, ROUGE) a seeded percentile bootstrap interval, or with
+``continuous_interval="bca"`` a BCa interval (``scipy.stats.bootstrap``). Per-item scores are
 kept, so :class:`~provenir.eval.regression.RegressionGate` can compare two results item by item;
 ``item_keys`` (a hash of each row's prompt and references) lets it check that the items match.
+Rows with a ``cluster`` field (several samples of one prompt share it) keep it per item, so the
+gate can use cluster-robust standard errors.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from provenir.core.errors import EvaluationError
 from provenir.core.manifest import utc_now
 from provenir.eval.bootstrap import (
     DEFAULT_RESAMPLES,
+    bca_mean_ci,
     bootstrap_corpus_ci,
     bootstrap_mean_ci,
     corpus_values,
@@ -50,6 +54,7 @@ __all__ = [
     "EvalResult",
     "MetricResult",
     "MultiMetricEvaluator",
+    "extract_clusters",
     "extract_references",
 ]
 
@@ -57,7 +62,8 @@ __all__ = [
 EVAL_FILENAME = "eval.json"
 EVAL_SCHEMA_VERSION = 1
 
-IntervalKind = Literal["wilson", "bootstrap"]
+IntervalKind = Literal["wilson", "bootstrap", "bca"]
+ContinuousInterval = Literal["percentile", "bca"]
 
 
 @dataclass
@@ -135,6 +141,7 @@ class EvalResult:
     seed: int = 0
     created_at: str = field(default_factory=utc_now)
     extra: dict[str, Any] = field(default_factory=dict)
+    clusters: list[str] | None = field(default=None, repr=False)
 
     def to_dict(self, include_scores: bool = True) -> dict[str, Any]:
         """``{"metrics": {name: {"mean", "ci_lower", "ci_upper", "n", "interval", ...}}, "n", ...}``."""
@@ -151,6 +158,8 @@ class EvalResult:
             out["item_keys"] = list(self.item_keys)
         if include_scores and self.predictions is not None:
             out["predictions"] = list(self.predictions)
+        if include_scores and self.clusters is not None:
+            out["clusters"] = list(self.clusters)
         if self.extra:
             out["extra"] = dict(self.extra)
         return out
@@ -178,6 +187,7 @@ class EvalResult:
             seed=int(data.get("seed", 0)),
             created_at=str(data.get("created_at", "")),
             extra=dict(data.get("extra", {})),
+            clusters=[str(c) for c in data["clusters"]] if data.get("clusters") is not None else None,
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -221,6 +231,19 @@ def _item_key(prompt: Any, references: list[str]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
+def extract_clusters(rows: Sequence[Mapping[str, Any]]) -> list[str] | None:
+    """Each row's ``cluster`` id (as a string), or None when no row has one; some but not all is an error."""
+    marked = [row.get("cluster") is not None for row in rows]
+    if not any(marked):
+        return None
+    if not all(marked):
+        first = marked.index(False)
+        raise EvaluationError(
+            f"row {first}: no 'cluster' id, but other rows have one; give every row one or none"
+        )
+    return [str(row["cluster"]) for row in rows]
+
+
 def extract_references(dataset: Iterable[Mapping[str, Any]]) -> tuple[list[list[str]], list[str]]:
     """References (a list per row) and item keys from a dataset, by the precedence in the module doc."""
     refs: list[list[str]] = []
@@ -259,6 +282,7 @@ class MultiMetricEvaluator:
         n_bootstrap: bootstrap resamples for continuous metrics (default 1000).
         seed: bootstrap seed; the same seed gives the same intervals.
         keep_predictions: store the predictions in the result (and so in ``eval.json``).
+        continuous_interval: ``"percentile"`` (default) or ``"bca"`` for continuous metrics.
     """
 
     def __init__(
@@ -269,6 +293,7 @@ class MultiMetricEvaluator:
         n_bootstrap: int = DEFAULT_RESAMPLES,
         seed: int = 0,
         keep_predictions: bool = False,
+        continuous_interval: ContinuousInterval = "percentile",
     ) -> None:
         from provenir.eval.metrics import DEFAULT_METRICS
         from provenir.plugins.registry import PluginRegistry
@@ -277,6 +302,10 @@ class MultiMetricEvaluator:
             raise EvaluationError(f"confidence must be strictly between 0 and 1, got {confidence}")
         if n_bootstrap < 1:
             raise EvaluationError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
+        if continuous_interval not in ("percentile", "bca"):
+            raise EvaluationError(
+                f"continuous_interval must be 'percentile' or 'bca', got {continuous_interval!r}"
+            )
         resolved = []
         for m in DEFAULT_METRICS if metrics is None else metrics:
             resolved.append(PluginRegistry.create("metric", m) if isinstance(m, str) else m)
@@ -290,11 +319,13 @@ class MultiMetricEvaluator:
         self.n_bootstrap = n_bootstrap
         self.seed = seed
         self.keep_predictions = keep_predictions
+        self.continuous_interval: ContinuousInterval = continuous_interval
 
     def evaluate(self, dataset: Iterable[Mapping[str, Any]], predictions: Sequence[str]) -> EvalResult:
         """Score ``predictions`` against the references of ``dataset`` (row ``i`` pairs with ``i``)."""
-        refs, keys = extract_references(dataset)
-        return self.evaluate_texts(predictions, refs, item_keys=keys)
+        rows = list(dataset)
+        refs, keys = extract_references(rows)
+        return self.evaluate_texts(predictions, refs, item_keys=keys, clusters=extract_clusters(rows))
 
     def evaluate_texts(
         self,
@@ -302,8 +333,12 @@ class MultiMetricEvaluator:
         references: Sequence[Sequence[str]],
         *,
         item_keys: Sequence[str] | None = None,
+        clusters: Sequence[str] | None = None,
     ) -> EvalResult:
-        """Score ``predictions[i]`` against the list of strings ``references[i]``."""
+        """Score ``predictions[i]`` against the list of strings ``references[i]``.
+
+        ``clusters``: one cluster id per item (items that share a prompt), kept in the result.
+        """
         predictions = list(predictions)
         if not predictions and not references:
             raise EvaluationError("nothing to evaluate: the dataset and the predictions are empty")
@@ -311,6 +346,10 @@ class MultiMetricEvaluator:
             raise EvaluationError(
                 f"{len(predictions)} predictions for {len(references)} dataset rows: "
                 "they must pair up one to one"
+            )
+        if clusters is not None and len(clusters) != len(predictions):
+            raise EvaluationError(
+                f"{len(clusters)} cluster ids for {len(predictions)} items: give one per item"
             )
         for i, p in enumerate(predictions):
             if not isinstance(p, str):
@@ -330,6 +369,7 @@ class MultiMetricEvaluator:
                 corpus_fn=item.corpus_fn,
                 bootstrap_means=boot_means.get(name),
                 bootstrap_corpus=boot_corpus.get(name),
+                continuous_interval=self.continuous_interval,
             )
             for name, item in items.items()
         }
@@ -341,6 +381,7 @@ class MultiMetricEvaluator:
             confidence=self.confidence,
             n_bootstrap=self.n_bootstrap,
             seed=self.seed,
+            clusters=[str(c) for c in clusters] if clusters is not None else None,
         )
 
     def _shared_bootstrap(self, items: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -384,11 +425,13 @@ def metric_result_from_scores(
     corpus_fn: Any | None = None,
     bootstrap_means: Any | None = None,
     bootstrap_corpus: Any | None = None,
+    continuous_interval: ContinuousInterval = "percentile",
 ) -> MetricResult:
     """A :class:`MetricResult` from per-item scores: Wilson interval if binary, else bootstrap.
 
     ``bootstrap_means``/``bootstrap_corpus``: resampled values already computed (shared
     resamples, see :meth:`MultiMetricEvaluator.evaluate_texts`); otherwise they are drawn here.
+    ``continuous_interval="bca"``: a continuous mean gets :func:`~provenir.eval.bootstrap.bca_mean_ci`.
     """
     n = len(scores)
     if n == 0:
@@ -402,6 +445,9 @@ def metric_result_from_scores(
             raise EvaluationError(f"metric {name!r} is declared binary but has scores other than 0 and 1")
         lo, hi = wilson_interval(int(sum(scores)), n, confidence)
         interval: IntervalKind = "wilson"
+    elif continuous_interval == "bca":
+        lo, hi = bca_mean_ci(scores, confidence=confidence, n_resamples=n_bootstrap, seed=seed)
+        interval = "bca"
     else:
         if bootstrap_means is not None:
             lo, hi = percentile_interval(bootstrap_means, confidence)

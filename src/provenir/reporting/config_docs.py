@@ -104,7 +104,8 @@ def render_config_reference(schema: dict[str, Any] | None = None) -> str:
     lines = [HEADER, "## Top level", "", schema.get("description", "").strip(), ""]
     lines += _table(props, "", defaults)
     for name, prop in props.items():
-        ref = prop.get("$ref")
+        # An optional section (``gate: GateConfig | None``) is an anyOf of its $ref and null.
+        ref = prop.get("$ref") or next((p["$ref"] for p in prop.get("anyOf", []) if "$ref" in p), None)
         if ref is None:
             continue
         section = defs[ref.rsplit("/", 1)[-1]]

@@ -135,6 +135,7 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
         inputs=inputs,
         environment=capture_environment(),
         scans=scans,
+        gate_spec_sha256=config.gate_spec_sha256(),  # the pre-registered gate, sealed before training
     )
     if data.contamination is not None:
         manifest.extra["contamination"] = data.contamination
