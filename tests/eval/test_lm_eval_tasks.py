@@ -333,3 +333,53 @@ def test_filters_are_named_and_metrics_lm_eval_does_not_average_are_left_out() -
     assert result.metrics["f1,flexible"].interval == "bootstrap" and not result.metrics["f1,flexible"].binary
     assert any(n.startswith("bleu,strict: not a number per item") for n in notes)
     assert any(n.startswith("f1,strict: lm-eval's aggregate 0.4 is not the mean") for n in notes)
+
+
+def test_a_registered_gate_with_retention_tasks_compares_base_and_tuned_per_task(
+    evaluated: tuple[Path, dict[str, TaskComparison]], tmp_path: Path
+) -> None:
+    from provenir.core.config import GateConfig
+    from provenir.eval.harness import EVAL_FILENAME, metric_result_from_scores
+    from provenir.eval.run_evaluation import attach_to_manifest
+    from provenir.train.preregistered_gate import decide_registered_gate, register_gate_spec
+
+    source, comparisons = evaluated
+    path = _copy_store(RunStore.of_manifest_file(source).root, tmp_path / "artifacts")
+    store = RunStore.of_manifest_file(path)
+    rdir = store.run_dir(RunManifest.load(path).run_id)
+    own = EvalResult(
+        metrics={"token_f1": metric_result_from_scores("token_f1", [0.5] * 10, binary=False)}, n=10
+    )
+    attach_to_manifest(path, own, own.save(rdir / EVAL_FILENAME))
+    baseline = own.save(tmp_path / "baseline.json")
+    spec = GateConfig.from_dict(
+        {"baseline": str(baseline), "tolerance": 0.0, "alpha": 0.05, "retention_tasks": [MC, GEN]}
+    )
+    register_gate_spec(path, spec)
+
+    outcome = decide_registered_gate(path)
+    retention = outcome.decision.retention
+    # Every metric of each task, compared paired with the spec's own settings, none skipped.
+    same = RegressionGate(0.0, alpha=0.05)
+    expected = {
+        f"{task}/{metric}": comparison
+        for task in (MC, GEN)
+        for metric, comparison in same.compare(
+            comparisons[task].tuned, comparisons[task].base
+        ).comparisons.items()
+    }
+    assert sorted(retention) == sorted(expected) and f"{MC}/acc" in retention
+    for key, comparison in retention.items():
+        assert (comparison.delta, comparison.p_value, comparison.tripped) == (
+            expected[key].delta,
+            expected[key].p_value,
+            expected[key].tripped,
+        )
+    assert outcome.decision.passed == (not any(c.tripped for c in retention.values()))
+
+    # A retention task that was never evaluated is an error, not a skipped check.
+    register_gate_spec(
+        path, GateConfig.from_dict({**spec.model_dump(mode="json"), "retention_tasks": ["other"]})
+    )
+    with pytest.raises(EvaluationError, match="no lm-eval results for task 'other'"):
+        decide_registered_gate(path)

@@ -210,7 +210,7 @@ def test_an_edited_registration_file_is_detected(tmp_path: Path, baseline: Path)
     assert registered_spec(path).spec.tolerance == 0.1  # type: ignore[union-attr]
 
 
-def test_a_run_without_a_gate_must_register_one_and_retention_is_an_explicit_extension_point(
+def test_a_run_without_a_gate_must_register_one_and_retention_needs_lm_eval_results(
     tmp_path: Path, baseline: Path
 ) -> None:
     path, store, _ = _run(tmp_path, None, _eval(BASE_EM, BASE_F1))
@@ -223,7 +223,7 @@ def test_a_run_without_a_gate_must_register_one_and_retention_is_an_explicit_ext
     assert outcome.registered_now and outcome.decision.passed
     assert _events(store, "gate_registered")[0].fields["previous_spec_sha256"] is None
     register_gate_spec(path, GateConfig.from_dict({"baseline": str(baseline), "retention_tasks": ["mmlu"]}))
-    with pytest.raises(EvaluationError, match="retention check"):
+    with pytest.raises(EvaluationError, match="no lm-eval results for task 'mmlu'"):
         decide_registered_gate(path)
 
 

@@ -287,20 +287,34 @@ def resolve_baseline(ref: str, store: RunStore) -> Path:
 
 
 def retention_comparisons(
-    spec: GateConfig, run_dir: Path, gate: RegressionGate
+    spec: GateConfig, manifest_path: str | os.PathLike[str]
 ) -> dict[str, MetricComparison]:
-    """Extension point of the retention check: base vs tuned model on ``spec.retention_tasks``.
+    """The retention check: base vs tuned model, paired, on each of ``spec.retention_tasks``.
 
-    Empty when no retention task is configured. The comparisons (one per task metric, made by
-    ``gate`` on paired per-item results) come from the lm-evaluation-harness side of Provenir;
-    until it provides them a configured retention check is refused rather than skipped.
+    Reads the lm-evaluation-harness results ``provenir eval RUN --tasks`` sealed into the run
+    (only after the manifest and every recorded file verify) and compares every metric of each
+    task with the spec's tolerance, mode, alpha and correction. Keys are ``task/metric``. Empty
+    when no retention task is configured; a configured task with no results is an error, never
+    a skipped check.
     """
     if not spec.retention_tasks:
         return {}
-    raise EvaluationError(
-        f"gate.retention_tasks ({', '.join(spec.retention_tasks)}): the retention check is not available "
-        "in this version of Provenir; register a spec without retention tasks to gate without it"
+    from provenir.eval.lm_eval_tasks import retention_comparisons as task_decisions
+
+    # The task's own metrics (acc, exact_match...), not the gate's generation metrics.
+    gate = RegressionGate(
+        spec.tolerance,
+        mode=spec.mode,
+        alpha=spec.alpha,
+        require_significance=spec.require_significance,
+        correction=spec.correction,
     )
+    decisions = task_decisions(manifest_path, spec.retention_tasks, gate=gate)
+    return {
+        f"{task}/{metric}": comparison
+        for task, decision in decisions.items()
+        for metric, comparison in decision.comparisons.items()
+    }
 
 
 def decide_registered_gate(
@@ -356,7 +370,7 @@ def decide_registered_gate(
         correction=spec.correction,
     )
     decision = gate.compare(EvalResult.load(evaluation), EvalResult.load(baseline))
-    decision.add_retention(retention_comparisons(spec, rdir, gate))
+    decision.add_retention(retention_comparisons(spec, manifest_path))
     from provenir.governance.audit import AuditLogger
     from provenir.train.evaluation import record_gate
 

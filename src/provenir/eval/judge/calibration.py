@@ -48,10 +48,10 @@ from provenir.eval.judge.calibration_stats import (
     cohen_kappa,
     length_bias,
     length_controlled_win_rate,
-    wilson_interval,
 )
 from provenir.eval.judge.position import combine_orders
 from provenir.eval.judge.verdict import CHOICES, Preference
+from provenir.eval.wilson import wilson_interval
 
 __all__ = [
     "CalibrationReport",
@@ -428,7 +428,7 @@ def calibrate(
         labels_sha256=labels.sha256,
         n=n,
         accuracy=hits / n,
-        accuracy_ci=wilson_interval(hits, n, alpha),
+        accuracy_ci=wilson_interval(hits, n, 1.0 - alpha),
         alpha=alpha,
         kappa=_finite(cohen_kappa(human, verdicts)),
         weighted_kappa=_finite(cohen_kappa(human, verdicts, weights="linear")),

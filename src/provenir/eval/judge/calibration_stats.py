@@ -30,7 +30,6 @@ __all__ = [
     "cohen_kappa",
     "length_bias",
     "length_controlled_win_rate",
-    "wilson_interval",
 ]
 
 
@@ -78,16 +77,6 @@ def cohen_kappa(
     if chance_disagreement == 0.0:
         return math.nan
     return 1.0 - float((w * observed).sum()) / chance_disagreement
-
-
-def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """The Wilson score interval of ``successes / n`` (statsmodels' ``proportion_confint``)."""
-    from statsmodels.stats.proportion import proportion_confint
-
-    if n <= 0:
-        raise ValueError("a proportion needs n >= 1")
-    low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
-    return float(low), float(high)
 
 
 @dataclass(frozen=True)
