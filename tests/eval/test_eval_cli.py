@@ -76,6 +76,16 @@ def test_predictions_file_against_dataset(tmp_path: Path, capsys: pytest.Capture
     assert err.startswith("error: regression gate tripped: ") and err.count("\n") == 1
     assert "exact_match dropped 0.6667 (1.0000 -> 0.3333" in err
 
+    # A passing gate (better than its baseline) says what the set could not have detected, per metric.
+    worse = tmp_path / "worse.json"
+    assert _cli(["eval", "--predictions", str(preds), "--data", str(data), "--out", str(worse)]) == 0
+    capsys.readouterr()
+    assert _cli(["eval", "--predictions", str(better), "--data", str(data), "--baseline", str(worse)]) == 0
+    out = capsys.readouterr().out
+    assert "regression gate passed (" in out, out
+    for name in result.metrics:
+        assert f"  {name}: this set (3 items) cannot detect a drop smaller than" in out
+
 
 def test_mismatched_lengths_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _write_jsonl(tmp_path / "data.jsonl", [{"prompt": "a", "response": "x"}])

@@ -132,6 +132,8 @@ def register(app: typer.Typer) -> None:
             body["gate"] = decision.to_dict()
             if not as_json:
                 typer.echo(decision.message())
+                for sentence in decision.detectability():
+                    typer.echo(f"  {sentence}")
         if as_json:
             typer.echo(json.dumps(body, sort_keys=True, default=str))
 
