@@ -119,8 +119,9 @@ _EVENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _LOCK_TIMEOUT_S = 120.0
 _RECORD_KEYS = frozenset({"seq", "timestamp", "event", "actor", "run_id", "fields", "prev_hash", "hash"})
-# JSON numbers beyond 2**53 are not exact in RFC 8785 (IEEE doubles); they are stored as strings.
-_MAX_SAFE_INT = 2**53
+# RFC 8785 numbers are IEEE doubles: integers are exact only up to 2**53 - 1 (JavaScript's
+# MAX_SAFE_INTEGER, the bound the rfc8785 package enforces); larger ones are stored as strings.
+_MAX_SAFE_INT = 2**53 - 1
 
 
 @dataclass(frozen=True)

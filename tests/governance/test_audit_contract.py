@@ -1,0 +1,207 @@
+"""The audit log's small contracts that a silent change would break: the genesis link, how field
+values are stored, the JSON forms the API and CLI print, the reader's argument checks, and the
+proofs refusing a record, leaf or root that is not the one proven."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from provenir.core.errors import GovernanceError
+from provenir.governance import audit as audit_module
+from provenir.governance.audit import (
+    AuditLogger,
+    AuditPage,
+    AuditReader,
+    AuditVerification,
+    default_actor,
+)
+
+
+def _stored(directory: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (directory / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_the_first_record_links_to_sixty_four_zeros_and_counts_from_one(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    first = logger.log("started", actor="a")
+    second = logger.log("finished", actor="a")
+    assert (first.seq, first.prev_hash) == (1, "0" * 64)
+    assert (second.seq, second.prev_hash) == (2, first.hash)
+    assert [r["prev_hash"] for r in _stored(tmp_path)] == ["0" * 64, first.hash]
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+@dataclass
+class _Point:
+    x: int
+    y: float
+
+
+def test_field_values_are_stored_as_exact_json(tmp_path: Path) -> None:
+    from provenir.core.config import RunConfig
+
+    limit = 2**53 - 1  # JavaScript's MAX_SAFE_INTEGER: 2**53 itself is not canonical JSON
+    record = AuditLogger(tmp_path).log(
+        "values",
+        actor="a",
+        safe=limit,
+        negative_safe=-limit,
+        too_big=limit + 1,
+        too_small=-limit - 1,
+        nan=float("nan"),
+        inf=float("inf"),
+        colour=_Colour.RED,
+        when=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        day=date(2026, 1, 2),
+        where=PurePosixPath("/a/b"),
+        raw=b"caf\xc3\xa9 \xff",
+        tags={"b", "a"},
+        point=_Point(1, 2.5),
+        config=RunConfig.from_dict({"name": "audited", "max_steps": 3}),
+    )
+    (stored,) = _stored(tmp_path)
+    fields = stored["fields"]
+    assert isinstance(fields, dict) and fields == record.fields
+    # Integers JSON carries exactly stay numbers; beyond them they are kept as their digits.
+    assert (fields["safe"], fields["negative_safe"]) == (limit, -limit)
+    assert (fields["too_big"], fields["too_small"]) == (str(limit + 1), str(-limit - 1))
+    assert (fields["nan"], fields["inf"]) == ("nan", "inf")
+    assert fields["colour"] == "red"
+    assert (fields["when"], fields["day"]) == ("2026-01-02T03:04:05+00:00", "2026-01-02")
+    assert fields["where"] == "/a/b"
+    assert fields["raw"] == "café \ufffd"
+    assert fields["tags"] == ["a", "b"]
+    assert fields["point"] == {"x": 1, "y": 2.5}
+    assert fields["config"]["name"] == "audited" and fields["config"]["max_steps"] == 3
+    with pytest.raises(GovernanceError, match=r"audit field fields\.bad\.inner: cannot store a object"):
+        AuditLogger(tmp_path).log("bad", actor="a", bad={"inner": object()})
+
+
+def test_the_actor_defaults_to_the_environment_then_the_os_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    monkeypatch.setenv("PROVENIR_ACTOR", "ci-bot")
+    assert default_actor() == "ci-bot"
+    monkeypatch.delenv("PROVENIR_ACTOR")
+    monkeypatch.setattr(getpass, "getuser", lambda: "alice")
+    assert default_actor() == "alice"
+
+    def no_user() -> str:
+        raise KeyError("uid not found")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    assert default_actor() == "unknown"
+
+
+def test_pages_and_verifications_have_the_json_forms_the_api_returns(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    for i in range(3):
+        logger.log("step", actor="a", i=i)
+    page = logger.query(limit=2, order="asc")
+    assert isinstance(page, AuditPage)
+    assert page.to_dict() == {
+        "records": [r.to_dict() for r in page.records],
+        "next_cursor": page.next_cursor,
+        "total": 3,
+    }
+    assert [r["fields"]["i"] for r in page.to_dict()["records"]] == [0, 1]  # type: ignore[index]
+
+    verification = logger.check()
+    body = verification.to_dict()
+    assert body["ok"] is True and body["records"] == 3 and body["problems"] == []
+    assert body["torn_tail"] is False and body["tree_heads_checked"] == 0
+    assert body["head_seq"] == 3 and body["tree_root"] == verification.tree_root
+
+
+def test_a_fresh_verification_has_no_problems_and_summarises_the_first_three() -> None:
+    fresh = AuditVerification(records=0, head_seq=0, head_hash="0" * 64)
+    assert fresh.ok and not fresh.torn_tail and fresh.tree_heads_checked == 0 and fresh.summary() == ""
+    three = replace(fresh, problems=["p1", "p2", "p3"])
+    assert not three.ok and three.summary() == "p1; p2; p3"
+    five = replace(fresh, problems=["p1", "p2", "p3", "p4", "p5"])
+    assert five.summary() == "p1; p2; p3 (+2 more)"
+    assert five.to_dict()["ok"] is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"limit": 0}, "invalid page limit 0"),
+        ({"limit": 10_001}, "invalid page limit 10001"),
+        ({"limit": "5"}, "invalid page limit '5'"),
+        ({"order": "up"}, "invalid order 'up'"),
+        ({"cursor": -1}, "invalid cursor -1"),
+        ({"cursor": "3"}, "invalid cursor '3'"),
+    ],
+)
+def test_the_reader_refuses_bad_paging_arguments(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    AuditLogger(tmp_path).log("one", actor="a")
+    with pytest.raises(GovernanceError, match=message):
+        AuditReader(tmp_path).query(**kwargs)  # type: ignore[arg-type]
+
+
+def test_paging_limits_at_the_edges_are_accepted(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    for i in range(3):
+        logger.log("step", actor="a", i=i)
+    reader = AuditReader(tmp_path)
+    first = reader.query(limit=1, cursor=0, order="asc")
+    assert [r.seq for r in first.records] == [1]
+    assert len(reader.query(limit=10_000).records) == 3
+    assert [r.seq for r in reader.query(limit=1).records] == [3]  # newest first by default
+
+
+def test_an_inclusion_proof_fails_for_another_record_leaf_or_root(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    for i in range(5):
+        logger.log("step", actor="a", i=i)
+    reader = AuditReader(tmp_path)
+    proof = reader.prove(3)
+    assert proof.verify() and proof.verify(proof.root)
+    assert proof.to_dict()["seq"] == 3 and proof.to_dict()["record"] == proof.record
+    other_root = reader.prove(3, size=4).root
+    assert not proof.verify(other_root)
+    assert not replace(proof, record=proof.record.replace('"i":2', '"i":9')).verify()
+    # A leaf hash that is not the record's is refused even when the path and root are right.
+    assert not replace(proof, leaf_hash="00" * 32).verify()
+    assert not replace(proof, root="00" * 32).verify()
+
+
+def test_a_consistency_proof_fails_for_other_roots(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    for i in range(6):
+        logger.log("step", actor="a", i=i)
+    reader = AuditReader(tmp_path)
+    proof = reader.consistency(3)
+    assert proof.verify() and proof.to_dict()["old_size"] == 3 and proof.to_dict()["new_size"] == 6
+    assert not replace(proof, old_root=reader.prove(1, size=2).root).verify()
+    assert not replace(proof, new_root="00" * 32).verify()
+    empty = reader.consistency(0, 0)
+    assert (empty.old_size, empty.new_size, empty.path) == (0, 0, [])
+    assert empty.old_root == empty.new_root
+
+
+def test_commands_named_in_messages_point_at_the_folder(tmp_path: Path) -> None:
+    store_audit = tmp_path / "artifacts" / "audit"
+    elsewhere = tmp_path / "logs"
+    assert (
+        audit_module._verify_command(store_audit)
+        == f"provenir audit verify --output-dir {store_audit.parent}"
+    )
+    assert audit_module._verify_command(elsewhere) == f"provenir audit verify --dir {elsewhere}"
+    assert (
+        audit_module._repair_command(store_audit)
+        == f"provenir audit repair --output-dir {store_audit.parent}"
+    )
+    assert audit_module._repair_command(elsewhere) == f"provenir audit repair --dir {elsewhere}"
