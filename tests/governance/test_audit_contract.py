@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -60,7 +60,7 @@ def test_field_values_are_stored_as_exact_json(tmp_path: Path) -> None:
         nan=float("nan"),
         inf=float("inf"),
         colour=_Colour.RED,
-        when=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        when=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         day=date(2026, 1, 2),
         where=PurePosixPath("/a/b"),
         raw=b"caf\xc3\xa9 \xff",
