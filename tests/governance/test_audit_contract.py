@@ -205,3 +205,25 @@ def test_commands_named_in_messages_point_at_the_folder(tmp_path: Path) -> None:
         == f"provenir audit repair --output-dir {store_audit.parent}"
     )
     assert audit_module._repair_command(elsewhere) == f"provenir audit repair --dir {elsewhere}"
+
+
+def test_four_problems_show_three_and_count_the_fourth() -> None:
+    four = AuditVerification(records=0, head_seq=0, head_hash="0" * 64, problems=["p1", "p2", "p3", "p4"])
+    assert four.summary() == "p1; p2; p3 (+1 more)"
+
+
+@pytest.mark.parametrize("length", [8191, 8192, 8193, 8194, 16385, 16386])
+def test_the_head_of_a_one_line_log_is_read_whole_at_every_window_boundary(
+    tmp_path: Path, length: int
+) -> None:
+    # The last line is read backwards in windows of 8192 bytes, then 16384...: a line that ends
+    # exactly where a window starts must still be read from its first byte.
+    probe = AuditLogger(tmp_path / "probe").log("padded", actor="a", pad="")
+    base = len((tmp_path / "probe" / "audit.jsonl").read_bytes()) - 1  # without the newline
+    assert probe.seq == 1
+    folder = tmp_path / str(length)
+    record = AuditLogger(folder).log("padded", actor="a", pad="x" * (length - base))
+    assert len((folder / "audit.jsonl").read_bytes()) == length + 1
+    assert AuditLogger(folder).head() == (1, record.hash)  # a fresh logger: no cached head
+    second = AuditLogger(folder).log("next", actor="a")
+    assert second.prev_hash == record.hash
