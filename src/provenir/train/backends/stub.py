@@ -13,10 +13,8 @@ from provenir.core.abstractions import TrainData, TrainResult
 from provenir.core.atomic import atomic_write_bytes, atomic_write_json
 from provenir.core.config import RunConfig
 from provenir.core.hashing import sha256_bytes
-from provenir.plugins.registry import PluginRegistry
 
 
-@PluginRegistry.register("stub", kind="backend")
 class StubBackend:
     """Instant backend for tests of everything around training."""
 

@@ -20,7 +20,9 @@ from provenir.core.errors import BackendError, ConfigError, DataError
 from provenir.core.extras import check_extras
 from provenir.core.inputs import LongRows
 from provenir.core.library_output import quiet_libraries
-from provenir.plugins.registry import PluginRegistry
+
+# Rendering lives with the templates (render_row uses it; RLAIF still imports it from here).
+from provenir.data.templates.rendering import template_pair, template_prompt
 
 if TYPE_CHECKING:
     from provenir.core.selected_checkpoint import SelectedCheckpoint
@@ -280,20 +282,6 @@ def save_adapter(trainer: Any, out: Path, initial: Path | None) -> None:
         shutil.rmtree(initial.parent, ignore_errors=True)
 
 
-def template_pair(template: str, tokenizer: Any, row: dict[str, Any], answer: str) -> tuple[str, str]:
-    """``(prompt, completion)`` of ``row`` answered by ``answer``, split exactly where generation starts.
-
-    The completion carries the template's own end-of-turn marker (``</s>``, ``<|eot_id|>``, ...)
-    and any separator the official format puts before the answer (Mistral's space).
-    """
-    from provenir.data.templates import TEMPLATE_REGISTRY
-
-    record = {"prompt": row["prompt"], "response": answer}
-    if row.get("system"):
-        record["system"] = row["system"]
-    return TEMPLATE_REGISTRY.split(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
-
-
 def strip_auto_bos(text: str, tokenizer: Any) -> str:
     """Drop a leading BOS from rendered text when the tokenizer adds BOS by itself.
 
@@ -306,14 +294,6 @@ def strip_auto_bos(text: str, tokenizer: Any) -> str:
         return text
     probe = tokenizer("a")["input_ids"]
     return text[len(bos) :] if probe and probe[0] == tokenizer.bos_token_id else text
-
-
-def template_prompt(template: str, tokenizer: Any, row: dict[str, Any]) -> str:
-    """The prompt text of ``row`` up to where the response starts (generation, DPO, GRPO)."""
-    from provenir.data.templates import TEMPLATE_REGISTRY
-
-    record = {"prompt": row["prompt"], **({"system": row["system"]} if row.get("system") else {})}
-    return TEMPLATE_REGISTRY.format(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
 
 
 def resume_point(run_dir: Path) -> ResumePoint:
@@ -452,7 +432,6 @@ def prepare_eval_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> 
         ) from None
 
 
-@PluginRegistry.register("trl", kind="backend")
 class TRLBackend:
     """SFT / DPO / GRPO through TRL trainers, with LoRA, QLoRA and rsLoRA through PEFT."""
 
