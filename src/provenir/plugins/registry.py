@@ -80,7 +80,7 @@ class _OnDefault(Generic[P, R]):
 
     def __init__(self, func: Callable[Concatenate[PluginRegistry, P], R]) -> None:
         self.func = func
-        functools.update_wrapper(self, func)
+        self.__doc__ = func.__doc__
 
     def __get__(self, obj: PluginRegistry | None, owner: type | None = None) -> Callable[P, R]:
         target = obj if obj is not None else default_registry()

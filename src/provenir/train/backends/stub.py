@@ -21,6 +21,8 @@ class StubBackend:
     #: The run driver pins (hashes) the base model only for backends that load one.
     loads_model = False
 
+    # fit takes no ``callbacks``: no Trainer runs, so there is nothing to call them; the run driver
+    # replays the log below to the tracker instead, as for any backend without callbacks.
     def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
         """Write the placeholder adapter and report zero training."""
         adapter = run_dir / "adapter"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -436,7 +437,7 @@ class TRLBackend:
     """SFT / DPO / GRPO through TRL trainers, with LoRA, QLoRA and rsLoRA through PEFT."""
 
     def __init__(self, callbacks: list[Any] | None = None, progress: bool = True) -> None:
-        """``callbacks``: extra ``transformers.TrainerCallback`` objects (evaluation, tracking)."""
+        """``callbacks``: ``transformers.TrainerCallback`` objects attached to every ``fit``'s trainer."""
         # Fails before the run starts (no run id, no manifest) when torch & co. are not installed.
         check_extras("train")
         self.callbacks = list(callbacks or [])
@@ -478,12 +479,19 @@ class TRLBackend:
         self._prepared = (key, prepared)
         return prepared
 
-    def build_trainer(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> tuple[Any, Any, str]:
-        """``(trainer, tokenizer, device)`` ready to ``train()``; seeds every RNG first."""
-        with quiet_libraries():
-            return self._build_trainer(config, dataset, run_dir)
+    def build_trainer(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, callbacks: Sequence[Any] = ()
+    ) -> tuple[Any, Any, str]:
+        """``(trainer, tokenizer, device)`` ready to ``train()``; seeds every RNG first.
 
-    def _build_trainer(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> tuple[Any, Any, str]:
+        The trainer gets the backend's own ``callbacks`` and then this run's ``callbacks``.
+        """
+        with quiet_libraries():
+            return self._build_trainer(config, dataset, run_dir, callbacks)
+
+    def _build_trainer(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, run_callbacks: Sequence[Any]
+    ) -> tuple[Any, Any, str]:
         from provenir.train.model_files import model_folder
         from provenir.train.seed import set_seed
 
@@ -522,7 +530,7 @@ class TRLBackend:
             raise BackendError(
                 "distributed.strategy: fsdp requested but Trainer did not enable FSDP (no GPU?)"
             )
-        callbacks = list(self.callbacks)
+        callbacks = [*self.callbacks, *run_callbacks]
         if config.eval.loss_every_n_steps is not None and config.eval.early_stopping_patience is not None:
             from transformers import EarlyStoppingCallback
 
@@ -548,10 +556,16 @@ class TRLBackend:
             trainer.add_callback(cb)
         return trainer, tokenizer, device
 
-    def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
-        """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs."""
+    def fit(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, *, callbacks: Sequence[Any] = ()
+    ) -> TrainResult:
+        """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs.
+
+        ``callbacks``: this run's ``transformers.TrainerCallback`` objects, attached to this
+        call's trainer only (after the ones given to the constructor).
+        """
         point = resume_point(run_dir)  # before loading the model: an altered checkpoint fails fast
-        trainer, tokenizer, device = self.build_trainer(config, dataset, run_dir)
+        trainer, tokenizer, device = self.build_trainer(config, dataset, run_dir, callbacks)
         from provenir.train.torch_environment import capture_torch_environment
 
         # After the trainer is built: full_determinism has set torch's deterministic modes by now.
