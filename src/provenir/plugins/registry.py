@@ -173,7 +173,8 @@ class PluginRegistry:
             yield scoped
         finally:
             with _default_lock:
-                _default_stack.remove(scoped)
+                # The innermost entry for it: the same registry may be made the default twice.
+                del _default_stack[len(_default_stack) - 1 - _default_stack[::-1].index(scoped)]
 
     # -- loading ---------------------------------------------------------------------------------
 
