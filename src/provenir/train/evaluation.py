@@ -18,11 +18,11 @@ from provenir.core.manifest import RunManifest, utc_now
 from provenir.core.store import GATE_FILE, RunStore
 from provenir.data.loading import load_rows, load_train_data
 from provenir.data.pinned_rows import read_rows as read_stored_rows
+from provenir.data.templates.rendering import template_prompt
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
 from provenir.eval.regression import GateDecision, RegressionGate
 from provenir.eval.run_evaluation import attach_to_manifest
 from provenir.governance.attestation import attest_if_configured
-from provenir.train.backends.trl_backend import template_prompt
 from provenir.train.generation import generate_predictions, load_policy
 
 
