@@ -185,7 +185,7 @@ class DataFlywheel:
                 status = "completed"
             counts[name] = rec.counts
             audit.log(
-                "flywheel_stage",
+                "flywheel_stage_completed",
                 actor=self.actor,
                 run_id=run_id,
                 stage=name,
@@ -240,7 +240,7 @@ class DataFlywheel:
         }
         summary_path = atomic_write_json(self.folder / SUMMARY_FILENAME, summary)
         audit.log(
-            "flywheel_complete",
+            "flywheel_completed",
             actor=self.actor,
             run_id=run_id,
             output_sha256=augmented_sha,

@@ -502,9 +502,9 @@ class RLAIFPipeline:
     def _gate(self, new: EvalResult, previous: EvalResult) -> dict[str, Any]:
         g = self.config.gate
         decision = RegressionGate(g.tolerance, mode=g.mode, metrics=g.metrics).compare(new, previous)
-        self.audit.log(
-            "gate_decision", pipeline=self.config.name, passed=decision.passed, tripped=decision.tripped
-        )
+        from provenir.train.evaluation import gate_decision_fields
+
+        self.audit.log("gate_decision", pipeline=self.config.name, **gate_decision_fields(decision))
         return {"passed": decision.passed, "message": decision.message(), "decision": decision.to_dict()}
 
     def _versus_baseline(self, new: EvalResult) -> tuple[dict[str, dict[str, Any]], bool]:
