@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -36,7 +37,7 @@ def _pip(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def base_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv holding provenir (this checkout, editable) and its base dependencies only."""
+    """A venv holding provenir (a copy of this checkout's package) and its base dependencies only."""
     venv = tmp_path_factory.mktemp("base-install") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
@@ -44,7 +45,13 @@ def base_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     installed = _pip(python, *deps)
     if installed.returncode != 0:  # no index and no cache: an environment limit, not a finding
         pytest.skip(f"cannot install the base dependencies here: {installed.stderr.strip()[-300:]}")
-    editable = _pip(python, "--no-deps", "-e", str(ROOT))
+    # Installed from a copy: building in the checkout would leave a src/provenir.egg-info there,
+    # whose metadata then shadows the real install's entry points for every later test.
+    project = tmp_path_factory.mktemp("base-install-project")
+    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, project / name)
+    editable = _pip(python, "--no-deps", "-e", str(project))
     assert editable.returncode == 0, editable.stderr
     probe = subprocess.run(
         [
