@@ -37,7 +37,6 @@ from provenir.core.stages import StageLedger
 from provenir.core.store import RunStore
 from provenir.data.loading import read_rows, split_rows
 from provenir.eval.harness import EVAL_FILENAME, EvalResult
-from provenir.eval.judge.calibration import JudgeSpec, require_min_kappa
 from provenir.eval.regression import RegressionGate
 from provenir.governance.attestation import attest_if_configured
 from provenir.governance.audit import AuditLogger
@@ -204,6 +203,9 @@ class RLAIFPipeline:
 
     def run(self) -> RLAIFResult:
         """Run the remaining stages of every iteration; returns (and saves) the summary."""
+        # numpy (the eval extra) loads here, not on import: the CLI names the missing extras first.
+        from provenir.eval.judge.calibration import JudgeSpec, require_min_kappa
+
         cfg = self.config
         if self._judge_override is None:
             require_min_kappa(JudgeSpec.of(cfg.judge), cfg.judge.min_kappa, self.store)
