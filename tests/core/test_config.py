@@ -97,6 +97,17 @@ def test_precedence_default_file_override(tmp_path: Path) -> None:
     assert overridden.learning_rate == 0.001  # untouched keys keep the file's value
 
 
+def test_load_is_defaults_then_file_then_overrides(tmp_path: Path) -> None:
+    p = tmp_path / "run.yaml"
+    p.write_text("peft:\n  rank: 8\nlearning_rate: 0.001\n")
+    assert RunConfig.load(None) == RunConfig()
+    assert RunConfig.load(None, ["peft.rank=4"]) == RunConfig().with_overrides(["peft.rank=4"])
+    assert RunConfig.load(None, ["peft.rank=4"]).peft.rank == 4
+    assert RunConfig.load(p) == RunConfig.from_yaml(p)
+    assert RunConfig.load(p, ["peft.rank=32"]).peft.rank == 32
+    assert RunConfig.load(p, ["peft.rank=32"]).learning_rate == 0.001
+
+
 def test_override_errors() -> None:
     with pytest.raises(ConfigError, match="expected key.path=value"):
         RunConfig().with_overrides(["peft.rank"])

@@ -131,6 +131,16 @@ def test_policy_from_options(tmp_path: Path) -> None:
         SignerPolicy(frozenset({base64.b64decode(a)}), require_signature=False)
 
 
+def test_policy_public_keys_round_trip_as_command_line_keys(tmp_path: Path) -> None:
+    _, a = _key(tmp_path, "a")
+    _, b = _key(tmp_path, "b")
+    policy = SignerPolicy.from_keys([b, a])
+    assert sorted(policy.public_keys) == sorted([a, b])
+    assert policy.public_keys == sorted(policy.public_keys, key=base64.b64decode)
+    assert SignerPolicy.from_keys(policy.public_keys) == policy
+    assert SignerPolicy(require_signature=True).public_keys == []
+
+
 # -- the verdict under a policy -----------------------------------------------------------------
 
 

@@ -576,3 +576,41 @@ def test_retention_is_empty_until_filled_and_a_tripped_retention_fails_the_gate(
     assert not decision.add_retention({"gsm8k": broken}).passed
     assert decision.tripped == ["retention/gsm8k"] and "gsm8k dropped" in decision.message()
     assert "| retention/gsm8k |" in decision.to_markdown()
+
+
+def test_a_tested_comparison_without_an_adjusted_p_value_is_described_with_its_raw_p() -> None:
+    from provenir.eval.regression import MetricComparison
+
+    comp = MetricComparison("exact_match", 0.8, 0.7, -0.1, 0.1, 0.02, True, "regression", True)
+    comp.test, comp.p_value, comp.significant = "mcnemar", 0.01, True
+    assert comp.describe("absolute").endswith("mcnemar p=0.01, significant)")
+    comp.p_adjusted = 0.03
+    assert comp.describe("absolute").endswith("mcnemar p=0.01, adjusted p=0.03, significant)")
+    comp.p_adjusted = 0.01  # Holm left it unchanged: said once
+    assert "adjusted" not in comp.describe("absolute")
+
+
+def test_unpaired_results_with_scores_on_one_side_get_no_effect_size() -> None:
+    rng = random.Random(5)
+    base = _result(token_f1=[rng.random() for _ in range(30)])
+    new = EvalResult.from_dict(
+        _result(token_f1=[rng.random() for _ in range(20)]).to_dict(include_scores=False)
+    )
+    for a, b in ((new, base), (base, new)):
+        comp = RegressionGate(1.0).compare(a, b).comparisons["token_f1"]
+        assert comp.test is None and comp.mde is None and comp.detectable is None
+
+
+def test_relative_tolerance_is_compared_with_the_effect_on_the_baseline_scale() -> None:
+    rng = random.Random(11)
+    base = [0.5 + rng.uniform(-0.1, 0.1) for _ in range(100)]
+    new = [b + rng.gauss(0.0, 0.25) for b in base]
+    relative = RegressionGate(0.1, mode="relative").compare(_result(token_f1=new), _result(token_f1=base))
+    comp = relative.comparisons["token_f1"]
+    # 10% of a ~0.5 baseline is ~5 points, below this set's MDE (~7 points); read as 10 points
+    # absolute it would be above it and the warning would be missing.
+    assert comp.mde is not None and 0.055 < comp.mde < 0.1
+    tolerance_points = 100 * 0.1 * abs(sum(base) / len(base))
+    assert f"more than the tolerance of {tolerance_points:.1f} points" in (comp.detectable or "")
+    absolute = RegressionGate(0.1).compare(_result(token_f1=new), _result(token_f1=base))
+    assert "tolerance" not in (absolute.comparisons["token_f1"].detectable or "")

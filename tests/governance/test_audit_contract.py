@@ -205,3 +205,67 @@ def test_commands_named_in_messages_point_at_the_folder(tmp_path: Path) -> None:
         == f"provenir audit repair --output-dir {store_audit.parent}"
     )
     assert audit_module._repair_command(elsewhere) == f"provenir audit repair --dir {elsewhere}"
+
+
+def test_four_problems_show_three_and_count_the_fourth() -> None:
+    four = AuditVerification(records=0, head_seq=0, head_hash="0" * 64, problems=["p1", "p2", "p3", "p4"])
+    assert four.summary() == "p1; p2; p3 (+1 more)"
+
+
+@pytest.mark.parametrize("length", [8191, 8192, 8193, 8194, 16385, 16386])
+def test_the_head_of_a_one_line_log_is_read_whole_at_every_window_boundary(
+    tmp_path: Path, length: int
+) -> None:
+    # The last line is read backwards in windows of 8192 bytes, then 16384...: a line that ends
+    # exactly where a window starts must still be read from its first byte.
+    probe = AuditLogger(tmp_path / "probe").log("padded", actor="a", pad="")
+    base = len((tmp_path / "probe" / "audit.jsonl").read_bytes()) - 1  # without the newline
+    assert probe.seq == 1
+    folder = tmp_path / str(length)
+    record = AuditLogger(folder).log("padded", actor="a", pad="x" * (length - base))
+    assert len((folder / "audit.jsonl").read_bytes()) == length + 1
+    assert AuditLogger(folder).head() == (1, record.hash)  # a fresh logger: no cached head
+    second = AuditLogger(folder).log("next", actor="a")
+    assert second.prev_hash == record.hash
+
+
+def test_a_writer_that_cannot_get_the_lock_in_time_refuses_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filelock import FileLock
+
+    monkeypatch.setattr(audit_module, "_LOCK_TIMEOUT_S", 0.2)  # before the logger makes its lock
+    logger = AuditLogger(tmp_path)
+    logger.log("first", actor="a")
+    other = FileLock(str(tmp_path / "audit.lock"))  # another holder: its own open file, so flock excludes us
+    with other:
+        with pytest.raises(GovernanceError, match=r"could not lock the audit log within 0s"):
+            logger.log("second", actor="a")
+    assert [r["event"] for r in _stored(tmp_path)] == ["first"]
+    assert logger.log("second", actor="a").seq == 2
+
+
+def test_a_forked_child_takes_its_own_lock_while_the_parent_holds_its(tmp_path: Path) -> None:
+    import os
+    import time
+
+    logger = AuditLogger(tmp_path)
+    logger.log("setup", actor="a")
+    lock = logger._locked()  # held by the parent (and re-entered by its own log call below)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: must wait for the parent's lock, not inherit it
+            code = 1
+            try:
+                logger.log("child", actor="a")
+                code = 0
+            finally:
+                os._exit(code)
+        time.sleep(0.5)
+        logger.log("parent", actor="a")
+    finally:
+        lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [r["event"] for r in _stored(tmp_path)] == ["setup", "parent", "child"]
+    assert logger.check().ok

@@ -228,3 +228,35 @@ def test_metrics_name_the_data_their_record_names_and_never_the_training_set(tmp
         "type": "provenir-eval",
         "args": {"sha256": "c" * 64, "rows": 2},
     }
+
+
+def test_write_model_card_finds_the_run_its_eval_and_records_the_card(tmp_path: Path) -> None:
+    import json
+
+    from provenir.governance.audit import AuditLogger
+    from provenir.governance.model_card import write_model_card
+
+    artifacts = tmp_path / "artifacts"
+    m = _manifest()
+    m.save(RunStore(artifacts).manifest_path(m.run_id))
+    run_folder = RunStore(artifacts).run_dir(m.run_id)
+    run_folder.mkdir(parents=True)
+    (run_folder / "eval.json").write_text(json.dumps(EVAL))
+    written = write_model_card(m.run_id[:8], output_dir=artifacts)
+    assert written == run_folder / "MODEL_CARD.md"
+    assert "| exact_match | 0.5000 | [0.4000, 0.6000] | 50 |" in written.read_text()
+    (record,) = AuditLogger(artifacts / "audit").query().records
+    assert record.event == "model_card_generated" and record.run_id == m.run_id
+    assert record.fields["path"] == str(written) and record.fields["manifest_hash"] == m.manifest_hash
+    # A folder gets MODEL_CARD.md; audit=False records nothing more.
+    elsewhere = tmp_path / "cards"
+    elsewhere.mkdir()
+    assert (
+        write_model_card("latest", output_dir=artifacts, out=elsewhere, audit=False)
+        == elsewhere / "MODEL_CARD.md"
+    )
+    assert len(AuditLogger(artifacts / "audit").query().records) == 1
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(GovernanceError, match="cannot read evaluation results"):
+        write_model_card(m.run_id, output_dir=artifacts, eval_file=broken)

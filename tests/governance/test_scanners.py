@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,28 @@ def test_governance_imports_stay_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_scan_file_masks_and_records_counts_never_values(tmp_path: Path) -> None:
+    from provenir.governance.audit import AuditLogger
+    from provenir.governance.scanners import scan_file
+
+    data = tmp_path / "d.jsonl"
+    rows = [{"prompt": "mail a@b.com", "response": "key AKIAIOSFODNN7EXAMPLE"}, {"prompt": "hi"}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = scan_file(data)
+    assert plain.action == "report" and plain.rows_scanned == 2 and plain.has_findings
+    assert not (tmp_path / "audit").exists()  # nothing recorded without an audit folder
+    masked = tmp_path / "masked.jsonl"
+    summary = scan_file(data, mask=masked, audit_dir=tmp_path / "audit")
+    assert summary.action == "masked"
+    assert [json.loads(x) for x in masked.read_text().splitlines()] == [
+        {"prompt": "mail <EMAIL_1>", "response": "key <SECRET_1>"},
+        {"prompt": "hi"},
+    ]
+    (record,) = AuditLogger(tmp_path / "audit").query().records
+    assert record.event == "dataset_scanned" and record.fields["masked_to"] == str(masked)
+    assert (
+        record.fields["secret_counts"] == {"AWS Access Key": 1} and record.fields["pii_counts"]["EMAIL"] == 1
+    )
+    assert "AKIAIOSFODNN7EXAMPLE" not in (tmp_path / "audit" / "audit.jsonl").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,11 @@ def test_the_child_manifest_verifies_and_lists_every_file(
     assert check["logits_check"]["max_abs_diff"] <= LOGITS_TOLERANCE
     assert check["base_model"]["digest"] == parent.inputs.model.digest  # type: ignore[union-attr]
     assert store.verify(child.run_id).ok
+    body = result.to_dict()  # what `provenir export --json` prints
+    assert json.loads(json.dumps(body)) == body
+    assert body["run_id"] == child.run_id and body["parent_run_id"] == parent.run_id
+    assert body["model_dir"] == str(model_dir) and body["out"] is None and body["signature"] is None
+    assert body["files"] == result.files and body["logits_max_abs_diff"] == result.max_abs_diff
 
     (model_dir / "config.json").write_text((model_dir / "config.json").read_text() + " ")
     problems = store.verify(child.run_id).problems

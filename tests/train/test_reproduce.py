@@ -32,6 +32,11 @@ def test_reproduce_stub_is_identical_and_records_provenance(tmp_path: Path) -> N
     assert result.replay.provenance == [original.run_id]
     assert result.replay.relation == "reproduce"
     assert RunStore(tmp_path / "artifacts").manifest_path(result.replay.run_id).is_file()
+    body = result.to_dict()
+    assert json.loads(json.dumps(body)) == body  # JSON as it stands
+    assert body["original_run_id"] == original.run_id and body["replay_run_id"] == result.replay.run_id
+    assert body["identical"] is True and body["original_adapter_hash"] == body["replay_adapter_hash"]
+    assert body["metric_deltas"] == {k: [a, b] for k, (a, b) in result.metric_deltas.items()}
 
 
 def test_reproduce_refuses_changed_dataset(tmp_path: Path) -> None:

@@ -11,44 +11,45 @@ import typer
 from provenir.cli.options import JsonFlag
 
 
+def flywheel_command(
+    config: Annotated[Path, typer.Argument(help="Flywheel YAML (see examples/flywheel_offline.yaml).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config field: key.path=value (repeatable)."),
+    ] = None,
+    progress: Annotated[
+        bool | None, typer.Option(help="Show progress bars (default: on a terminal).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run (or resume) the data flywheel and print a table of its stages.
+
+    Stages already completed with the same inputs are reused; the augmented training set,
+    its SHA-256 and summary.json are written under <output_dir>/flywheel/<name>/.
+    """
+    from provenir.core.extras import check_extras
+    from provenir.flywheel import DataFlywheel, FlywheelConfig
+
+    flywheel_config = FlywheelConfig.from_yaml(config, set_ or [])
+    check_extras("eval")  # mining scores predictions with the eval metrics
+    result = DataFlywheel(flywheel_config).run(progress=progress)
+    if as_json:
+        body = {
+            "augmented_path": str(result.augmented_path),
+            "augmented_sha256": result.augmented_sha256,
+            "summary_path": str(result.summary_path),
+            "counts": result.counts,
+            "stages_run": result.stages_run,
+            "stages_skipped": result.stages_skipped,
+        }
+        typer.echo(json.dumps(body, sort_keys=True, default=str))
+        return
+    typer.echo(result.format_table())
+    typer.echo(f"augmented set: {result.augmented_path} ({result.counts['augment']['rows']} rows)")
+    typer.echo(f"sha256: {result.augmented_sha256}")
+    typer.echo(f"summary: {result.summary_path}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the ``flywheel`` command to ``app``."""
-
-    @app.command("flywheel")
-    def flywheel_command(
-        config: Annotated[Path, typer.Argument(help="Flywheel YAML (see examples/flywheel_offline.yaml).")],
-        set_: Annotated[
-            list[str] | None,
-            typer.Option("--set", help="Override a config field: key.path=value (repeatable)."),
-        ] = None,
-        progress: Annotated[
-            bool | None, typer.Option(help="Show progress bars (default: on a terminal).")
-        ] = None,
-        as_json: JsonFlag = False,
-    ) -> None:
-        """Run (or resume) the data flywheel and print a table of its stages.
-
-        Stages already completed with the same inputs are reused; the augmented training set,
-        its SHA-256 and summary.json are written under <output_dir>/flywheel/<name>/.
-        """
-        from provenir.core.extras import check_extras
-        from provenir.flywheel import DataFlywheel, FlywheelConfig
-
-        flywheel_config = FlywheelConfig.from_yaml(config, set_ or [])
-        check_extras("eval")  # mining scores predictions with the eval metrics
-        result = DataFlywheel(flywheel_config).run(progress=progress)
-        if as_json:
-            body = {
-                "augmented_path": str(result.augmented_path),
-                "augmented_sha256": result.augmented_sha256,
-                "summary_path": str(result.summary_path),
-                "counts": result.counts,
-                "stages_run": result.stages_run,
-                "stages_skipped": result.stages_skipped,
-            }
-            typer.echo(json.dumps(body, sort_keys=True, default=str))
-            return
-        typer.echo(result.format_table())
-        typer.echo(f"augmented set: {result.augmented_path} ({result.counts['augment']['rows']} rows)")
-        typer.echo(f"sha256: {result.augmented_sha256}")
-        typer.echo(f"summary: {result.summary_path}")
+    app.command("flywheel")(flywheel_command)

@@ -6,31 +6,47 @@ import heavy libraries inside their bodies so ``provenir --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
+from types import ModuleType
 
 import typer
 
+from provenir.cli import (
+    api_commands,
+    attest_commands,
+    data_commands,
+    eval_commands,
+    export_commands,
+    flywheel_commands,
+    gate_commands,
+    governance_commands,
+    judge_commands,
+    manifest_commands,
+    model_signing_commands,
+    report_commands,
+    rlaif_commands,
+    train_commands,
+)
 from provenir.core.errors import ProvenirError, RunInterrupted
 from provenir.core.library_output import quiet_libraries
 
-COMMAND_MODULES: tuple[str, ...] = (
-    # In the order a run flows: train, check, evaluate, iterate, then the readers.
-    "provenir.cli.train_commands",
-    "provenir.cli.manifest_commands",
-    "provenir.cli.eval_commands",
-    "provenir.cli.gate_commands",
-    "provenir.cli.rlaif_commands",
-    "provenir.cli.flywheel_commands",
-    "provenir.cli.judge_commands",
-    "provenir.cli.data_commands",
-    "provenir.cli.governance_commands",
-    "provenir.cli.model_signing_commands",
-    "provenir.cli.export_commands",
-    "provenir.cli.attest_commands",
-    "provenir.cli.report_commands",
-    "provenir.cli.api_commands",
+#: The command modules, in the order a run flows: train, check, evaluate, iterate, then the readers.
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    train_commands,
+    manifest_commands,
+    eval_commands,
+    gate_commands,
+    rlaif_commands,
+    flywheel_commands,
+    judge_commands,
+    data_commands,
+    governance_commands,
+    model_signing_commands,
+    export_commands,
+    attest_commands,
+    report_commands,
+    api_commands,
 )
 
 EXIT_USAGE = 2
@@ -48,7 +64,7 @@ def build_app() -> typer.Typer:
         add_completion=False,
     )
     for module in COMMAND_MODULES:
-        importlib.import_module(module).register(app)
+        module.register(app)
     return app
 
 

@@ -931,6 +931,16 @@ class RunConfig(ConfigSection):
             atomic_write_text(path, text)
         return text
 
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> RunConfig:
+        """The config of a run: defaults < the YAML file at ``path`` (if any) < ``overrides``.
+
+        ``RunConfig.load(None, ["training.seed=7"])`` is the defaults with one field changed.
+        """
+        if path is None:
+            return RunConfig().with_overrides(overrides or [])
+        return RunConfig.from_yaml(path, overrides or [])
+
     def with_overrides(self, overrides: list[str]) -> RunConfig:
         """A new config with ``key.path=value`` overrides applied on top of this one."""
         data = self.model_dump(mode="json")

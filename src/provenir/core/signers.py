@@ -122,6 +122,11 @@ class SignerPolicy:
         """Sorted fingerprints of the trusted keys."""
         return sorted(fingerprint(k) for k in self.trusted_keys)
 
+    @property
+    def public_keys(self) -> list[str]:
+        """The trusted keys in base64 (as ``--public-key`` takes them), sorted by their bytes."""
+        return [base64.b64encode(k).decode() for k in sorted(self.trusted_keys)]
+
     def trusts(self, public_key: bytes) -> bool:
         """True when ``public_key`` (raw bytes) is one of the trusted keys."""
         return public_key in self.trusted_keys

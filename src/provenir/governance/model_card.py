@@ -28,6 +28,7 @@ then the card says so in its first lines.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -579,3 +580,49 @@ def _metric_label(name: str, m: dict[str, Any], confidence: float = 0.95) -> str
         label += f" ({confidence * 100:g}% CI {lo:.4f}-{hi:.4f}"
         label += f", n={m['n']})" if m.get("n") is not None else ")"
     return label
+
+
+def write_model_card(
+    ref: str | os.PathLike[str],
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    eval_file: str | os.PathLike[str] | None = None,
+    license: str | None = None,
+    allow_failed: bool = False,
+    audit: bool = True,
+) -> Path:
+    """Generate the card of run ``ref`` (id, prefix, ``latest`` or manifest file) and write it.
+
+    The evaluation is ``eval_file``, else the run's ``eval.json`` when there is one, else the
+    manifest's own. The card goes to ``out`` (a ``.md`` file, or a folder that gets
+    ``MODEL_CARD.md``), by default ``<output_dir>/runs/<run_id>/MODEL_CARD.md``. With ``audit``,
+    the store's audit log records ``model_card_generated``. Returns the card's path.
+    """
+    store, manifest_file = RunStore(output_dir).locate(ref)
+    manifest = RunManifest.load(manifest_file)
+    run_folder = store.run_dir(manifest.run_id)
+    eval_result = None
+    candidate = Path(eval_file) if eval_file is not None else run_folder / "eval.json"
+    if eval_file is not None or candidate.is_file():
+        try:
+            eval_result = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GovernanceError(f"{candidate}: cannot read evaluation results ({exc})") from None
+    card = ModelCardGenerator(license=license).generate(manifest_file, eval_result, allow_failed=allow_failed)
+    if out is None:
+        written = card.save_in(run_folder, DEFAULT_CARD_NAME)
+    elif Path(out).is_dir():
+        written = card.save_in(out, DEFAULT_CARD_NAME)
+    else:
+        written = card.save(out)
+    if audit:
+        from provenir.governance.audit import AuditLogger
+
+        AuditLogger(store.audit_dir).log(
+            "model_card_generated",
+            run_id=manifest.run_id,
+            path=str(written),
+            manifest_hash=manifest.manifest_hash,
+        )
+    return written

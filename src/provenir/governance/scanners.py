@@ -27,6 +27,7 @@ JSON-serialisable summary for ``RunManifest.scans``; :func:`apply_scan_policy` i
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -348,6 +349,45 @@ def masker_for(*, secrets: bool = True, default_region: str = "US") -> Any:
     return PIIMasker(PIIScanner(default_region=default_region), extra_spans=extra)
 
 
+#: Findings listed per kind in the summary :func:`scan_file` records (the counts are always whole).
+SCAN_FILE_FINDINGS = 20
+
+
+def scan_file(
+    dataset: str | os.PathLike[str],
+    *,
+    mask: str | os.PathLike[str] | None = None,
+    pii: bool = True,
+    secrets: bool = True,
+    default_region: str = "US",
+    audit_dir: str | os.PathLike[str] | None = None,
+) -> ScanSummary:
+    """:func:`scan_dataset` of a file; with ``mask``, also write a masked copy there.
+
+    With ``audit_dir``, the scan is recorded there (event ``dataset_scanned``: counts and where
+    the masked copy went, never matched text). The summary's ``action`` is ``masked`` when a
+    copy was written.
+    """
+    summary = scan_dataset(str(dataset), pii=pii, secrets=secrets, default_region=default_region)
+    if mask is not None:
+        masker_for(secrets=secrets, default_region=default_region).mask_file(str(dataset), str(mask))
+        summary.action = "masked"
+    if audit_dir is not None:
+        from provenir.governance.audit import AuditLogger
+
+        data = summary.to_dict(max_findings=SCAN_FILE_FINDINGS)
+        AuditLogger(audit_dir).log(
+            "dataset_scanned",
+            dataset=str(dataset),
+            has_pii=data["has_pii"],
+            has_secrets=data["has_secrets"],
+            pii_counts=(data["pii"] or {}).get("counts"),
+            secret_counts=(data["secrets"] or {}).get("counts"),
+            masked_to=str(mask) if mask else None,
+        )
+    return summary
+
+
 __all__ = [
     "SecretFinding",
     "SecretReport",
@@ -358,4 +398,5 @@ __all__ = [
     "is_path_like",
     "masker_for",
     "scan_dataset",
+    "scan_file",
 ]

@@ -37,7 +37,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from provenir.core.errors import ConfigError, ManifestError, ReproducibilityError
 from provenir.core.hashing import sha256_file, sha256_json
@@ -76,6 +76,19 @@ class ExportResult:
     max_abs_diff: float
     files: dict[str, str]
     signature: ModelSignature | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was exported, as JSON-serialisable data (what ``provenir export --json`` prints)."""
+        return {
+            "run_id": self.manifest.run_id,
+            "parent_run_id": self.manifest.provenance[-1],
+            "manifest": str(self.manifest_path),
+            "model_dir": str(self.model_dir),
+            "out": str(self.out) if self.out is not None else None,
+            "files": self.files,
+            "logits_max_abs_diff": self.max_abs_diff,
+            "signature": str(self.signature.signature_path) if self.signature else None,
+        }
 
 
 def export_run(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from provenir.core.config import RunConfig
 from provenir.core.environment import environment_diff
@@ -33,6 +34,18 @@ class Reproduction:
     metric_deltas: dict[str, tuple[float, float]] = field(default_factory=dict)
     environment_changes: list[str] = field(default_factory=list)
     """``path: original -> replay`` for every environment field that differs (see ``environment_diff``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as JSON-serialisable data (what ``provenir reproduce --json`` prints)."""
+        return {
+            "original_run_id": self.original.run_id,
+            "replay_run_id": self.replay.run_id,
+            "original_adapter_hash": self.original.adapter_hash,
+            "replay_adapter_hash": self.replay.adapter_hash,
+            "identical": self.identical,
+            "metric_deltas": {k: list(v) for k, v in self.metric_deltas.items()},
+            "environment_changes": self.environment_changes,
+        }
 
     @property
     def verdict(self) -> str:
