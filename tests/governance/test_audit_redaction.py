@@ -86,15 +86,19 @@ def test_every_metric_name_and_config_key_reads_back_unchanged(tmp_path: Path) -
     text = {name: f"value of {name}" for name in metrics + keys}
     names = {name: name for name in metrics + keys}
 
-    audit.log("evaluation_completed", **numeric)
+    # Free-form (namespaced) events: Provenir's own events only take their schema's fields.
+    audit.log("acme.evaluation_completed", **numeric)
     assert _last_record(tmp_path)["fields"] == numeric
-    audit.log("evaluation_completed", **text)
+    audit.log("acme.evaluation_completed", **text)
     assert _last_record(tmp_path)["fields"] == text
-    audit.log("evaluation_completed", **names)
+    audit.log("acme.evaluation_completed", **names)
     assert _last_record(tmp_path)["fields"] == names
     nested = {"means": {m: 0.5 for m in metrics}, "config": config, "labels": [{m: m} for m in metrics]}
-    audit.log("training_started", **nested)
+    audit.log("acme.training_started", **nested)
     assert _last_record(tmp_path)["fields"] == nested
+    typed = {"rows": 3, "means": {m: 0.5 for m in metrics}}
+    audit.log("evaluation_completed", run_id="r", **typed)
+    assert _last_record(tmp_path)["fields"] == typed
     assert AuditLogger(tmp_path).verify().ok
 
 

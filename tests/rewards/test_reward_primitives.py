@@ -17,6 +17,7 @@ from provenir.rewards.primitives import (
     FormatReward,
     MaxReward,
     MinReward,
+    NormalizedExactMatchReward,
     Reward,
     ThresholdGatedReward,
     WeightedSumReward,
@@ -134,7 +135,8 @@ def test_combinator_errors() -> None:
 def test_registry_and_protocol() -> None:
     names = set(PluginRegistry.list_names("reward"))
     assert {"exact_match", "format", "weighted_sum", "min", "max", "threshold_gated", "clamped"} <= names
-    assert isinstance(PluginRegistry.create("reward", "exact_match"), ExactMatchReward)
+    assert isinstance(PluginRegistry.create("reward", "exact_match_strict"), ExactMatchReward)
+    assert isinstance(PluginRegistry.create("reward", "exact_match"), NormalizedExactMatchReward)
     assert PluginRegistry.create("reward", "format", mode="json").score("[]") == 1.0
     assert isinstance(ExactMatchReward(), Reward)
 
@@ -162,7 +164,8 @@ def test_completion_text_reads_strings_and_chat_messages(completion: object, tex
 
 def test_grpo_adapter_follows_trl_batch_signature() -> None:
     fn = as_grpo_reward_func(ExactMatchReward())
-    assert fn.__name__ == "exact_match"
+    assert fn.__name__ == "exact_match_strict"  # a leaf is logged under its registry name
+    assert as_grpo_reward_func(NormalizedExactMatchReward()).__name__ == "exact_match"
     # Exactly how TRL 1.16 GRPOTrainer._calculate_rewards calls a custom reward function.
     rewards = fn(
         prompts=["2+2?", "capital of France?"],

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +183,10 @@ class RecordingBackend(TRLBackend):
 
     result: TrainResult | None = None
 
-    def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
-        self.result = super().fit(config, dataset, run_dir)
+    def fit(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, *, callbacks: Sequence[Any] = ()
+    ) -> TrainResult:
+        self.result = super().fit(config, dataset, run_dir, callbacks=callbacks)
         return self.result
 
 

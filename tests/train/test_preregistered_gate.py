@@ -18,6 +18,7 @@ from provenir.core.store import GATE_FILE, GATE_REGISTRATIONS_FILE, RunStore
 from provenir.eval.harness import EVAL_FILENAME, EvalResult, metric_result_from_scores
 from provenir.eval.run_evaluation import attach_to_manifest
 from provenir.governance.audit import AuditLogger
+from provenir.governance.audit_events import EVENTS
 from provenir.train.preregistered_gate import (
     decide_registered_gate,
     gate_spec_sha256,
@@ -103,6 +104,7 @@ def test_decides_with_the_sealed_spec_audits_and_records_it(tmp_path: Path, base
     (event,) = _events(store, "gate_decision")
     assert event.run_id == manifest.run_id and event.fields["spec_sha256"] == manifest.gate_spec_sha256
     assert event.fields["passed"] is True
+    assert set(event.fields) == set(EVENTS["gate_decision"].required)  # the field set every gate logs
     recorded = json.loads((store.run_dir(manifest.run_id) / GATE_FILE).read_text())
     assert recorded["decision"]["passed"] is True
     # Asking for exactly the sealed values is no change: decided, nothing registered.

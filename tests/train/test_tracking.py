@@ -367,7 +367,7 @@ def test_importing_tracking_loads_no_tracking_or_training_library() -> None:
 def test_callback_forwards_numbers_only_from_the_main_process() -> None:
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-    from provenir.train.tracking import TrackingCallback
+    from provenir.train.tracking_callback import TrackingCallback
 
     class Recorder:
         def __init__(self) -> None:
@@ -397,7 +397,7 @@ def test_callback_forwards_numbers_only_from_the_main_process() -> None:
 def test_callback_in_a_real_trl_run_forwards_every_logged_loss(tmp_path: Path, tiny_model_path: Path) -> None:
     from provenir.train.backends.trl_backend import TRLBackend
     from provenir.train.runner import RunOptions, train
-    from provenir.train.tracking import TrackingCallback
+    from provenir.train.tracking_callback import TrackingCallback
 
     out = tmp_path / "artifacts"
     config = RunConfig.from_dict(

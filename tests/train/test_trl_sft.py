@@ -86,7 +86,7 @@ def test_prompt_tokens_are_masked(tiny_model_path: Path, tmp_path: Path) -> None
     config = sft_config(tmp_path, max_steps=1)
     data = load_train_data(config)
     trainer, tokenizer, _ = TRLBackend(progress=False).build_trainer(config, data, tmp_path)
-    from provenir.train.backends.trl_backend import template_pair
+    from provenir.data.templates.rendering import template_pair
 
     batch = trainer.data_collator([trainer.train_dataset[0]])
     labels = batch["labels"][0].tolist()

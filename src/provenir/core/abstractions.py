@@ -6,6 +6,7 @@ A backend trains; it does not hash, sign or write manifests: the run driver in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -78,6 +79,14 @@ class TrainingBackend(Protocol):
     (``def fit(self, config, dataset)``) is still usable and reports its outputs through
     ``TrainResult.adapter_dir``. A backend that loads no base model sets ``loads_model = False``
     so the run driver does not pin (hash) one; without the attribute a model is assumed.
+
+    ``callbacks`` are the run's ``transformers.TrainerCallback`` objects (live tracking,
+    in-training evaluation, the streamed ``train_log.jsonl``), handed over by the run driver for
+    this call only; a backend that runs a Trainer attaches them to it. A backend whose ``fit``
+    takes no ``callbacks`` parameter gets none, and the run driver replays its
+    ``TrainResult.log_history`` to the tracker after training instead.
     """
 
-    def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult: ...
+    def fit(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, *, callbacks: Sequence[Any] = ()
+    ) -> TrainResult: ...

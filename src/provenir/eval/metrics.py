@@ -15,8 +15,8 @@ the item's score is the best one over its references (the SQuAD and rouge-score 
 BLEU uses all references jointly, as sacrebleu does.
 
 A metric is any object with ``name``, ``binary`` and ``compute(predictions, references)``
-(:class:`MetricFn`); register your own with
-``@PluginRegistry.register("my_metric", kind="metric")``.
+(:class:`MetricFn`). The built-ins are declared as ``provenir.metrics`` entry points;
+register your own with ``@PluginRegistry.register("my_metric", kind="metric")``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from provenir.core.errors import EvaluationError
-from provenir.plugins.registry import PluginRegistry
 
 __all__ = [
     "BLEU4",
@@ -118,7 +117,6 @@ def _f1_tokens(pred_tokens: list[str], ref_tokens: list[str]) -> float:
     return (2 * precision * recall) / (precision + recall)
 
 
-@PluginRegistry.register("exact_match", kind="metric")
 class ExactMatch:
     """1.0 when the SQuAD-normalised prediction equals a normalised reference, else 0.0.
 
@@ -140,7 +138,6 @@ class ExactMatch:
         return ItemScores(scores=scores, binary=True)
 
 
-@PluginRegistry.register("token_f1", kind="metric")
 class TokenF1:
     """SQuAD v1.1 token F1: bag-of-tokens overlap of the normalised texts, max over references.
 
@@ -164,7 +161,6 @@ class TokenF1:
 # -- BLEU ----------------------------------------------------------------------------------------
 
 
-@PluginRegistry.register("bleu4", kind="metric")
 class BLEU4:
     """BLEU-4 exactly as sacrebleu computes it, on the 0..1 scale.
 
@@ -303,7 +299,6 @@ class _CachedStemmer:
         self.stem = lru_cache(maxsize=1 << 16)(porter.PorterStemmer().stem)
 
 
-@PluginRegistry.register("rouge_l", kind="metric")
 class ROUGE_L:  # noqa: N801 - the seed's public name
     """ROUGE-L F-measure exactly as ``rouge_score`` computes it (``RougeScorer(["rougeL"])``).
 

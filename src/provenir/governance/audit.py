@@ -5,7 +5,7 @@
     from provenir.governance.audit import AuditLogger
 
     audit = AuditLogger("artifacts/audit")
-    audit.log("training_complete", actor="ci-bot", run_id=manifest.run_id, steps=500)
+    audit.log("ci.deployed", actor="ci-bot", run_id=manifest.run_id, target="staging")
     head = audit.checkpoint("signing.key")    # a signed tree head over every record so far
 
 Files in the audit folder
@@ -13,7 +13,7 @@ Files in the audit folder
 ``audit.jsonl``
     One record per line, RFC 8785 canonical JSON::
 
-        {"actor":"ci-bot","event":"training_complete","fields":{"steps":500},
+        {"actor":"ci-bot","event":"ci.deployed","fields":{"target":"staging"},
          "hash":"<sha256>","prev_hash":"<sha256 of the previous record>",
          "run_id":"...","seq":1,"timestamp":"2025-01-01T00:00:00.000000+00:00"}
 
@@ -22,6 +22,11 @@ Files in the audit folder
     line breaks the chain (:meth:`AuditLogger.verify`). ``seq`` counts from 1 without gaps.
     A ``run_id`` keyword is lifted to the top level so readers can filter on it; every other
     keyword goes, redacted (:mod:`provenir.core.redaction`), under ``fields``.
+
+    The events Provenir writes (``training_completed``, ``gate_decision``, ...) each have one
+    typed schema (:mod:`provenir.governance.audit_events`, ``docs/audit-events.md``) that
+    :meth:`AuditLogger.log` enforces; any other name is free-form, and plugins and users put
+    theirs under a namespace prefix (``ci.deployed``, ``acme:scored``).
 
     The lines are also the leaves of an RFC 9162 Merkle tree (:mod:`provenir.governance.merkle`;
     a leaf is the line's bytes without its newline), so any prefix of the log has a root hash,
@@ -84,6 +89,7 @@ from provenir.core.hashing import canonical_json, sha256_json
 from provenir.core.redaction import redact, redact_text
 from provenir.core.tree_head import TreeHead, make_tree_head
 from provenir.governance import merkle
+from provenir.governance.audit_events import validate_event
 from provenir.governance.audit_index import (
     INDEX_NAME,
     AuditIndex,
@@ -432,6 +438,8 @@ class AuditLogger:
         ``event`` is a short name (letters, digits, ``_ . : / -``); ``actor`` defaults to
         :func:`default_actor`; ``run_id`` is stored at top level, other keywords under
         ``fields``. Secrets in ``actor`` and field values are redacted before writing.
+        An event Provenir defines must fit its schema (:mod:`provenir.governance.audit_events`,
+        ``docs/audit-events.md``); other names are free-form (plugins: ``myplugin.event``).
         """
         if not isinstance(event, str) or not _EVENT.match(event):
             raise GovernanceError(
@@ -444,6 +452,7 @@ class AuditLogger:
         run_id = fields.pop("run_id", None)
         if run_id is not None and not isinstance(run_id, str):
             raise GovernanceError(f"audit run_id must be a string, not {type(run_id).__name__}")
+        validate_event(event, fields, run_id)
         clean_fields = redact(_jsonable(fields, "fields"))
         run_id = redact_text(run_id)[0] if run_id is not None else None
 

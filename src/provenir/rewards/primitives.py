@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from provenir.core.errors import ConfigError, EvaluationError
+from provenir.eval.metrics import normalize_answer
 from provenir.plugins.registry import PluginRegistry
 
 
@@ -72,9 +73,48 @@ def _check_rewards(rewards: Any, who: str) -> list[Any]:
 # ------------------------------------------------------------------------- leaves
 
 
+def _check_reference(reference: Any, who: str) -> str:
+    if reference is None:
+        raise EvaluationError(f"{who} needs a reference (for GRPO: a 'reference' dataset column)")
+    if not isinstance(reference, str):
+        raise EvaluationError(f"{who}: reference must be a string, got {type(reference).__name__}")
+    return reference
+
+
 @PluginRegistry.register("exact_match", kind="reward")
+class NormalizedExactMatchReward:
+    """1.0 if the SQuAD-normalised prediction equals the normalised reference, else 0.0.
+
+    The same normalisation as the ``exact_match`` metric (:func:`provenir.eval.metrics.normalize_answer`:
+    lowercase, no punctuation, no a/an/the, single spaces), so GRPO is rewarded for exactly the
+    match it is evaluated on. For a literal comparison use ``exact_match_strict``
+    (:class:`ExactMatchReward`).
+
+    Example::
+
+        NormalizedExactMatchReward().score("The Eiffel Tower!", "eiffel tower")  # 1.0
+    """
+
+    name = "exact_match"
+    needs_reference = True
+
+    def score(self, prediction: str, reference: str | None = None) -> float:
+        """1.0 on a normalised match, 0.0 otherwise."""
+        _check_prediction(prediction, "NormalizedExactMatchReward")
+        reference = _check_reference(reference, "NormalizedExactMatchReward")
+        return 1.0 if normalize_answer(prediction) == normalize_answer(reference) else 0.0
+
+    def __repr__(self) -> str:
+        return "NormalizedExactMatchReward()"
+
+
+@PluginRegistry.register("exact_match_strict", kind="reward")
 class ExactMatchReward:
-    """1.0 if the prediction equals the reference, else 0.0.
+    """1.0 if the prediction equals the reference literally (case included), else 0.0.
+
+    Registered as ``exact_match_strict``: stricter than the ``exact_match`` metric, which
+    normalises case, punctuation and articles (the ``exact_match`` reward,
+    :class:`NormalizedExactMatchReward`, matches the metric).
 
     Args:
         strip: ignore leading/trailing whitespace (model outputs often end in a newline).
@@ -82,6 +122,7 @@ class ExactMatchReward:
         normalize_whitespace: collapse internal runs of whitespace to one space.
     """
 
+    name = "exact_match_strict"
     needs_reference = True
 
     def __init__(
@@ -101,14 +142,7 @@ class ExactMatchReward:
     def score(self, prediction: str, reference: str | None = None) -> float:
         """1.0 on a match, 0.0 otherwise."""
         _check_prediction(prediction, "ExactMatchReward")
-        if reference is None:
-            raise EvaluationError(
-                "ExactMatchReward needs a reference (for GRPO: a 'reference' dataset column)"
-            )
-        if not isinstance(reference, str):
-            raise EvaluationError(
-                f"ExactMatchReward: reference must be a string, got {type(reference).__name__}"
-            )
+        reference = _check_reference(reference, "ExactMatchReward")
         return 1.0 if self._norm(prediction) == self._norm(reference) else 0.0
 
     def __repr__(self) -> str:
@@ -468,5 +502,9 @@ def as_grpo_reward_func(
 
 
 def _default_name(reward: Any) -> str:
+    # A leaf that names itself (like a metric's ``name``) is logged under its registry name.
+    own = getattr(type(reward), "name", None)
+    if isinstance(own, str) and own:
+        return own
     snake = re.sub(r"(?<!^)(?=[A-Z])", "_", type(reward).__name__).lower()
     return snake.removesuffix("_reward") or "reward"

@@ -104,7 +104,7 @@ def _completion_text(template: str, tokenizer: Any) -> Callable[[str], str]:
     model generated, or ``"?" + "12"`` would train a token the policy never produced after
     ``"? 12"`` (byte-level BPE folds the space into the word).
     """
-    from provenir.train.backends.trl_backend import template_pair
+    from provenir.data.templates.rendering import template_pair
 
     _, probe = template_pair(template, tokenizer, {"prompt": "p"}, "\x00")
     own_separator = probe[: probe.index("\x00")] != ""
@@ -300,9 +300,7 @@ class RLAIFPipeline:
         new_eval = EvalResult.load(ev["file"])
         summary.metrics = new_eval.summary()["metrics"]
 
-        gate = self._done(k, "gate") or self._record(
-            k, "gate", self._gate(new_eval, EvalResult.load(parent["eval"]))
-        )
+        gate = self._done(k, "gate") or self._record(k, "gate", self._gate(new_eval, Path(parent["eval"])))
         summary.gate_passed = gate["passed"]
         summary.gate_message = gate["message"]
         summary.vs_baseline, summary.improved = self._versus_baseline(new_eval)
@@ -319,7 +317,7 @@ class RLAIFPipeline:
     # -- stages ---------------------------------------------------------------------------------
 
     def _generate(self, k: int, it_dir: Path, adapter: str | None) -> dict[str, Any]:
-        from provenir.train.backends.trl_backend import template_prompt
+        from provenir.data.templates.rendering import template_prompt
         from provenir.train.generation import load_policy
         from provenir.train.policy import sample
 
@@ -472,12 +470,15 @@ class RLAIFPipeline:
         attach_to_manifest(self.store.manifest_path(run_id), result, out)
         return {"file": str(out), "sha256": sha256_file(out), "run_id": run_id}
 
-    def _gate(self, new: EvalResult, previous: EvalResult) -> dict[str, Any]:
+    def _gate(self, new: EvalResult, previous: Path) -> dict[str, Any]:
+        from provenir.train.evaluation import gate_decision_fields
+
         g = self.config.gate
-        decision = RegressionGate(g.tolerance, mode=g.mode, metrics=g.metrics).compare(new, previous)
-        self.audit.log(
-            "gate_decision", pipeline=self.config.name, passed=decision.passed, tripped=decision.tripped
+        decision = RegressionGate(g.tolerance, mode=g.mode, metrics=g.metrics).compare(
+            new, EvalResult.load(previous)
         )
+        fields = gate_decision_fields(decision, baseline_sha256=sha256_file(previous))
+        self.audit.log("gate_decision", pipeline=self.config.name, **fields)
         return {"passed": decision.passed, "message": decision.message(), "decision": decision.to_dict()}
 
     def _versus_baseline(self, new: EvalResult) -> tuple[dict[str, dict[str, Any]], bool]:

@@ -159,7 +159,7 @@ class EvalCallback(TrainerCallback):
         if self.prompt_formatter is not None:
             return self.prompt_formatter(row)
         if self.config.template is not None:
-            from provenir.train.backends.trl_backend import template_prompt
+            from provenir.data.templates.rendering import template_prompt
 
             return template_prompt(self.config.template, tokenizer, dict(row))
         return str(row["prompt"])

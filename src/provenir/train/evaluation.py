@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from provenir.core.atomic import atomic_write_json
 from provenir.core.config import RunConfig
@@ -113,6 +114,30 @@ def evaluate_run(
     return result, eval_path
 
 
+def gate_decision_fields(
+    decision: GateDecision,
+    *,
+    baseline_sha256: str | None = None,
+    spec_sha256: str | None = None,
+    spec_source: str | None = None,
+) -> dict[str, Any]:
+    """The fields of a ``gate_decision`` audit event: one field set for every gate that logs one.
+
+    A gate without a pre-registered spec, or whose baseline is not a file, logs those as null
+    (see ``docs/audit-events.md``).
+    """
+    return {
+        "passed": decision.passed,
+        "tripped": decision.tripped,
+        "tolerance": decision.tolerance,
+        "mode": decision.mode,
+        "correction": decision.correction,
+        "baseline_sha256": baseline_sha256,
+        "spec_sha256": spec_sha256,
+        "spec_source": spec_source,
+    }
+
+
 def audited_gate(
     gate: RegressionGate,
     new: EvalResult,
@@ -132,13 +157,9 @@ def audited_gate(
     if audit_dir is not None:
         from provenir.governance.audit import AuditLogger
 
+        baseline_sha256 = sha256_file(baseline_path) if baseline_path is not None else None
         AuditLogger(audit_dir).log(
-            "gate_decision",
-            run_id=run_id,
-            passed=decision.passed,
-            tripped=decision.tripped,
-            tolerance=decision.tolerance,
-            mode=decision.mode,
+            "gate_decision", run_id=run_id, **gate_decision_fields(decision, baseline_sha256=baseline_sha256)
         )
     if manifest_path is not None:
         record_gate(manifest_path, decision, baseline_path)

@@ -66,7 +66,7 @@ def evaluate_policy(
 
     Prompts are rendered with ``config.data.template``; predictions are kept in the result.
     """
-    from provenir.train.backends.trl_backend import template_prompt
+    from provenir.data.templates.rendering import template_prompt
     from provenir.train.generation import generate_predictions, load_policy
 
     model, tokenizer, _ = load_policy(config, weights_dir)

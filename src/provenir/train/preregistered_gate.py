@@ -372,20 +372,18 @@ def decide_registered_gate(
     decision = gate.compare(EvalResult.load(evaluation), EvalResult.load(baseline))
     decision.add_retention(retention_comparisons(spec, manifest_path))
     from provenir.governance.audit import AuditLogger
-    from provenir.train.evaluation import record_gate
+    from provenir.train.evaluation import gate_decision_fields, record_gate
 
     AuditLogger(store.audit_dir).log(
         "gate_decision",
         actor=actor,
         run_id=manifest.run_id,
-        passed=decision.passed,
-        tripped=decision.tripped,
-        tolerance=decision.tolerance,
-        mode=decision.mode,
-        correction=decision.correction,
-        spec_sha256=current.sha256,
-        spec_source=current.source,
-        baseline_sha256=sha256_file(baseline),
+        **gate_decision_fields(
+            decision,
+            baseline_sha256=sha256_file(baseline),
+            spec_sha256=current.sha256,
+            spec_source=current.source,
+        ),
     )
     record_gate(manifest_path, decision, baseline)
     return GateOutcome(

@@ -157,14 +157,17 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
         dataset_hash=manifest.dataset_hash,
         scan_action=(scans or {}).get("action"),
     )
-    attached: list[Any] = []
-    log_recorder = None
+    # Handed to fit for this call only, when fit takes callbacks (TrainingBackend); else replayed below.
+    streams = takes_callbacks(backend)
+    if streams:
+        log_recorder = _log_recorder(rdir)
+        callbacks.append(log_recorder)
+    else:
+        log_recorder, callbacks = None, []
     try:
         if tracker is not None:
             tracker.start(config, run_id)
-        attached = _attach_callbacks(backend, callbacks)
-        log_recorder = _attach_log_recorder(backend, rdir)
-        result = call_fit(backend, config, data, rdir)
+        result = call_fit(backend, config, data, rdir, callbacks)
     except BaseException as exc:
         step = log_recorder.step if log_recorder is not None else None
         interrupted = isinstance(exc, KeyboardInterrupt)
@@ -192,11 +195,6 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
         if isinstance(exc, ProvenirError):
             raise
         raise BackendError(f"run {run_id} failed: {manifest.error}") from exc  # redacted, like the record
-    finally:
-        for callback in attached:
-            backend.callbacks.remove(callback)  # a reused backend must not keep this run's callbacks
-        if log_recorder is not None:
-            backend.callbacks.remove(log_recorder)
     _record_result(manifest, result, rdir)
     # A tree head over the log so far, sealed in the manifest: removing or rewriting any record
     # up to this run's own is then detected (`provenir audit verify`).
@@ -205,7 +203,7 @@ def _train(config: RunConfig, opts: RunOptions) -> RunManifest:
     manifest.finished_at = utc_now()
     manifest.seal(config.manifest.signing_key_path).save(path)
     if tracker is not None:
-        if not attached:
+        if not streams:
             # The backend could not stream to the tracker (a plugin, or ranks under torchrun):
             # replay its log so every backend's curves reach the tracker alike.
             for entry in result.log_history:
@@ -235,7 +233,7 @@ def _run_callbacks(config: RunConfig, data: TrainData, tracker: Any) -> list[Any
     """Trainer callbacks this config asks for: live tracking and in-training evaluation."""
     callbacks: list[Any] = []
     if tracker is not None:
-        from provenir.train.tracking import TrackingCallback
+        from provenir.train.tracking_callback import TrackingCallback
 
         callbacks.append(TrackingCallback(tracker))
     every = config.eval.eval_every_n_steps
@@ -270,27 +268,11 @@ def _run_callbacks(config: RunConfig, data: TrainData, tracker: Any) -> list[Any
     return callbacks
 
 
-def _attach_callbacks(backend: Any, callbacks: list[Any]) -> list[Any]:
-    """Give ``callbacks`` to a backend that takes Trainer callbacks; return those attached.
-
-    A backend without a ``callbacks`` list (a plugin, or ranks under torchrun) gets none: its
-    log is replayed into the tracker after training instead.
-    """
-    if not callbacks or not isinstance(getattr(backend, "callbacks", None), list):
-        return []
-    backend.callbacks.extend(callbacks)
-    return callbacks
-
-
-def _attach_log_recorder(backend: Any, rdir: Path) -> Any:
-    """Stream ``train_log.jsonl`` from a backend that takes Trainer callbacks (``None`` otherwise)."""
-    if not isinstance(getattr(backend, "callbacks", None), list):
-        return None
+def _log_recorder(rdir: Path) -> Any:
+    """The callback that streams ``train_log.jsonl`` while a Trainer runs."""
     from provenir.train.train_log import TRAIN_LOG, TrainLogCallback
 
-    recorder = TrainLogCallback(rdir / TRAIN_LOG)
-    backend.callbacks.append(recorder)
-    return recorder
+    return TrainLogCallback(rdir / TRAIN_LOG)
 
 
 @contextlib.contextmanager
@@ -480,15 +462,34 @@ def find_resumable(
     return previous
 
 
-def call_fit(backend: TrainingBackend, config: RunConfig, data: TrainData, rdir: Path) -> TrainResult:
-    """Call ``fit`` with ``run_dir`` when the backend accepts it (the seed's plugins may not)."""
+def takes_callbacks(backend: Any) -> bool:
+    """Whether the backend's ``fit`` takes this run's Trainer callbacks (``callbacks=``)."""
+    fit = getattr(backend, "fit", None)
+    return callable(fit) and "callbacks" in inspect.signature(fit).parameters
+
+
+def call_fit(
+    backend: TrainingBackend,
+    config: RunConfig,
+    data: TrainData,
+    rdir: Path,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Call ``fit`` with what it accepts of ``run_dir`` and ``callbacks`` (the seed's plugins take neither).
+
+    ``callbacks`` are passed only to a ``fit`` with a ``callbacks`` parameter (see
+    :class:`~provenir.core.abstractions.TrainingBackend`).
+    """
     fit = getattr(backend, "fit", None)
     if not callable(fit):
         raise BackendError(f"backend {config.backend!r} has no fit() method")
-    if "run_dir" in inspect.signature(fit).parameters:
-        result = fit(config, data, run_dir=rdir)
-    else:
-        result = fit(config, data)
+    parameters = inspect.signature(fit).parameters
+    kwargs: dict[str, Any] = {}
+    if "run_dir" in parameters:
+        kwargs["run_dir"] = rdir
+    if "callbacks" in parameters:
+        kwargs["callbacks"] = list(callbacks or [])
+    result = fit(config, data, **kwargs)
     if not isinstance(result, TrainResult):
         raise BackendError(
             f"backend {config.backend!r} returned {type(result).__name__}, expected TrainResult"

@@ -2,12 +2,13 @@
 
 ::
 
-    from provenir.train.tracking import TrackingCallback, build_tracker
+    from provenir.train.tracking import build_tracker
+    from provenir.train.tracking_callback import TrackingCallback
 
     tracker = build_tracker(config, run_dir)          # None when observability_backend is "none"
     if tracker is not None:
         tracker.start(config, run_id)
-        backend = TRLBackend(callbacks=[TrackingCallback(tracker)])
+        result = backend.fit(config, data, run_dir, callbacks=[TrackingCallback(tracker)])
     ...                                               # train, seal the manifest
     if tracker is not None:
         tracker.finish(manifest)                      # also after a failed run
@@ -26,7 +27,8 @@ Nothing leaves the machine by default: wandb runs offline unless ``WANDB_MODE`` 
 MLflow writes to ``sqlite:///<output_dir>/mlflow.db`` with its telemetry off, TensorBoard writes
 event files under ``<run_dir>/tensorboard``. No environment variable, host metadata, console
 output or git remote is recorded. wandb, mlflow and tensorboard are imported only when a tracker
-is built; transformers only when :class:`TrackingCallback` is first used.
+is built; transformers only by :mod:`provenir.train.tracking_callback`, which holds
+:class:`~provenir.train.tracking_callback.TrackingCallback`.
 """
 
 from __future__ import annotations
@@ -37,29 +39,17 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from provenir.core.config import RunConfig
 from provenir.core.errors import ConfigError
 from provenir.core.extras import require_extra
 from provenir.core.manifest import RunManifest
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from transformers import TrainerCallback
-
-    class TrackingCallback(TrainerCallback):
-        """Typing view of the class :func:`__getattr__` builds on first use (see the bottom)."""
-
-        tracker: Tracker
-
-        def __init__(self, tracker: Tracker) -> None: ...
-
-
 __all__ = [
     "MlflowTracker",
     "TensorBoardTracker",
     "Tracker",
-    "TrackingCallback",
     "WandbTracker",
     "build_tracker",
     "final_metrics",
@@ -420,44 +410,3 @@ def build_tracker(config: RunConfig, run_dir: str | os.PathLike[str]) -> Tracker
     if backend == "tensorboard":
         return TensorBoardTracker(Path(run_dir) / "tensorboard")
     raise ConfigError(f"observability_backend: unknown backend {backend!r}")  # pragma: no cover - Literal
-
-
-# -- the trainer callback -------------------------------------------------------------------------
-
-
-def _make_tracking_callback_class() -> type[TrainerCallback]:
-    from transformers import TrainerCallback
-
-    class TrackingCallback(TrainerCallback):
-        """Forwards each trainer log's numbers (loss, learning_rate, grad_norm, ...) to a Tracker.
-
-        Only the main process logs, at ``state.global_step``::
-
-            TRLBackend(callbacks=[TrackingCallback(tracker)])
-        """
-
-        def __init__(self, tracker: Tracker) -> None:
-            self.tracker = tracker
-
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
-        ) -> None:
-            if not state.is_world_process_zero or not logs:
-                return
-            metrics = numeric_metrics(logs)
-            if metrics:
-                self.tracker.log_metrics(metrics, step=state.global_step)
-
-    TrackingCallback.__module__ = __name__
-    TrackingCallback.__qualname__ = "TrackingCallback"
-    return TrackingCallback
-
-
-def __getattr__(name: str) -> Any:
-    # TrackingCallback subclasses transformers.TrainerCallback; building the class on first access
-    # keeps `import provenir.train.tracking` (and so the runner and the CLI) free of transformers.
-    if name == "TrackingCallback":
-        cls = _make_tracking_callback_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,6 @@ from typing import Any
 
 from provenir.eval.judge import prompts
 from provenir.eval.judge.remote import Method, RemoteJudge, Reply
-from provenir.plugins.registry import PluginRegistry
 
 _TOOLS: dict[str, dict[str, Any]] = {
     "pairwise": {
@@ -26,7 +25,6 @@ _TOOLS: dict[str, dict[str, Any]] = {
 }
 
 
-@PluginRegistry.register("anthropic", kind="judge")
 class AnthropicJudge(RemoteJudge):
     """Pairwise and rubric scoring via Claude.
 

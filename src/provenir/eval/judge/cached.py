@@ -28,7 +28,6 @@ from provenir.core.errors import JudgeError
 from provenir.core.hashing import canonical_json, sha256_bytes
 from provenir.eval.judge.batch import pairwise_batch_method
 from provenir.eval.judge.verdict import Preference, RubricResult, validate_criteria
-from provenir.plugins.registry import PluginRegistry
 
 log = logging.getLogger("provenir.eval.judge")
 
@@ -63,7 +62,6 @@ class CacheStats:
                 setattr(self, name, getattr(self, name) + delta)
 
 
-@PluginRegistry.register("cached", kind="judge")
 class CachedJudge:
     """Wrap ``inner`` so each distinct judgment is computed once and then read from disk.
 

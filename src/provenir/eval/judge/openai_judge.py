@@ -13,7 +13,6 @@ from provenir.core.redaction import redact_then_truncate
 from provenir.eval.judge import prompts
 from provenir.eval.judge.parsing import VerdictParseError
 from provenir.eval.judge.remote import Method, RemoteJudge, Reply
-from provenir.plugins.registry import PluginRegistry
 
 _SCHEMAS = {
     "pairwise": ("pairwise_verdict", prompts.PAIRWISE_SCHEMA),
@@ -21,7 +20,6 @@ _SCHEMAS = {
 }
 
 
-@PluginRegistry.register("openai", kind="judge")
 class OpenAIJudge(RemoteJudge):
     """Pairwise and rubric scoring via GPT models (or any Chat Completions compatible server).
 

@@ -19,7 +19,6 @@ class _Scorer(Protocol):
     def score(self, prediction: str, reference: str | None = None) -> float: ...
 
 
-@PluginRegistry.register("reward", kind="judge")
 class RewardJudge:
     """Judge by scoring each response with a reward against the prompt's reference.
 

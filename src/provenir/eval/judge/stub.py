@@ -9,10 +9,8 @@ from typing import Any, Literal
 from provenir.core.errors import JudgeError
 from provenir.eval.judge.batch import pairwise_batch_method
 from provenir.eval.judge.verdict import Preference, RubricResult, validate_criteria
-from provenir.plugins.registry import PluginRegistry
 
 
-@PluginRegistry.register("stub", kind="judge")
 class StubJudge:
     """Deterministic verdicts from the text alone: same inputs, same verdict, on every machine.
 

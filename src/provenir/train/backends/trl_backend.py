@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,9 @@ from provenir.core.errors import BackendError, ConfigError, DataError
 from provenir.core.extras import check_extras
 from provenir.core.inputs import LongRows
 from provenir.core.library_output import quiet_libraries
-from provenir.plugins.registry import PluginRegistry
+
+# Rendering lives with the templates (render_row uses it; RLAIF still imports it from here).
+from provenir.data.templates.rendering import template_pair, template_prompt
 
 if TYPE_CHECKING:
     from provenir.core.selected_checkpoint import SelectedCheckpoint
@@ -280,20 +283,6 @@ def save_adapter(trainer: Any, out: Path, initial: Path | None) -> None:
         shutil.rmtree(initial.parent, ignore_errors=True)
 
 
-def template_pair(template: str, tokenizer: Any, row: dict[str, Any], answer: str) -> tuple[str, str]:
-    """``(prompt, completion)`` of ``row`` answered by ``answer``, split exactly where generation starts.
-
-    The completion carries the template's own end-of-turn marker (``</s>``, ``<|eot_id|>``, ...)
-    and any separator the official format puts before the answer (Mistral's space).
-    """
-    from provenir.data.templates import TEMPLATE_REGISTRY
-
-    record = {"prompt": row["prompt"], "response": answer}
-    if row.get("system"):
-        record["system"] = row["system"]
-    return TEMPLATE_REGISTRY.split(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
-
-
 def strip_auto_bos(text: str, tokenizer: Any) -> str:
     """Drop a leading BOS from rendered text when the tokenizer adds BOS by itself.
 
@@ -306,14 +295,6 @@ def strip_auto_bos(text: str, tokenizer: Any) -> str:
         return text
     probe = tokenizer("a")["input_ids"]
     return text[len(bos) :] if probe and probe[0] == tokenizer.bos_token_id else text
-
-
-def template_prompt(template: str, tokenizer: Any, row: dict[str, Any]) -> str:
-    """The prompt text of ``row`` up to where the response starts (generation, DPO, GRPO)."""
-    from provenir.data.templates import TEMPLATE_REGISTRY
-
-    record = {"prompt": row["prompt"], **({"system": row["system"]} if row.get("system") else {})}
-    return TEMPLATE_REGISTRY.format(TEMPLATE_REGISTRY.resolve(template, tokenizer), record)
 
 
 def resume_point(run_dir: Path) -> ResumePoint:
@@ -452,12 +433,11 @@ def prepare_eval_rows(config: RunConfig, dataset: TrainData, tokenizer: Any) -> 
         ) from None
 
 
-@PluginRegistry.register("trl", kind="backend")
 class TRLBackend:
     """SFT / DPO / GRPO through TRL trainers, with LoRA, QLoRA and rsLoRA through PEFT."""
 
     def __init__(self, callbacks: list[Any] | None = None, progress: bool = True) -> None:
-        """``callbacks``: extra ``transformers.TrainerCallback`` objects (evaluation, tracking)."""
+        """``callbacks``: ``transformers.TrainerCallback`` objects attached to every ``fit``'s trainer."""
         # Fails before the run starts (no run id, no manifest) when torch & co. are not installed.
         check_extras("train")
         self.callbacks = list(callbacks or [])
@@ -499,12 +479,19 @@ class TRLBackend:
         self._prepared = (key, prepared)
         return prepared
 
-    def build_trainer(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> tuple[Any, Any, str]:
-        """``(trainer, tokenizer, device)`` ready to ``train()``; seeds every RNG first."""
-        with quiet_libraries():
-            return self._build_trainer(config, dataset, run_dir)
+    def build_trainer(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, callbacks: Sequence[Any] = ()
+    ) -> tuple[Any, Any, str]:
+        """``(trainer, tokenizer, device)`` ready to ``train()``; seeds every RNG first.
 
-    def _build_trainer(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> tuple[Any, Any, str]:
+        The trainer gets the backend's own ``callbacks`` and then this run's ``callbacks``.
+        """
+        with quiet_libraries():
+            return self._build_trainer(config, dataset, run_dir, callbacks)
+
+    def _build_trainer(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, run_callbacks: Sequence[Any]
+    ) -> tuple[Any, Any, str]:
         from provenir.train.model_files import model_folder
         from provenir.train.seed import set_seed
 
@@ -543,7 +530,7 @@ class TRLBackend:
             raise BackendError(
                 "distributed.strategy: fsdp requested but Trainer did not enable FSDP (no GPU?)"
             )
-        callbacks = list(self.callbacks)
+        callbacks = [*self.callbacks, *run_callbacks]
         if config.eval.loss_every_n_steps is not None and config.eval.early_stopping_patience is not None:
             from transformers import EarlyStoppingCallback
 
@@ -569,10 +556,16 @@ class TRLBackend:
             trainer.add_callback(cb)
         return trainer, tokenizer, device
 
-    def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
-        """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs."""
+    def fit(
+        self, config: RunConfig, dataset: TrainData, run_dir: Path, *, callbacks: Sequence[Any] = ()
+    ) -> TrainResult:
+        """Train, save the adapter (or full model) under ``run_dir``, return metrics and logs.
+
+        ``callbacks``: this run's ``transformers.TrainerCallback`` objects, attached to this
+        call's trainer only (after the ones given to the constructor).
+        """
         point = resume_point(run_dir)  # before loading the model: an altered checkpoint fails fast
-        trainer, tokenizer, device = self.build_trainer(config, dataset, run_dir)
+        trainer, tokenizer, device = self.build_trainer(config, dataset, run_dir, callbacks)
         from provenir.train.torch_environment import capture_torch_environment
 
         # After the trainer is built: full_determinism has set torch's deterministic modes by now.

@@ -1,66 +1,16 @@
-"""Prompt templates: turn a record (or a multi-turn conversation) into the exact text a model trains on.
+"""The built-in prompt formats and the user template types (Jinja string, tokenizer's own).
 
-Six built-in formats, byte-exact with each family's official chat template::
-
-    from provenir.data.templates import TEMPLATE_REGISTRY
-
-    names = TEMPLATE_REGISTRY.list_names()
-    text = TEMPLATE_REGISTRY.format("llama3", {
-        "system": "You are a helpful assistant.",
-        "prompt": "What is LoRA?",
-        "response": "LoRA is a parameter-efficient fine-tuning method...",
-    })
-
-Records
-    ``{"prompt": str, "system": str | None, "response": str | None, "input": str | None}`` or
-    ``{"messages": [{"role": "system" | "user" | "assistant", "content": str}, ...]}``.
-    A record without ``response`` (or whose ``messages`` end with a user turn) renders up to the
-    point where the model starts generating; with one, the last assistant turn is closed with the
-    format's end-of-turn marker. An empty or missing ``system`` means "no system prompt".
-    ``input`` is Alpaca's optional context; other formats append it to the prompt after a blank line.
-
-Prompt / completion split (what SFT with assistant-only loss and DPO need)
-    For every built-in template ``format(name, with_response) == format(name, without_response) +
-    completion`` holds exactly, and :meth:`TemplateRegistry.split` returns that pair. For four of the
-    six formats ``completion == response + end_of_turn``; the two official exceptions are
-    ``mistral`` (a space precedes the answer: ``" " + response + "</s>"``) and ``llama3`` (the official
-    template trims every message, so the completion is ``response.strip() + "<|eot_id|>"``). Use
-    ``split`` rather than rebuilding the completion by hand.
-
-BOS / EOS
-    Where an official template writes the BOS/EOS token as text (``<|begin_of_text|>`` for llama3,
-    ``<s>``/``</s>`` for mistral, ``<|endoftext|>`` for phi3, ``</s>`` for alpaca) so does the rendered
-    text; tokenize it with ``add_special_tokens=False`` so the BOS is not doubled. Every built-in is
-    a plain class whose tokens can be changed for a model with other special tokens:
-    ``TEMPLATE_REGISTRY.register("phi3-tiny", Phi3Template(eos_token="</s>"))``.
-
-Per format (system prompt placement; turn end):
-
-========== ======================================================= ==========================
-name       system prompt                                           a turn ends with
-========== ======================================================= ==========================
-alpaca     replaces the "Below is an instruction..." preamble       ``</s>`` after a response
-chatml     its own ``<|im_start|>system`` turn                      ``<|im_end|>\\n``
-llama3     its own ``system`` header turn                           ``<|eot_id|>``
-mistral    folded into the first user turn, then a blank line      ``</s>`` after a response
-phi3       its own ``<|system|>`` turn                              ``<|end|>\\n`` (+ EOS at end)
-raw        prepended, followed by a blank line                     nothing (trainer adds EOS)
-========== ======================================================= ==========================
-
-Users register their own templates (an object with ``name`` and ``render``, or a Jinja string in
-the Hugging Face chat-template dialect), and ``template: tokenizer`` uses the model tokenizer's
-own ``chat_template`` through :func:`render_with_tokenizer` / :class:`TokenizerTemplate`.
+Records and the per-format rules are described in :mod:`provenir.data.templates`. The six
+built-in instances below are what Provenir's ``provenir.templates`` entry points name.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from provenir.core.errors import DataError, PluginError
-from provenir.core.inputs import TemplatePin
+from provenir.core.errors import DataError
 
 #: ``template: tokenizer`` in a config selects the model tokenizer's own chat template.
 TOKENIZER_TEMPLATE = "tokenizer"
@@ -414,168 +364,16 @@ def render_with_tokenizer(tokenizer: Any, record: Mapping[str, Any]) -> str:
     return TokenizerTemplate(tokenizer).render(messages, add_generation_prompt=generation)
 
 
-# -- registry -----------------------------------------------------------------------------------
+# -- the built-in instances (named by Provenir's ``provenir.templates`` entry points) -----------
 
+ALPACA = AlpacaTemplate()
+CHATML = ChatMLTemplate()
+LLAMA3 = Llama3Template()
+MISTRAL = MistralTemplate()
+PHI3 = Phi3Template()
+RAW_COMPLETION = RawCompletionTemplate()
 
-class TemplateRegistry:
-    """Named prompt templates: the six built-ins plus whatever users register."""
-
-    def __init__(self) -> None:
-        self._templates: dict[str, PromptTemplate] = {}
-        self._lock = threading.Lock()
-
-    def register(self, name: str, template: PromptTemplate | str, *, replace: bool = False) -> PromptTemplate:
-        """Register ``template`` (an object with ``render``, or a Jinja string) under ``name``.
-
-        Re-registering a taken name is a :class:`PluginError` unless ``replace=True``.
-        """
-        if not isinstance(name, str) or not name.strip():
-            raise PluginError("template name must be a non-empty string")
-        if name == TOKENIZER_TEMPLATE:
-            raise PluginError(
-                f"{TOKENIZER_TEMPLATE!r} is reserved for the model tokenizer's own chat template"
-            )
-        if isinstance(template, str):
-            template = JinjaTemplate(template, name=name)
-        elif not callable(getattr(template, "render", None)):
-            raise PluginError(
-                f"template {name!r} must be a Jinja string or have a render(messages, ...) method"
-            )
-        with self._lock:
-            if name in self._templates and self._templates[name] is not template and not replace:
-                raise PluginError(f"template {name!r} is already registered (pass replace=True to override)")
-            self._templates[name] = template
-        return template
-
-    def unregister(self, name: str) -> None:
-        """Remove a registration (tests, interactive sessions)."""
-        with self._lock:
-            self._templates.pop(name, None)
-
-    def list_names(self) -> list[str]:
-        """Registered template names, sorted."""
-        return sorted(self._templates)
-
-    def get(self, name: str) -> PromptTemplate:
-        """The template registered under ``name``."""
-        try:
-            return self._templates[name]
-        except KeyError:
-            hint = (
-                " ('tokenizer' needs a tokenizer: use resolve(name, tokenizer))"
-                if name == TOKENIZER_TEMPLATE
-                else ""
-            )
-            raise DataError(
-                f"unknown template {name!r}; available: {', '.join(self.list_names())}{hint}"
-            ) from None
-
-    def resolve(self, template: str | PromptTemplate, tokenizer: Any = None) -> PromptTemplate:
-        """A template object from a config value: a registered name, ``"tokenizer"``, or an object."""
-        if not isinstance(template, str):
-            return template
-        if template == TOKENIZER_TEMPLATE:
-            if tokenizer is None:
-                raise DataError("template 'tokenizer' needs the model's tokenizer")
-            return TokenizerTemplate(tokenizer)
-        return self.get(template)
-
-    def format(self, name: str | PromptTemplate, record: Mapping[str, Any]) -> str:
-        """Render ``record`` (prompt/system/response or messages) with the named template."""
-        messages, generation = record_to_messages(record)
-        return self.resolve(name).render(messages, add_generation_prompt=generation)
-
-    def split(self, name: str | PromptTemplate, record: Mapping[str, Any]) -> tuple[str, str]:
-        """``(prompt, completion)`` with ``prompt + completion == format(name, record)``.
-
-        The record must end with an assistant answer (``response``, or ``messages`` ending with an
-        assistant turn). The prompt is the text up to where generation starts; the completion is
-        the answer plus the template's end-of-turn marker, so training on the completion alone is
-        assistant-only loss.
-        """
-        template = self.resolve(name)
-        messages, generation = record_to_messages(record)
-        if generation:
-            raise DataError("split needs a record that ends with an assistant response")
-        full = template.render(messages, add_generation_prompt=False)
-        prompt = template.render(messages[:-1], add_generation_prompt=True)
-        if not full.startswith(prompt):
-            # Only a user template can do this (e.g. one that rewrites earlier turns); fail loudly
-            # rather than train on a misaligned prompt/completion boundary.
-            raise DataError(
-                f"template {template.name!r} renders the prompt differently with and without the answer, "
-                "so prompt and completion cannot be split"
-            )
-        return prompt, full[len(prompt) :]
-
-
-TEMPLATE_REGISTRY = TemplateRegistry()
-for _builtin in (
-    AlpacaTemplate(),
-    ChatMLTemplate(),
-    Llama3Template(),
-    MistralTemplate(),
-    Phi3Template(),
-    RawCompletionTemplate(),
-):
-    TEMPLATE_REGISTRY.register(_builtin.name, _builtin)
-del _builtin
-
-BUILTIN_TEMPLATES: tuple[str, ...] = ("alpaca", "chatml", "llama3", "mistral", "phi3", "raw_completion")
-_BUILTIN_OBJECTS = {name: TEMPLATE_REGISTRY.get(name) for name in BUILTIN_TEMPLATES}
-
-#: Version of the built-in templates' output; bump it whenever any built-in renders differently.
-BUILTIN_TEMPLATES_VERSION = "1"
-
-# Conversations whose renders pin a template written in Python: every role, a system prompt,
-# Alpaca's input field, several turns, and both the training and the generation form.
-_PROBES: tuple[dict[str, Any], ...] = (
-    {"prompt": "P", "response": "R"},
-    {"prompt": "P", "input": "I", "response": "R"},
-    {"system": "S", "prompt": "P", "response": " R "},
-    {"system": "S", "prompt": "P"},
-    {
-        "messages": [
-            {"role": "system", "content": "S"},
-            {"role": "user", "content": "U1"},
-            {"role": "assistant", "content": "A1"},
-            {"role": "user", "content": "U2"},
-            {"role": "assistant", "content": "A2"},
-        ]
-    },
-)
-
-
-def template_source(template: PromptTemplate) -> str:
-    """The text that defines what ``template`` renders, for pinning it in a manifest.
-
-    The tokenizer's own ``chat_template`` (Jinja), a registered Jinja string, or, for a template
-    written in Python (the built-ins), its renders of a fixed set of probe conversations: two
-    templates with equal sources render every record alike.
-    """
-    import json
-
-    if isinstance(template, TokenizerTemplate):
-        chat_template = template.tokenizer.chat_template
-        return chat_template if isinstance(chat_template, str) else json.dumps(chat_template, sort_keys=True)
-    if isinstance(template, JinjaTemplate):
-        return template.source
-    renders = []
-    for record in _PROBES:
-        messages, generation = record_to_messages(record)
-        renders.append(template.render(messages, add_generation_prompt=generation))
-    return json.dumps(renders, ensure_ascii=False)
-
-
-def template_pin(name: str, template: PromptTemplate) -> TemplatePin:
-    """What the manifest records of the template that rendered a run's rows."""
-    from provenir.core.hashing import sha256_bytes
-
-    source = template_source(template)
-    if isinstance(template, TokenizerTemplate):
-        origin, version = "tokenizer", None
-    elif _BUILTIN_OBJECTS.get(name) is template:
-        origin, version = "builtin", BUILTIN_TEMPLATES_VERSION
-    else:
-        origin, version = "registered", None
-    return TemplatePin(name=name, origin=origin, version=version, sha256=sha256_bytes(source.encode()))
+#: Name -> the built-in object registered under it (a pin says "builtin" only for these objects).
+BUILTIN_TEMPLATE_OBJECTS: dict[str, PromptTemplate] = {
+    t.name: t for t in (ALPACA, CHATML, LLAMA3, MISTRAL, PHI3, RAW_COMPLETION)
+}
