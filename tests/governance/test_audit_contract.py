@@ -269,3 +269,55 @@ def test_a_forked_child_takes_its_own_lock_while_the_parent_holds_its(tmp_path: 
     assert os.waitstatus_to_exitcode(status) == 0
     assert [r["event"] for r in _stored(tmp_path)] == ["setup", "parent", "child"]
     assert logger.check().ok
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm", "-journal"])
+def test_a_link_in_place_of_any_index_file_is_refused_before_writing(tmp_path: Path, suffix: str) -> None:
+    from provenir.governance.audit_index import INDEX_NAME
+
+    folder = tmp_path / "audit"
+    AuditLogger(folder).log("first", actor="a")
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep")
+    link = folder / f"{INDEX_NAME}{suffix}"
+    if link.exists():
+        link.unlink()
+    link.symlink_to(target)
+    with pytest.raises(GovernanceError, match="link"):
+        AuditLogger(folder).log("second", actor="a")
+    assert target.read_bytes() == b"keep"
+    assert [r["event"] for r in _stored(folder)] == ["first"]
+
+
+def test_tree_head_lines_that_are_not_heads_or_are_torn_are_reported(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    logger.log("one", actor="a")
+    logger.checkpoint()
+    with (tmp_path / "checkpoints.jsonl").open("ab") as fh:
+        fh.write(b'{"size": "not a head"}\n')
+        fh.write(b'{"size": 1, "root"')  # torn: no newline
+    heads, problems = logger.checkpoints()
+    assert [h.line for h in heads] == [1]
+    assert problems == [
+        "checkpoints.jsonl line 2: not a tree head (edited or corrupted)",
+        "checkpoints.jsonl line 3: torn (no newline); ignored",
+    ]
+    verification = logger.check()
+    assert not verification.ok
+    assert problems[0] in verification.problems and problems[1] in verification.problems
+    # The newest readable head is still found behind the broken lines.
+    latest = logger.latest_checkpoint()
+    assert latest is not None and latest.line == 1 and latest.head == heads[0].head
+
+
+def test_a_check_lists_twenty_problems_by_default_and_counts_the_rest(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    for i in range(30):
+        logger.log("step", actor="a", i=i)
+    path = tmp_path / "audit.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    # Every record's hash no longer matches its body: one problem per line at least.
+    path.write_bytes(b"".join(line.replace(b'"i":', b'"i": ') for line in lines))
+    verification = logger.check()
+    assert len(verification.problems) == 21 and verification.problems[-1].startswith("... and ")
+    assert len(logger.check(max_problems=5).problems) == 6

@@ -80,6 +80,13 @@ def test_every_event_provenir_writes_has_a_schema_and_its_call_sites_fit_it() ->
         assert given <= set(schema.fields), f"{where}: {sorted(given - set(schema.fields))} not in {name!r}"
         if all(k.arg is not None for k in call.keywords):  # no **fields: every required one is spelled out
             assert set(schema.required) <= given, f"{where}: {name!r} misses {set(schema.required) - given}"
+    # The reference page's "written by" is where the events are really written.
+    writers: dict[str, set[str]] = {}
+    for name, where, _ in calls:
+        module = where.split(":")[0].removesuffix(".py").replace("/", ".")
+        writers.setdefault(name, set()).add(module if module.startswith("provenir.") else f"provenir.{module}")
+    for name, modules in writers.items():
+        assert {w.strip() for w in EVENTS[name].written_by.split(",")} == modules, name
 
 
 def test_names_are_past_tense_unique_and_renamed_ones_map_to_their_successor() -> None:

@@ -289,7 +289,7 @@ EVENTS: Mapping[str, EventSchema] = _schemas(
     EventSchema(
         "dataset_scanned",
         "A dataset was scanned for PII and secrets (`provenir scan --audit-dir`).",
-        "provenir.cli.governance_commands",
+        "provenir.governance.scanners",
         {
             "dataset": _f("str", "The scanned file."),
             "has_pii": _f("bool", "Whether PII was found."),
@@ -303,7 +303,7 @@ EVENTS: Mapping[str, EventSchema] = _schemas(
     EventSchema(
         "model_card_generated",
         "A model card was written for a run.",
-        "provenir.cli.governance_commands",
+        "provenir.governance.model_card",
         {
             "path": _f("str", "The card file."),
             "manifest_hash": _f("str", "The manifest the card describes.", nullable=True),

@@ -81,7 +81,6 @@ def _check_reference(reference: Any, who: str) -> str:
     return reference
 
 
-@PluginRegistry.register("exact_match", kind="reward")
 class NormalizedExactMatchReward:
     """1.0 if the SQuAD-normalised prediction equals the normalised reference, else 0.0.
 
@@ -108,7 +107,6 @@ class NormalizedExactMatchReward:
         return "NormalizedExactMatchReward()"
 
 
-@PluginRegistry.register("exact_match_strict", kind="reward")
 class ExactMatchReward:
     """1.0 if the prediction equals the reference literally (case included), else 0.0.
 
@@ -156,7 +154,6 @@ FormatMode = Literal["regex", "json", "code_block"]
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[ \t]*\n(.*?)```", re.DOTALL)
 
 
-@PluginRegistry.register("format", kind="reward")
 class FormatReward:
     """1.0 if the prediction has the required structure, else 0.0. No reference needed.
 
@@ -261,7 +258,6 @@ class FormatReward:
 # -------------------------------------------------------------------- combinators
 
 
-@PluginRegistry.register("weighted_sum", kind="reward")
 class WeightedSumReward:
     """``sum(weight * reward.score(...))`` over ``(reward, weight)`` pairs.
 
@@ -310,19 +306,16 @@ class _Extremum:
         return f"{type(self).__name__}(rewards={self.rewards!r})"
 
 
-@PluginRegistry.register("min", kind="reward")
 class MinReward(_Extremum):
     """The lowest component score: every criterion must hold for a high reward."""
 
 
-@PluginRegistry.register("max", kind="reward")
 class MaxReward(_Extremum):
     """The highest component score: any one satisfied criterion is enough."""
 
     _use_max = True
 
 
-@PluginRegistry.register("threshold_gated", kind="reward")
 class ThresholdGatedReward:
     """``reward`` when every gate passes, else ``floor`` (0.0 by default).
 
@@ -377,7 +370,6 @@ class ThresholdGatedReward:
         )
 
 
-@PluginRegistry.register("clamped", kind="reward")
 class ClampedReward:
     """The wrapped reward clamped to ``[low, high]`` (default [0, 1])."""
 

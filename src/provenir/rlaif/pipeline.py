@@ -300,7 +300,9 @@ class RLAIFPipeline:
         new_eval = EvalResult.load(ev["file"])
         summary.metrics = new_eval.summary()["metrics"]
 
-        gate = self._done(k, "gate") or self._record(k, "gate", self._gate(new_eval, Path(parent["eval"])))
+        gate = self._done(k, "gate") or self._record(
+            k, "gate", self._gate(new_eval, EvalResult.load(parent["eval"]))
+        )
         summary.gate_passed = gate["passed"]
         summary.gate_message = gate["message"]
         summary.vs_baseline, summary.improved = self._versus_baseline(new_eval)
@@ -470,15 +472,12 @@ class RLAIFPipeline:
         attach_to_manifest(self.store.manifest_path(run_id), result, out)
         return {"file": str(out), "sha256": sha256_file(out), "run_id": run_id}
 
-    def _gate(self, new: EvalResult, previous: Path) -> dict[str, Any]:
+    def _gate(self, new: EvalResult, previous: EvalResult) -> dict[str, Any]:
+        g = self.config.gate
+        decision = RegressionGate(g.tolerance, mode=g.mode, metrics=g.metrics).compare(new, previous)
         from provenir.train.evaluation import gate_decision_fields
 
-        g = self.config.gate
-        decision = RegressionGate(g.tolerance, mode=g.mode, metrics=g.metrics).compare(
-            new, EvalResult.load(previous)
-        )
-        fields = gate_decision_fields(decision, baseline_sha256=sha256_file(previous))
-        self.audit.log("gate_decision", pipeline=self.config.name, **fields)
+        self.audit.log("gate_decision", pipeline=self.config.name, **gate_decision_fields(decision))
         return {"passed": decision.passed, "message": decision.message(), "decision": decision.to_dict()}
 
     def _versus_baseline(self, new: EvalResult) -> tuple[dict[str, dict[str, Any]], bool]:
