@@ -36,18 +36,10 @@ def sample(
     """``n`` sampled completions per prompt, with ``config``'s settings and ``seed`` (see ``generate``)."""
     from provenir.train.generation import generate
 
+    # SamplingConfig's fields are generate's own arguments; a pipeline's subclass adds others.
+    settings = config.model_dump(include=set(SamplingConfig.model_fields))
     return generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=config.max_new_tokens,
-        batch_size=config.batch_size,
-        num_return_sequences=n,
-        do_sample=True,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        seed=seed,
-        strip=strip,
+        model, tokenizer, prompts, num_return_sequences=n, do_sample=True, seed=seed, strip=strip, **settings
     )
 
 
