@@ -132,9 +132,11 @@ def test_every_stage_is_audited(tmp_path: Path, scored: dict[str, Any]) -> None:
     audit_dir = tmp_path / "artifacts/audit"  # the store's one audit log, beside the runs
     assert AuditLogger(audit_dir).verify().records == 12  # start + 4 stages + end, twice
     records = AuditReader(audit_dir).query(limit=100, order="asc").records
-    stages = [(r.fields["stage"], r.fields["status"]) for r in records if r.event == "flywheel_stage"]
+    stages = [
+        (r.fields["stage"], r.fields["status"]) for r in records if r.event == "flywheel_stage_completed"
+    ]
     assert stages == [(s, "completed") for s in STAGES] + [(s, "skipped") for s in STAGES]
-    assert [r.event for r in records].count("flywheel_complete") == 2
+    assert [r.event for r in records].count("flywheel_completed") == 2
     assert {r.run_id for r in records} == {"flywheel:fw"}
 
 

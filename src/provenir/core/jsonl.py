@@ -1,16 +1,19 @@
-"""Streaming JSON Lines reading with errors that name the file and line.
+"""JSON Lines: streaming reading with errors that name the file and line, and one writer.
 
-One reader for every JSONL input (datasets, scans, predictions), so a bad line is reported the
-same way everywhere: ``data.jsonl: line 17 is not valid JSON (Expecting value)``.
+One reader for every JSONL input (datasets, scans, predictions, pipeline stage files), so a bad
+line is reported the same way everywhere: ``data.jsonl: line 17 is not valid JSON (Expecting
+value)``; one writer, so every stage file is written atomically in the same canonical form.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
+from provenir.core.atomic import atomic_write_text
 from provenir.core.errors import DataError
 
 
@@ -39,3 +42,18 @@ def iter_jsonl_objects(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]
         if not isinstance(value, dict):
             raise DataError(f"{path}: line {lineno} is a JSON {type(value).__name__}, expected an object")
         yield value
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every line's JSON object, as a list (see :func:`iter_jsonl_objects`)."""
+    return list(iter_jsonl_objects(path))
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` as JSON Lines, atomically; returns the path.
+
+    Keys are sorted and non-ASCII text is kept as is, so the same rows always give the same bytes
+    (a stage's output is identified by its SHA-256).
+    """
+    text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows)
+    return atomic_write_text(path, text)

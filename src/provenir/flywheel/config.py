@@ -33,6 +33,8 @@ from pydantic import Field, model_validator
 
 from provenir.core.config import TINY_MODEL_ID, ConfigSection
 from provenir.core.hashing import sha256_json
+from provenir.core.sampling import SamplingConfig
+from provenir.eval.judge.config import JudgeConfig
 
 __all__ = [
     "AugmentConfig",
@@ -72,8 +74,8 @@ class MiningConfig(ConfigSection):
         return self
 
 
-class ModelGeneratorConfig(ConfigSection):
-    """The local policy that samples paraphrases (generator ``model``)."""
+class ModelGeneratorConfig(SamplingConfig):
+    """The local policy that samples paraphrases (generator ``model``), and how it samples."""
 
     model_name_or_path: str = Field(
         TINY_MODEL_ID, min_length=1, description="Base model (local path or built-in)."
@@ -82,10 +84,6 @@ class ModelGeneratorConfig(ConfigSection):
         None, description="A run's adapter/ or model/ folder on top of the base model."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to generate.")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
-    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
-    max_new_tokens: int = Field(32, gt=0, description="Tokens generated per paraphrase.")
-    batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
 
 
 GeneratorName = Literal["rules", "model"]
@@ -110,29 +108,17 @@ class GenerationConfig(ConfigSection):
     model: ModelGeneratorConfig = Field(default_factory=ModelGeneratorConfig)
 
 
-class FlywheelJudgeConfig(ConfigSection):
-    """The judge that scores each variant as a paraphrase of its original prompt."""
+class FlywheelJudgeConfig(JudgeConfig):
+    """The judge that scores each variant as a paraphrase of its original prompt.
 
-    name: str = Field(
-        "reward",
-        min_length=1,
-        description="reward (offline: a metric of the variant against the original prompt) | stub | anthropic | "
-        "openai | a registered judge.",
-    )
-    reward: str = Field("token_f1", min_length=1, description="With name: reward, the metric or reward used.")
-    model: str | None = Field(None, description="Model id for API judges.")
-    base_url: str | None = Field(None, description="API base URL for API judges.")
+    With ``name: reward`` the reference is the original prompt: the metric measures how much of
+    it the variant kept.
+    """
+
     criteria: list[str] = Field(
         default_factory=lambda: ["keeps the meaning and answer of the original"],
         min_length=1,
         description="Rubric criteria; the variant's judge score is their mean (1-10).",
-    )
-    min_kappa: float | None = Field(
-        None,
-        ge=-1,
-        le=1,
-        description="Refuse the judge unless its stored calibration (`provenir judge calibrate`) has "
-        "Cohen's kappa against human labels at least this high.",
     )
 
 

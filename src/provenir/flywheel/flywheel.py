@@ -20,9 +20,13 @@ stage          output               contents
 =============  ===================  =======================================================
 
 ``summary.json`` records the inputs' hashes, counts per stage and the output's SHA-256;
-``flywheel_state.json`` makes the run resumable stage by stage (:mod:`provenir.flywheel.state`);
-the store's audit log (``<output_dir>/audit``, what ``provenir audit`` reads) gets one event per
-stage and one at the end.
+``flywheel_state.json`` makes the run resumable stage by stage: per completed stage, its output
+path (relative to the flywheel folder), the output's SHA-256 and a *fingerprint*, the hash of
+the stage's parameters and its inputs' hashes (:class:`~provenir.core.stages.StageLedger`). A
+stage is reused only while its fingerprint is unchanged and its output still hashes the same.
+The store's audit log (``<output_dir>/audit``, what ``provenir audit`` reads) gets
+``flywheel_started``, one ``flywheel_stage_completed`` per stage (``status``: completed or
+skipped) and ``flywheel_completed``.
 
 A variant row is ``{prompt, response, provenance}`` where ``provenance`` names the failure that
 produced it (``failure_index``: 0-based row of the mined dataset, ``failure_key``: the
@@ -32,30 +36,33 @@ scores (``judge``, ``max_similarity``). The training loader ignores the extra co
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenir.core.atomic import atomic_write_json, atomic_write_text
+from provenir.core.atomic import atomic_write_json
 from provenir.core.errors import DataError, EvaluationError
 from provenir.core.hashing import sha256_file, sha256_json
+from provenir.core.jsonl import read_jsonl, write_jsonl
 from provenir.core.manifest import utc_now
+from provenir.core.progress import ProgressBar
+from provenir.core.stages import StageLedger
 from provenir.core.store import RunStore
 from provenir.eval.judge.calibration import JudgeSpec, require_min_kappa
 from provenir.flywheel.config import FlywheelConfig
 from provenir.flywheel.generators import ModelParaphraser, VariantGenerator, build_generators
 from provenir.flywheel.mining import Failure, mine_failures
 from provenir.flywheel.quality import Candidate, QualityFilter
-from provenir.flywheel.state import StageLedger
 
 __all__ = ["STAGES", "DataFlywheel", "FlywheelResult"]
 
 #: Stage names, in order.
 STAGES: tuple[str, ...] = ("mine", "generate", "filter", "augment")
 SUMMARY_FILENAME = "summary.json"
+#: The stage ledger (resumability), in the flywheel folder.
+STATE_FILENAME = "flywheel_state.json"
+STATE_SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -80,16 +87,6 @@ class FlywheelResult:
             )
             lines.append(f"{stage:<10} {status:<8} {counts}")
         return "\n".join(lines)
-
-
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
-    return atomic_write_text(path, text)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 class DataFlywheel:
@@ -141,7 +138,9 @@ class DataFlywheel:
                 JudgeSpec.of(cfg.filter.judge), cfg.filter.judge.min_kappa, RunStore(cfg.output_dir)
             )
         self.folder.mkdir(parents=True, exist_ok=True)
-        ledger = StageLedger(self.folder)
+        ledger = StageLedger(
+            self.folder / STATE_FILENAME, {"schema_version": STATE_SCHEMA_VERSION, "stages": {}}
+        )
         audit = AuditLogger(RunStore(cfg.output_dir).audit_dir)
         run_id = f"flywheel:{cfg.name}"
         audit.log(
@@ -174,39 +173,42 @@ class DataFlywheel:
         def stage(name: str, params: Any, body: Callable[[], tuple[Path, dict[str, Any]]]) -> str:
             nonlocal upstream
             fingerprint = sha256_json({"stage": name, "params": params, "input": upstream})
-            rec = ledger.completed(name, fingerprint)
+            rec = ledger.completed(name, "stages", fingerprint=fingerprint)
             if rec is not None:
                 skipped.append(name)
                 status = "skipped"
             else:
                 output, stage_counts = body()
-                rec = ledger.record(name, fingerprint, output, stage_counts)
+                fields = {"fingerprint": fingerprint, **ledger.output(output)}
+                rec = ledger.record(
+                    name, {**fields, "completed_at": utc_now(), "counts": stage_counts}, "stages"
+                )
                 ran.append(name)
                 status = "completed"
-            counts[name] = rec.counts
+            counts[name] = rec["counts"]
             audit.log(
                 "flywheel_stage_completed",
                 actor=self.actor,
                 run_id=run_id,
                 stage=name,
                 status=status,
-                output=rec.path,
-                sha256=rec.sha256,
-                counts=rec.counts,
+                output=rec["path"],
+                sha256=rec["sha256"],
+                counts=rec["counts"],
             )
-            upstream = rec.sha256
-            return rec.path
+            upstream = rec["sha256"]
+            return str(rec["path"])
 
         stage("mine", cfg.section_hash("mining"), lambda: self._mine(eval_loaded.rows))
-        failures = [Failure.from_dict(r) for r in _read_jsonl(self.folder / "failures.jsonl")]
+        failures = [Failure.from_dict(r) for r in read_jsonl(self.folder / "failures.jsonl")]
         gen_params = {
             "config": cfg.section_hash("generation"),
             "generators": [g.name for g in self.generators],
         }
         stage("generate", gen_params, lambda: self._generate(failures, show))
-        candidates = [Candidate.from_dict(r) for r in _read_jsonl(self.folder / "candidates.jsonl")]
+        candidates = [Candidate.from_dict(r) for r in read_jsonl(self.folder / "candidates.jsonl")]
         stage("filter", cfg.section_hash("filter"), lambda: self._filter(failures, candidates, show))
-        accepted = [Candidate.from_dict(r) for r in _read_jsonl(self.folder / "accepted.jsonl")]
+        accepted = [Candidate.from_dict(r) for r in read_jsonl(self.folder / "accepted.jsonl")]
         # The training rows are an input of this stage only: fold their hash into its fingerprint.
         stage(
             "augment",
@@ -215,7 +217,8 @@ class DataFlywheel:
         )
 
         augmented = self.folder / "augmented.jsonl"
-        augmented_sha = ledger.stages["augment"].sha256
+        stages = ledger.stages("stages")
+        augmented_sha = stages["augment"]["sha256"]
         summary = {
             "name": cfg.name,
             "created_at": utc_now(),
@@ -231,8 +234,8 @@ class DataFlywheel:
             },
             "input_sha256": inputs,
             "stages": {
-                name: {"path": rec.path, "sha256": rec.sha256, "counts": rec.counts}
-                for name, rec in ledger.stages.items()
+                name: {"path": rec["path"], "sha256": rec["sha256"], "counts": rec["counts"]}
+                for name, rec in stages.items()
             },
             "stages_run": ran,
             "stages_skipped": skipped,
@@ -274,7 +277,7 @@ class DataFlywheel:
             prompt_field=m.prompt_field,
             max_failures=m.max_failures,
         )
-        path = _write_jsonl(self.folder / "failures.jsonl", [f.to_dict() for f in failures])
+        path = write_jsonl(self.folder / "failures.jsonl", [f.to_dict() for f in failures])
         return path, {
             "items": len(rows),
             "failures": len(failures),
@@ -286,18 +289,18 @@ class DataFlywheel:
         n = self.config.generation.variants_per_failure
         rows: list[dict[str, Any]] = []
         per_generator: dict[str, int] = {}
-        with _progress(show, "generating variants", len(failures) * len(self.generators)) as advance:
+        with ProgressBar("generating variants", len(failures) * len(self.generators), show=show) as bar:
             by_generator: dict[str, list[list[str]]] = {}
             for gen in self.generators:
                 if isinstance(gen, ModelParaphraser):
                     # One model load for every prompt.
                     by_generator[gen.name] = gen.generate_many([f.prompt for f in failures], n)
-                    advance(len(failures))
+                    bar.advance(len(failures))
                     continue
                 out = []
                 for f in failures:
                     out.append(list(gen.generate_variants(f.prompt, f.reference, n)))
-                    advance(1)
+                    bar.advance(1)
                 by_generator[gen.name] = out
         # Grouped by failure (then generator), so the filter sees each failure's variants together.
         for i, f in enumerate(failures):
@@ -309,7 +312,7 @@ class DataFlywheel:
                         )
                     rows.append(Candidate(f.index, f.key, f.prompt, gen.name, text).to_dict())
                     per_generator[gen.name] = per_generator.get(gen.name, 0) + 1
-        path = _write_jsonl(self.folder / "candidates.jsonl", rows)
+        path = write_jsonl(self.folder / "candidates.jsonl", rows)
         return path, {"candidates": len(rows), "per_generator": per_generator}
 
     def _filter(
@@ -322,10 +325,10 @@ class DataFlywheel:
             if self._judge is not None
             else build_judge(self.config.filter.judge, [f.prompt for f in failures])
         )
-        with _progress(show, "filtering variants", len(candidates)) as advance:
-            outcome = QualityFilter(self.config.filter, judge).apply(candidates, advance=advance)
-        _write_jsonl(self.folder / "rejected.jsonl", [c.to_dict() for c in outcome.rejected])
-        path = _write_jsonl(self.folder / "accepted.jsonl", [c.to_dict() for c in outcome.accepted])
+        with ProgressBar("filtering variants", len(candidates), show=show) as bar:
+            outcome = QualityFilter(self.config.filter, judge).apply(candidates, advance=bar.advance)
+        write_jsonl(self.folder / "rejected.jsonl", [c.to_dict() for c in outcome.rejected])
+        path = write_jsonl(self.folder / "accepted.jsonl", [c.to_dict() for c in outcome.accepted])
         return path, {
             "candidates": len(candidates),
             "accepted": len(outcome.accepted),
@@ -361,28 +364,5 @@ class DataFlywheel:
                 "filter_scores": dict(c.scores),
             }
             rows.append(row)
-        path = _write_jsonl(self.folder / "augmented.jsonl", rows)
+        path = write_jsonl(self.folder / "augmented.jsonl", rows)
         return path, {"original_rows": len(train_rows), "variants": len(accepted), "rows": len(rows)}
-
-
-@contextmanager
-def _progress(show: bool | None, description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar (only on a terminal unless ``show`` says otherwise); yields ``advance``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    enabled = console.is_terminal if show is None else show
-    if not enabled:
-        yield lambda k: None
-        return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda k: bar.advance(task, k)

@@ -6,7 +6,7 @@ A generator is anything with a ``name`` and ``generate_variants(prompt, referenc
 * :class:`RuleParaphraser` (``rules``): deterministic, seeded templated paraphrases: question
   forms ("What is X?" -> "Can you tell me what X is?"), synonyms, clause reordering, framings.
 * :class:`ModelParaphraser` (``model``): paraphrases sampled from a local causal LM through a
-  few-shot prompt (:func:`provenir.train.generation.generate`); torch loads on first use.
+  few-shot prompt (:func:`provenir.train.policy.sample`); torch loads on first use.
 
 Example::
 
@@ -222,22 +222,18 @@ class ModelParaphraser:
 
     def generate_many(self, prompts: Sequence[str], n: int) -> list[list[str]]:
         """Variants for several prompts; each prompt is sampled with its own seed."""
-        from provenir.train.generation import generate
+        from provenir.train.policy import sample
 
         model, tokenizer = self._load()
         out = []
         for prompt in prompts:
             digest = hashlib.sha256(f"{self.seed}\0{prompt}".encode()).digest()
-            texts = generate(
+            texts = sample(
                 model,
                 tokenizer,
                 [PARAPHRASE_PROMPT.format(prompt=" ".join(prompt.split()))],
-                num_return_sequences=n,
-                do_sample=True,
-                temperature=self.config.temperature,
-                top_p=self.config.top_p,
-                max_new_tokens=self.config.max_new_tokens,
-                batch_size=self.config.batch_size,
+                self.config,
+                n=n,
                 seed=int.from_bytes(digest[:4], "big"),
             )[0]
             variants: list[str] = []

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from provenir.eval.judge.config import build_judge as build_configured_judge
 from provenir.flywheel.config import FlywheelJudgeConfig
-from provenir.plugins.registry import PluginRegistry
 
 __all__ = ["build_judge", "judge_prompt"]
 
@@ -30,14 +30,5 @@ def judge_prompt(original: str) -> str:
 
 
 def build_judge(config: FlywheelJudgeConfig, originals: Iterable[str]) -> Any:
-    """The configured judge; for ``reward`` it knows the original behind each judge prompt."""
-    if config.name == "reward":
-        from provenir.eval.judge import RewardJudge
-
-        return RewardJudge(config.reward, references={judge_prompt(o): o for o in originals})
-    kwargs: dict[str, Any] = {}
-    if config.model:
-        kwargs["model"] = config.model
-    if config.base_url:
-        kwargs["base_url"] = config.base_url
-    return PluginRegistry.create("judge", config.name, **kwargs)
+    """The configured judge (never cached); for ``reward`` it knows the original behind each judge prompt."""
+    return build_configured_judge(config, {judge_prompt(o): o for o in originals})

@@ -17,44 +17,33 @@ YAML layout (every section optional; defaults run fully offline on the built-in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from provenir.core.config import ConfigSection, RunConfig
+from provenir.core.sampling import SamplingConfig
+from provenir.eval.judge.config import JudgeConfig, build_judge
 
 
-class GenerationConfig(ConfigSection):
+class GenerationConfig(SamplingConfig):
     """How the current policy samples candidate responses."""
 
     num_variants: int = Field(4, ge=2, description="Responses sampled per prompt (N).")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
-    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(24, gt=0, description="Tokens generated per response.")
-    batch_size: int = Field(8, gt=0, description="Prompts per generation batch.")
 
 
-class JudgeSection(ConfigSection):
-    """Which judge ranks the candidates."""
+class JudgeSection(JudgeConfig):
+    """Which judge ranks the candidates, and how it is called."""
 
-    name: str = Field(
-        "reward", description="Registered judge: reward (offline) | stub | anthropic | openai | plugin."
-    )
-    model: str | None = Field(None, description="Model id for API judges.")
-    reward: str = Field(
-        "token_f1",
-        description="With name: reward, a registered reward or eval metric to score against the reference.",
-    )
-    base_url: str | None = Field(None, description="API base URL (API judges).")
     cache: bool = Field(True, description="Cache verdicts on disk (never failures).")
     max_concurrency: int = Field(16, gt=0, description="Pairs judged at once.")
-    min_kappa: float | None = Field(
-        None,
-        ge=-1,
-        le=1,
-        description="Refuse the judge unless its stored calibration (`provenir judge calibrate`) has "
-        "Cohen's kappa against human labels at least this high.",
-    )
+
+    def build(self, references: Mapping[str, str], cache_dir: Path) -> Any:
+        """The judge, cached in ``cache_dir`` when ``cache`` is on (see :func:`build_judge`)."""
+        return build_judge(self, references, cache_dir=cache_dir if self.cache else None)
 
 
 class PairsConfig(ConfigSection):

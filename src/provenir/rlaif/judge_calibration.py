@@ -1,7 +1,8 @@
 """Calibrating a configured judge against human labels: build it, measure it, store and audit the report.
 
-This lives in ``rlaif`` because it builds the judge with RLAIF's own builder
-(:func:`provenir.rlaif.judging.build_judge`), so the judge measured is exactly the judge the
+This lives in ``rlaif`` because it reads RLAIF's judge section (:class:`~provenir.rlaif.config.JudgeSection`,
+whose ``max_concurrency`` and ``cache`` it honours) and builds it with the one
+:func:`~provenir.eval.judge.config.build_judge`, so the judge measured is exactly the judge a
 pipeline would use; the measuring itself is :mod:`provenir.eval.judge.calibration`.
 """
 
@@ -25,7 +26,6 @@ from provenir.eval.judge.calibration import (
     store_calibration,
 )
 from provenir.rlaif.config import JudgeSection
-from provenir.rlaif.judging import build_judge
 
 __all__ = ["CalibrationOutcome", "calibrate_judge", "judge_section"]
 
@@ -87,7 +87,7 @@ def calibrate_judge(
     section = judge if isinstance(judge, JudgeSection) else judge_section(judge)
     labels = load_labels(labels_path)
     store = RunStore(output_dir)
-    built = build_judge(section, labels.references(), default_cache_dir())
+    built = section.build(labels.references(), default_cache_dir())
     report = calibrate(
         built,
         labels,

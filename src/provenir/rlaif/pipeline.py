@@ -20,28 +20,27 @@ so every iteration is regularised towards the original model, not the previous i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from provenir.core.atomic import atomic_write_json, atomic_write_text
+from provenir.core.atomic import atomic_write_json
 from provenir.core.config import RunConfig
 from provenir.core.errors import ConfigError, DataError
 from provenir.core.hashing import sha256_file, sha256_json
+from provenir.core.jsonl import read_jsonl, write_jsonl
 from provenir.core.manifest import RunManifest
 from provenir.core.redaction import redact_text
+from provenir.core.stages import StageLedger
 from provenir.core.store import RunStore
 from provenir.data.loading import read_rows, split_rows
-from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
-from provenir.eval.judge.calibration import JudgeSpec, require_min_kappa
+from provenir.eval.harness import EVAL_FILENAME, EvalResult
 from provenir.eval.regression import RegressionGate
 from provenir.governance.attestation import attest_if_configured
 from provenir.governance.audit import AuditLogger
 from provenir.rlaif.config import RLAIFConfig
-from provenir.rlaif.judging import build_judge
 
 STAGES = ("generate", "judge", "pairs", "train", "eval", "gate")
 
@@ -96,15 +95,6 @@ class RLAIFResult:
         }
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> str:
-    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows))
-    return sha256_file(path)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _completion_text(template: str, tokenizer: Any) -> Callable[[str], str]:
     """How a sampled text is stored so that DPO trains on the tokens the policy sampled.
 
@@ -114,7 +104,7 @@ def _completion_text(template: str, tokenizer: Any) -> Callable[[str], str]:
     model generated, or ``"?" + "12"`` would train a token the policy never produced after
     ``"? 12"`` (byte-level BPE folds the space into the word).
     """
-    from provenir.train.backends.trl_backend import template_pair
+    from provenir.data.templates.rendering import template_pair
 
     _, probe = template_pair(template, tokenizer, {"prompt": "p"}, "\x00")
     own_separator = probe[: probe.index("\x00")] != ""
@@ -136,7 +126,9 @@ class RLAIFPipeline:
         self._judge_override = judge
         self.train_rows, self.eval_rows = self._load_prompts()
         self.references = {r["prompt"]: r["reference"] for r in self.train_rows if r.get("reference")}
-        self.state: dict[str, Any] = self._load_state()
+        self.ledger = self._load_ledger()
+        #: The ledger's document: completed stages per iteration, baseline, best, stopped.
+        self.state: dict[str, Any] = self.ledger.data
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -167,7 +159,7 @@ class RLAIFPipeline:
             out.append({"prompt": prompt, **({"reference": reference} if isinstance(reference, str) else {})})
         return out
 
-    def _load_state(self) -> dict[str, Any]:
+    def _load_ledger(self) -> StageLedger:
         identity = sha256_json(
             {
                 # min_kappa only admits or refuses the judge: setting it later continues the pipeline.
@@ -178,31 +170,25 @@ class RLAIFPipeline:
                 "eval": self.eval_rows,
             }
         )
-        path = self.folder / "state.json"
-        if path.is_file():
-            state = json.loads(path.read_text())
-            if state.get("identity") != identity:
-                raise ConfigError(
-                    f"{self.folder} holds a pipeline with another config or data; choose a new name or delete it"
-                )
-            return state
-        return {"identity": identity, "iterations": {}, "baseline": None, "best": None, "stopped": None}
-
-    def _save_state(self) -> None:
-        atomic_write_json(self.folder / "state.json", self.state)
+        # Stage outputs are stored as the paths they were written to ("file"), as before.
+        ledger = StageLedger(
+            self.folder / "state.json",
+            {"identity": identity, "iterations": {}, "baseline": None, "best": None, "stopped": None},
+            output_key="file",
+            relative_outputs=False,
+        )
+        if ledger.data.get("identity") != identity:
+            raise ConfigError(
+                f"{self.folder} holds a pipeline with another config or data; choose a new name or delete it"
+            )
+        return ledger
 
     def _done(self, k: int, stage: str) -> dict[str, Any] | None:
         """The recorded output of a completed stage, if its file still hashes the same."""
-        rec = self.state["iterations"].get(str(k), {}).get(stage)
-        if rec is None:
-            return None
-        if "file" in rec and (not Path(rec["file"]).is_file() or sha256_file(rec["file"]) != rec["sha256"]):
-            return None
-        return rec
+        return self.ledger.completed(stage, "iterations", str(k))
 
     def _record(self, k: int, stage: str, rec: dict[str, Any]) -> dict[str, Any]:
-        self.state["iterations"].setdefault(str(k), {})[stage] = rec
-        self._save_state()
+        rec = self.ledger.record(stage, rec, "iterations", str(k))
         self.audit.log(
             "rlaif_stage_completed",
             pipeline=self.config.name,
@@ -217,17 +203,20 @@ class RLAIFPipeline:
 
     def run(self) -> RLAIFResult:
         """Run the remaining stages of every iteration; returns (and saves) the summary."""
+        # numpy (the eval extra) loads here, not on import: the CLI names the missing extras first.
+        from provenir.eval.judge.calibration import JudgeSpec, require_min_kappa
+
         cfg = self.config
         if self._judge_override is None:
             require_min_kappa(JudgeSpec.of(cfg.judge), cfg.judge.min_kappa, self.store)
         self.folder.mkdir(parents=True, exist_ok=True)
-        judge = self._judge_override or build_judge(cfg.judge, self.references, self.folder / "judge_cache")
+        judge = self._judge_override or cfg.judge.build(self.references, self.folder / "judge_cache")
         if self.state["baseline"] is None:
             baseline_eval = self._evaluate(None, self.folder / "baseline_eval.json")
             baseline_file = self.folder / "baseline_eval.json"
             self.state["baseline"] = {"file": str(baseline_file), "sha256": sha256_file(baseline_file)}
             self.state["best"] = {"run_id": None, "adapter": None, "eval": str(baseline_file)}
-            self._save_state()
+            self.ledger.save()
             self.audit.log(
                 "rlaif_baseline_evaluated",
                 pipeline=cfg.name,
@@ -243,7 +232,7 @@ class RLAIFPipeline:
             if stop:
                 stopped = stop
                 self.state["stopped"] = stop
-                self._save_state()
+                self.ledger.save()
                 break
         else:
             stopped = stopped or f"completed {cfg.n_iterations} iteration(s)"
@@ -286,11 +275,11 @@ class RLAIFPipeline:
         gen = self._done(k, "generate") or self._record(
             k, "generate", self._generate(k, it_dir, parent["adapter"])
         )
-        candidates = _read_jsonl(Path(gen["file"]))
+        candidates = read_jsonl(gen["file"])
         summary.candidates = sum(len(c["variants"]) for c in candidates)
 
         jud = self._done(k, "judge") or self._record(k, "judge", self._judge(judge, candidates, it_dir))
-        judgments = _read_jsonl(Path(jud["file"]))
+        judgments = read_jsonl(jud["file"])
         summary.judged = len(judgments)
         summary.agreement_rate = jud.get("agreement_rate")
 
@@ -324,38 +313,31 @@ class RLAIFPipeline:
                 f"iteration {k}: regression gate tripped; kept {parent['run_id'] or 'the base model'}",
             )
         self.state["best"] = {"run_id": trn["run_id"], "adapter": adapter, "eval": ev["file"]}
-        self._save_state()
+        self.ledger.save()
         return summary, None
 
     # -- stages ---------------------------------------------------------------------------------
 
     def _generate(self, k: int, it_dir: Path, adapter: str | None) -> dict[str, Any]:
-        from provenir.train.backends.trl_backend import template_prompt
-        from provenir.train.generation import generate, load_policy
+        from provenir.data.templates.rendering import template_prompt
+        from provenir.train.generation import load_policy
+        from provenir.train.policy import sample
 
         g = self.config.generation
         model, tokenizer, _ = load_policy(self.config.dpo, Path(adapter) if adapter else None)
         prompts = [template_prompt(self.config.dpo.data.template, tokenizer, r) for r in self.train_rows]
         as_trained = _completion_text(self.config.dpo.data.template, tokenizer)
-        outputs = generate(
-            model,
-            tokenizer,
-            prompts,
-            max_new_tokens=g.max_new_tokens,
-            batch_size=g.batch_size,
-            num_return_sequences=g.num_variants,
-            do_sample=True,
-            temperature=g.temperature,
-            top_p=g.top_p,
-            seed=self.config.seed + k,
-            strip=False,
+        outputs = sample(
+            model, tokenizer, prompts, g, n=g.num_variants, seed=self.config.seed + k, strip=False
         )
         rows = [
             {**r, "variants": [as_trained(t) for t in v]}
             for r, v in zip(self.train_rows, outputs, strict=True)
         ]
-        path = it_dir / "candidates.jsonl"
-        return {"file": str(path), "sha256": _write_jsonl(path, rows), "policy_adapter": adapter}
+        return {
+            **self.ledger.output(write_jsonl(it_dir / "candidates.jsonl", rows)),
+            "policy_adapter": adapter,
+        }
 
     def _judge(self, judge: Any, candidates: list[dict[str, Any]], it_dir: Path) -> dict[str, Any]:
         from provenir.eval.judge import agreement_rate, score_pairwise_batch
@@ -395,12 +377,9 @@ class RLAIFPipeline:
                     rationale=pref.rationale,
                 )
             rows.append(row)
-        path = it_dir / "judgments.jsonl"
-        rate = agreement_rate(prefs)
         return {
-            "file": str(path),
-            "sha256": _write_jsonl(path, rows),
-            "agreement_rate": rate,
+            **self.ledger.output(write_jsonl(it_dir / "judgments.jsonl", rows)),
+            "agreement_rate": agreement_rate(prefs),
             "errors": sum("error" in r for r in rows),
         }
 
@@ -408,7 +387,7 @@ class RLAIFPipeline:
         self, judgments: list[dict[str, Any]], it_dir: Path, cand_sha: str, jud_sha: str
     ) -> dict[str, Any]:
         rules = self.config.pairs
-        candidates = _read_jsonl(it_dir / "candidates.jsonl")
+        candidates = read_jsonl(it_dir / "candidates.jsonl")
         by_prompt: dict[int, list[tuple[float, dict[str, Any]]]] = {}
         for ji, j in enumerate(judgments):
             if "error" in j or j["preferred"] == "tie" or j["confidence"] < rules.min_confidence:
@@ -436,10 +415,8 @@ class RLAIFPipeline:
                 rows.append(row)
                 if len(seen) == rules.max_pairs_per_prompt:
                     break
-        path = it_dir / "pairs.jsonl"
         return {
-            "file": str(path),
-            "sha256": _write_jsonl(path, rows),
+            **self.ledger.output(write_jsonl(it_dir / "pairs.jsonl", rows)),
             "count": len(rows),
             "candidates_sha256": cand_sha,
             "judgments_sha256": jud_sha,
@@ -473,21 +450,17 @@ class RLAIFPipeline:
         return {"run_id": manifest.run_id, "adapter_hash": manifest.adapter_hash}
 
     def _evaluate(self, adapter: str | None, out: Path) -> EvalResult:
-        from provenir.train.backends.trl_backend import template_prompt
-        from provenir.train.generation import generate_predictions, load_policy
+        from provenir.train.policy import evaluate_policy
 
-        model, tokenizer, _ = load_policy(self.config.dpo, Path(adapter) if adapter else None)
-        prompts = [template_prompt(self.config.dpo.data.template, tokenizer, r) for r in self.eval_rows]
-        predictions = generate_predictions(
-            model,
-            tokenizer,
-            prompts,
+        result = evaluate_policy(
+            self.config.dpo,
+            Path(adapter) if adapter else None,
+            self.eval_rows,
+            self.config.eval_metrics,
             max_new_tokens=self.config.generation.max_new_tokens,
             batch_size=self.config.generation.batch_size,
+            seed=self.config.seed,
         )
-        result = MultiMetricEvaluator(
-            self.config.eval_metrics, seed=self.config.seed, keep_predictions=True
-        ).evaluate(self.eval_rows, predictions)
         result.save(out)
         return result
 

@@ -19,12 +19,11 @@ from provenir.core.manifest import RunManifest, utc_now
 from provenir.core.store import GATE_FILE, RunStore
 from provenir.data.loading import load_rows, load_train_data
 from provenir.data.pinned_rows import read_rows as read_stored_rows
-from provenir.data.templates.rendering import template_prompt
-from provenir.eval.harness import EVAL_FILENAME, EvalResult, MultiMetricEvaluator
+from provenir.eval.harness import EVAL_FILENAME, EvalResult
 from provenir.eval.regression import GateDecision, RegressionGate
 from provenir.eval.run_evaluation import attach_to_manifest
 from provenir.governance.attestation import attest_if_configured
-from provenir.train.generation import generate_predictions, load_policy
+from provenir.train.policy import evaluate_policy
 
 
 def evaluate_run(
@@ -82,19 +81,16 @@ def evaluate_run(
     weights = rdir / ("adapter" if config.peft.enabled else "model")
     if not weights.is_dir():
         raise EvaluationError(f"run {manifest.run_id} has no {weights.name} folder at {weights}")
-    model, tokenizer, _ = load_policy(config, weights)
-    prompts = [template_prompt(config.data.template, tokenizer, dict(r)) for r in rows]
-    predictions = generate_predictions(
-        model,
-        tokenizer,
-        prompts,
+    result = evaluate_policy(
+        config,
+        weights,
+        rows,
+        list(metrics or config.eval.metrics),
         max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
         batch_size=batch_size,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
     )
-    evaluator = MultiMetricEvaluator(
-        list(metrics or config.eval.metrics), n_bootstrap=n_bootstrap, seed=seed, keep_predictions=True
-    )
-    result = evaluator.evaluate(rows, predictions)
     result.extra.update(
         run_id=manifest.run_id,
         data=data_path or "run eval rows",

@@ -7,6 +7,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from provenir.core.progress import ProgressBar
+
 
 class RichProgressCallback(TrainerCallback):
     """Shows ``step/max_steps``, elapsed time and the last logged loss; prints nothing off the main process."""
@@ -17,32 +19,26 @@ class RichProgressCallback(TrainerCallback):
 
     def __init__(self, description: str = "training") -> None:
         self.description = description
-        self._progress: Any = None
-        self._task: Any = None
+        self._progress: ProgressBar | None = None
         self._last_draw = 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[loss]}"),
-            transient=False,
+        # On stdout, always: stderr is kept for problems (tests/train/test_quiet_training.py).
+        self._progress = ProgressBar(
+            self.description,
+            state.max_steps,
+            show=True,
+            stderr=False,
+            completed=state.global_step,
+            fields={"loss": ""},
             auto_refresh=False,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(
-            self.description, total=state.max_steps, completed=state.global_step, loss=""
         )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=state.global_step)
+            self._progress.update(completed=state.global_step)
             now = time.monotonic()
             if now - self._last_draw >= self.REDRAW_EVERY_S or state.global_step >= state.max_steps:
                 self._progress.refresh()
@@ -52,10 +48,9 @@ class RichProgressCallback(TrainerCallback):
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
         if self._progress is not None and logs and "loss" in logs:
-            self._progress.update(self._task, loss=f"loss {logs['loss']:.4f}")
+            self._progress.update(loss=f"loss {logs['loss']:.4f}")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._progress is not None:
-            self._progress.refresh()
-            self._progress.stop()
+            self._progress.close()
             self._progress = None

@@ -7,12 +7,12 @@ clients are thread-safe. Retries, ``retry-after`` and back-off happen inside eac
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 from provenir.core.errors import JudgeError
+from provenir.core.progress import ProgressBar
 from provenir.eval.judge.verdict import Preference
 
 T = TypeVar("T")
@@ -61,8 +61,7 @@ def map_concurrent(
     results: list[Any] = [None] * n
     if n == 0:
         return results
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = _Progress(description, n) if show else None
+    bar = ProgressBar(description, n, show=progress)
     failures: list[tuple[int, JudgeError]] = []
     try:
         with ThreadPoolExecutor(max_workers=min(max_concurrency, n), thread_name_prefix="judge") as pool:
@@ -79,8 +78,7 @@ def map_concurrent(
                         results[i] = exc
                     else:
                         raise exc
-                    if bar:
-                        bar.advance()
+                    bar.advance()
                     if failures and not return_exceptions:
                         break
             finally:
@@ -88,8 +86,7 @@ def map_concurrent(
                 for fut in futures:
                     fut.cancel()
     finally:
-        if bar:
-            bar.close()
+        bar.close()
     if failures and not return_exceptions:
         first_index, first = min(failures, key=lambda f: f[0])
         raise JudgeError(
@@ -153,28 +150,3 @@ def pairwise_batch_method(
     return score_pairwise_batch(
         self, items, max_concurrency=max_concurrency, progress=progress, return_exceptions=return_exceptions
     )
-
-
-class _Progress:
-    """A rich progress bar on stderr; rich is imported only when a bar is shown."""
-
-    def __init__(self, description: str, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self._task = self._progress.add_task(description, total=total)
-        self._progress.start()
-
-    def advance(self) -> None:
-        self._progress.advance(self._task)
-
-    def close(self) -> None:
-        self._progress.stop()
