@@ -238,9 +238,8 @@ def test_a_writer_that_cannot_get_the_lock_in_time_refuses_to_write(
     logger = AuditLogger(tmp_path)
     logger.log("first", actor="a")
     other = FileLock(str(tmp_path / "audit.lock"))  # another holder: its own open file, so flock excludes us
-    with other:
-        with pytest.raises(GovernanceError, match=r"could not lock the audit log within 0s"):
-            logger.log("second", actor="a")
+    with other, pytest.raises(GovernanceError, match=r"could not lock the audit log within 0s"):
+        logger.log("second", actor="a")
     assert [r["event"] for r in _stored(tmp_path)] == ["first"]
     assert logger.log("second", actor="a").seq == 2
 
