@@ -296,3 +296,22 @@ def test_the_evaluator_gives_continuous_metrics_bca_on_request() -> None:
         MultiMetricEvaluator(["token_f1"]).evaluate(rows[:3] + [{"prompt": "x", "response": "y"}], preds[:4])
     with pytest.raises(EvaluationError, match="cluster ids"):
         MultiMetricEvaluator(["token_f1"]).evaluate_texts(["a", "b"], [["a"], ["b"]], clusters=["p"])
+
+
+def test_bca_batches_never_drop_to_zero_for_sets_larger_than_the_memory_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    from provenir.eval import bootstrap as bootstrap_module
+
+    # With the bound set below the set's size (as 2,000,000 is for a 2M-item set), one resample
+    # per batch still runs: the interval is scipy's unbatched one, only computed in small steps.
+    monkeypatch.setattr(bootstrap_module, "_CHUNK_ELEMENTS", 10)
+    scores = np.random.default_rng(3).random(40) ** 3
+    ref = bootstrap(
+        (scores,), np.mean, method="BCa", confidence_level=0.95, n_resamples=200, rng=np.random.default_rng(0)
+    ).confidence_interval
+    ours = bootstrap_module.bca_mean_ci(list(scores), confidence=0.95, n_resamples=200, seed=0)
+    assert ours == pytest.approx((float(ref.low), float(ref.high)), rel=1e-12)
