@@ -158,6 +158,10 @@ def load_model(config: RunConfig, model_path: str, device: str) -> Any:
     return model
 
 
+#: ``algorithm`` -> the name of its trainer class in ``trl``.
+TRAINERS: dict[str, str] = {"sft": "SFTTrainer", "dpo": "DPOTrainer", "grpo": "GRPOTrainer"}
+
+
 #: ``peft.init`` -> peft's ``init_lora_weights``.
 _INIT_LORA_WEIGHTS: dict[str, bool | str] = {
     "default": True,
@@ -506,8 +510,7 @@ class TRLBackend:
 
             # Continue the given adapter; the trainer then gets no new peft_config.
             model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
-        builders = {"sft": self._sft_trainer, "dpo": self._dpo_trainer, "grpo": self._grpo_trainer}
-        if config.algorithm not in builders:
+        if config.algorithm not in TRAINERS:
             raise BackendError(f"algorithm {config.algorithm!r} is not supported by the trl backend")
         rows = self.prepare_rows(config, dataset, tokenizer).rows
         self._prepared = None  # the trainer holds its own copy from here on
@@ -518,9 +521,7 @@ class TRLBackend:
         import trl  # noqa: F401
 
         with quiet_libraries():
-            trainer = builders[config.algorithm](
-                config, rows, run_dir, device, tokenizer, model, eval_rows=eval_rows
-            )
+            trainer = self._trainer(config, rows, run_dir, device, tokenizer, model, eval_rows=eval_rows)
         self._initial_adapter = save_initial_adapter(config, trainer)
         if (
             config.distributed.strategy == "fsdp"
@@ -608,9 +609,9 @@ class TRLBackend:
             selected_checkpoint=selected,
         )
 
-    # -- one builder per algorithm ----------------------------------------------------------
+    # -- the trainer of each algorithm ------------------------------------------------------
 
-    def _sft_trainer(
+    def _trainer(
         self,
         config: RunConfig,
         rows: list[dict[str, Any]],
@@ -620,65 +621,27 @@ class TRLBackend:
         model: Any,
         eval_rows: list[dict[str, Any]] | None = None,
     ) -> Any:
+        """TRL's trainer of ``config.algorithm`` (a key of :data:`TRAINERS`) over ``rows``."""
+        import trl
         from datasets import Dataset
-        from trl import SFTTrainer
 
-        return SFTTrainer(
-            model=model,
-            args=trl_args(config, run_dir, device),
-            train_dataset=Dataset.from_list(rows),
-            eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
-            processing_class=tokenizer,
-            peft_config=lora_config(config),
-        )
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "args": trl_args(config, run_dir, device),
+            "train_dataset": Dataset.from_list(rows),
+            "processing_class": tokenizer,
+            "peft_config": lora_config(config),
+        }
+        if config.algorithm == "grpo":
+            from provenir.rewards.primitives import as_grpo_reward_func
 
-    def _dpo_trainer(
-        self,
-        config: RunConfig,
-        rows: list[dict[str, Any]],
-        run_dir: Path,
-        device: str,
-        tokenizer: Any,
-        model: Any,
-        eval_rows: list[dict[str, Any]] | None = None,
-    ) -> Any:
-        from datasets import Dataset
-        from trl import DPOTrainer
-
-        # With a PEFT adapter and no ref_model, TRL uses the base model (adapter disabled) as reference.
-        return DPOTrainer(
-            model=model,
-            args=trl_args(config, run_dir, device),
-            train_dataset=Dataset.from_list(rows),
-            eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
-            processing_class=tokenizer,
-            peft_config=lora_config(config),
-        )
-
-    def _grpo_trainer(
-        self,
-        config: RunConfig,
-        rows: list[dict[str, Any]],
-        run_dir: Path,
-        device: str,
-        tokenizer: Any,
-        model: Any,
-        eval_rows: list[dict[str, Any]] | None = None,
-    ) -> Any:
-        from datasets import Dataset
-        from trl import GRPOTrainer
-
-        from provenir.rewards.primitives import as_grpo_reward_func
-
-        reward_funcs = [as_grpo_reward_func(name, name=name) for name in config.grpo.rewards]
-        return GRPOTrainer(
-            model=model,
-            reward_funcs=reward_funcs,  # type: ignore[arg-type]  # callables of TRL's batch signature
-            args=trl_args(config, run_dir, device),
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
-            peft_config=lora_config(config),
-        )
+            # GRPO is given no eval_dataset; its rewards are callables of TRL's batch signature.
+            kwargs["reward_funcs"] = [as_grpo_reward_func(name, name=name) for name in config.grpo.rewards]
+        else:
+            # DPO: with a PEFT adapter and no ref_model, TRL uses the base model (adapter disabled)
+            # as reference.
+            kwargs["eval_dataset"] = Dataset.from_list(eval_rows) if eval_rows is not None else None
+        return getattr(trl, TRAINERS[config.algorithm])(**kwargs)
 
 
 def select_weights(config: RunConfig, trainer: Any, run_dir: Path) -> SelectedCheckpoint:
