@@ -48,6 +48,7 @@ from provenir.core.errors import EvaluationError
 from provenir.core.hashing import sha256_bytes
 from provenir.core.manifest import ManifestVerification, RunManifest
 from provenir.core.store import StoredRun
+from provenir.train.runs import summarize
 
 RunId = Annotated[
     str,
@@ -184,16 +185,8 @@ def get_run(request: Request, run_id: RunId) -> RunDetail:
     if eval_summary is None and manifest.eval is not None:
         eval_summary, eval_source = manifest.eval, "manifest"
     detail = {
-        "run_id": manifest.run_id,
-        "name": manifest.name,
-        "algorithm": manifest.algorithm,
-        "backend": manifest.backend,
-        "status": manifest.status,
-        "timestamp": manifest.timestamp,
+        **summarize(manifest),
         "finished_at": manifest.finished_at,
-        "adapter_hash": manifest.adapter_hash,
-        "provenance": manifest.provenance,
-        "relation": manifest.relation,
         "config_hash": manifest.config_hash,
         "dataset_hash": manifest.dataset_hash,
         "eval_dataset_hash": manifest.eval_dataset_hash,

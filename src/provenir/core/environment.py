@@ -26,17 +26,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-TRACKED_PACKAGES = (
-    "provenir",
-    "torch",
-    "transformers",
-    "trl",
-    "peft",
-    "accelerate",
-    "datasets",
-    "bitsandbytes",
-    "tokenizers",
-)
+from provenir.core.extras import TRAINING_STACK
+
+TRACKED_PACKAGES = ("provenir", *TRAINING_STACK, "bitsandbytes", "tokenizers")
 
 # Instruction sets whose presence makes BLAS, oneDNN and torch's own kernels take a different code
 # path (vector width, fused multiply-add, reduced-precision dot products), hence different rounding.

@@ -19,6 +19,10 @@ from types import ModuleType
 
 from provenir.core.errors import MissingExtraError
 
+#: The libraries a training run is built on: the ``train`` extra installs them and every
+#: manifest records their versions (:data:`provenir.core.environment.TRACKED_PACKAGES`).
+TRAINING_STACK = ("torch", "transformers", "trl", "peft", "accelerate", "datasets")
+
 #: The modules Provenir imports from each extra of pyproject.toml (tests/test_packaging.py checks
 #: both directions). A module listed under several extras is explained with the first one.
 EXTRAS: dict[str, tuple[str, ...]] = {
@@ -31,12 +35,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "judges": ("anthropic", "openai", "httpx"),
     "tracking": ("wandb", "mlflow", "tensorboard"),
     "train": (
-        "torch",
-        "transformers",
-        "trl",
-        "peft",
-        "accelerate",
-        "datasets",
+        *TRAINING_STACK,
         "tokenizers",
         "safetensors",
         "huggingface_hub",
