@@ -18,10 +18,10 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from provenir.core.atomic import atomic_write_json
 from provenir.core.errors import JudgeError
@@ -29,7 +29,9 @@ from provenir.core.hashing import canonical_json, sha256_bytes
 from provenir.eval.judge.batch import pairwise_batch_method
 from provenir.eval.judge.verdict import Preference, RubricResult, validate_criteria
 
-log = logging.getLogger("provenir.eval.judge")
+log = logging.getLogger(__name__)
+
+_V = TypeVar("_V", Preference, RubricResult)
 
 CACHE_FORMAT = 1
 _SECRET_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_KEY")
@@ -100,32 +102,28 @@ class CachedJudge:
     def score_pairwise(self, prompt: str, a: str, b: str) -> Preference:
         """Cached :meth:`LLMJudge.score_pairwise`."""
         inputs = {"prompt": prompt, "a": a, "b": b}
-        key = self.cache_key("pairwise", inputs)
-        if (hit := self._load(key, "pairwise")) is not None:
-            return Preference.from_dict(hit)
-        result = self.inner.score_pairwise(prompt, a, b)
-        if not isinstance(result, Preference):
-            raise JudgeError(
-                f"{type(self.inner).__name__}.score_pairwise returned {type(result).__name__}, "
-                "not a Preference"
-            )
-        self._store(key, "pairwise", result.to_dict())
-        return result
+        return self._cached("pairwise", inputs, Preference, lambda: self.inner.score_pairwise(prompt, a, b))
 
     def score_rubric(self, prompt: str, response: str, criteria: Sequence[str]) -> RubricResult:
         """Cached :meth:`LLMJudge.score_rubric`."""
         cleaned = validate_criteria(criteria)
         inputs = {"prompt": prompt, "response": response, "criteria": cleaned}
-        key = self.cache_key("rubric", inputs)
-        if (hit := self._load(key, "rubric")) is not None:
-            return RubricResult.from_dict(hit)
-        result = self.inner.score_rubric(prompt, response, cleaned)
-        if not isinstance(result, RubricResult):
+        return self._cached(
+            "rubric", inputs, RubricResult, lambda: self.inner.score_rubric(prompt, response, cleaned)
+        )
+
+    def _cached(self, method: str, inputs: Mapping[str, Any], kind: type[_V], judge: Callable[[], Any]) -> _V:
+        """The stored verdict of ``method`` on ``inputs``, else ``judge()``'s, checked and stored."""
+        key = self.cache_key(method, inputs)
+        if (hit := self._load(key, method)) is not None:
+            return kind.from_dict(hit)
+        result = judge()
+        if not isinstance(result, kind):
             raise JudgeError(
-                f"{type(self.inner).__name__}.score_rubric returned {type(result).__name__}, "
-                "not a RubricResult"
+                f"{type(self.inner).__name__}.score_{method} returned {type(result).__name__}, "
+                f"not a {kind.__name__}"
             )
-        self._store(key, "rubric", result.to_dict())
+        self._store(key, method, result.to_dict())
         return result
 
     score_pairwise_batch = pairwise_batch_method

@@ -33,7 +33,7 @@ from provenir.eval.judge.position import combine_orders
 from provenir.eval.judge.retry import RetryPolicy, retry_after_seconds
 from provenir.eval.judge.verdict import Preference, RubricResult, validate_criteria
 
-log = logging.getLogger("provenir.eval.judge")
+log = logging.getLogger(__name__)
 
 Method = Literal["pairwise", "rubric"]
 
