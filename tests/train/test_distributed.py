@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -45,6 +46,28 @@ def test_gpu_request_without_gpu_is_a_clear_error() -> None:
         plan_launch(RunConfig.from_dict({"distributed": {"strategy": "deepspeed"}}), gpus=0)
     with pytest.raises(ConfigError, match="4 processes need 4 GPUs but 2 are visible"):
         plan_launch(cfg(num_gpus=4), gpus=2)
+
+
+def test_worker_arguments_name_the_worker_module_without_loading_torch(tmp_path: Path) -> None:
+    # A fresh interpreter: the launcher must not load torch just to name the module torchrun runs.
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from provenir.core.inputs import RowsPin\n"
+        "from provenir.train.distributed import worker_arguments\n"
+        "pin = RowsPin(path='data/train.jsonl', sha256='0' * 64, count=3)\n"
+        "args = worker_arguments(Path('c.yaml'), Path('.'), pin)\n"
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') if m in sys.modules]\n"
+        "print(args[0], args[1], heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    flag, module, heavy = proc.stdout.split(maxsplit=2)
+    assert (flag, heavy.strip()) == ("-m", "[]")
+    # `python -m <module>` runs the worker's entry point.
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    assert 'if __name__ == "__main__":\n    main()' in Path(spec.origin).read_text()
 
 
 def test_plans_and_commands(tmp_path: Path) -> None:

@@ -192,6 +192,19 @@ def _p(
     )
 
 
+def _assignment(regex: str, *, check: Callable[[str], bool], needs: Iterable[str]) -> CredentialPattern:
+    """One form of a secret assigned to a secret-sounding name (``password = ...``, ``--api-key ...``)."""
+    return _p(
+        "assignment",
+        "Secret Keyword",
+        regex,
+        ["pass", "pwd", "secret", "token", "key"],
+        fold=True,
+        check=check,
+        needs=needs,
+    )
+
+
 #: Every value format, most specific first (on equal spans the earlier one names the finding).
 PATTERNS: tuple[CredentialPattern, ...] = (
     _p(
@@ -307,27 +320,17 @@ PATTERNS: tuple[CredentialPattern, ...] = (
         r"(?<=://)[^\s/:@\"'<>]*:(?P<s>[^\s/@\"'<>]+)(?=@)",
         ["://"],
     ),
-    _p(
-        "assignment",
-        "Secret Keyword",
+    _assignment(
         _ASSIGNED_NAMES + _KEY_END + _SEP + r"(?:" + _QUOTED_VALUE + r")",
-        ["pass", "pwd", "secret", "token", "key"],
-        fold=True,
         check=_assigned_value,
         needs=("=", ":"),
     ),
-    _p(
-        "assignment",
-        "Secret Keyword",
+    _assignment(
         _ASSIGNED_NAMES + _KEY_END + r"[ \t]*(?:=>|:=|=)[ \t]*" + _UNQUOTED_VALUE,
-        ["pass", "pwd", "secret", "token", "key"],
-        fold=True,
         check=_unquoted_value,
         needs=("=",),
     ),
-    _p(
-        "assignment",
-        "Secret Keyword",
+    _assignment(
         # A command-line flag and its value: --password hunter2, --api-key "...".
         r"(?<![\w-])--[a-z0-9-]*"
         + _ASSIGNED_NAMES
@@ -336,17 +339,11 @@ PATTERNS: tuple[CredentialPattern, ...] = (
         + r"|"
         + _UNQUOTED_VALUE
         + r")",
-        ["pass", "pwd", "secret", "token", "key"],
-        fold=True,
         check=_unquoted_value,
         needs=("--",),
     ),
-    _p(
-        "assignment",
-        "Secret Keyword",
+    _assignment(
         _ASSIGNED_NAMES + _KEY_END + r"[ \t]*:[ \t]*" + _UNQUOTED_COLON_VALUE,
-        ["pass", "pwd", "secret", "token", "key"],
-        fold=True,
         check=_prose_colon_value,
         needs=(":",),
     ),

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from provenir.core.errors import EvaluationError
 
@@ -77,6 +77,9 @@ class MetricFn(Protocol):
     def compute(self, predictions: Sequence[str], references: Sequence[Sequence[str]]) -> ItemScores: ...
 
 
+_T = TypeVar("_T")
+
+
 def _check_inputs(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> None:
     if len(predictions) != len(references):
         raise EvaluationError(
@@ -87,6 +90,23 @@ def _check_inputs(predictions: Sequence[str], references: Sequence[Sequence[str]
     for i, refs in enumerate(references):
         if isinstance(refs, str) or not refs:
             raise EvaluationError(f"item {i}: references must be a non-empty list of strings")
+
+
+def _best_over_references(
+    predictions: Sequence[str],
+    references: Sequence[Sequence[str]],
+    prepare: Callable[[str], _T],
+    score: Callable[[_T, _T], float],
+) -> list[float]:
+    """Per item, the best ``score(prepare(prediction), prepare(reference))`` over its references.
+
+    The inputs are checked (:func:`_check_inputs`) by the caller, before it loads anything.
+    """
+    scores = []
+    for pred, refs in zip(predictions, references, strict=True):
+        p = prepare(pred)
+        scores.append(max(score(p, prepare(r)) for r in refs))
+    return scores
 
 
 # -- SQuAD v1.1 --------------------------------------------------------------------------------
@@ -131,10 +151,9 @@ class ExactMatch:
     def compute(self, predictions: Sequence[str], references: Sequence[Sequence[str]]) -> ItemScores:
         """Per-item exact match (max over references)."""
         _check_inputs(predictions, references)
-        scores = []
-        for pred, refs in zip(predictions, references, strict=True):
-            p = normalize_answer(pred)
-            scores.append(1.0 if any(p == normalize_answer(r) for r in refs) else 0.0)
+        scores = _best_over_references(
+            predictions, references, normalize_answer, lambda p, r: 1.0 if p == r else 0.0
+        )
         return ItemScores(scores=scores, binary=True)
 
 
@@ -151,10 +170,9 @@ class TokenF1:
     def compute(self, predictions: Sequence[str], references: Sequence[Sequence[str]]) -> ItemScores:
         """Per-item token F1 (max over references)."""
         _check_inputs(predictions, references)
-        scores = []
-        for pred, refs in zip(predictions, references, strict=True):
-            p = normalize_answer(pred).split()
-            scores.append(max(_f1_tokens(p, normalize_answer(r).split()) for r in refs))
+        scores = _best_over_references(
+            predictions, references, lambda text: normalize_answer(text).split(), _f1_tokens
+        )
         return ItemScores(scores=scores, binary=False)
 
 
@@ -321,10 +339,9 @@ class ROUGE_L:  # noqa: N801 - the seed's public name
 
         _check_inputs(predictions, references)
         stemmer = _CachedStemmer() if self.use_stemmer else None
-        scores = []
-        for pred, refs in zip(predictions, references, strict=True):
-            p = tokenize(pred, stemmer)
-            scores.append(max(_rouge_l_f(tokenize(r, stemmer), p) for r in refs))
+        scores = _best_over_references(
+            predictions, references, lambda text: tokenize(text, stemmer), lambda p, r: _rouge_l_f(r, p)
+        )
         return ItemScores(scores=scores, binary=False)
 
 

@@ -143,7 +143,11 @@ def worker_arguments(
     The stored-rows pins travel on the command line, so every rank reads the exact rows the
     manifest records (and checks their hash) instead of reloading and rescanning the source.
     """
-    args = ["-m", "provenir.train.worker", "--config", str(config_path), "--run-dir", str(run_dir)]
+    # Imported here, not at the top: the worker imports this module. Its own imports are light
+    # (no torch), and naming the module object keeps a rename from leaving a stale string behind.
+    from provenir.train import worker
+
+    args = ["-m", worker.__name__, "--config", str(config_path), "--run-dir", str(run_dir)]
     args += ["--train-rows", train_rows.model_dump_json()]
     if eval_rows is not None:
         args += ["--eval-rows", eval_rows.model_dump_json()]
