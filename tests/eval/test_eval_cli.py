@@ -125,3 +125,23 @@ def test_trained_run_is_evaluated_and_attached_to_the_manifest(
     assert after.manifest_hash != old_hash  # re-sealed because its content changed
     assert "eval.json" in after.outputs
     after.verify(raw=raw, run_directory=RunStore(artifacts).run_dir(manifest.run_id))
+
+
+def test_continuous_metrics_get_a_bca_interval_on_request(tmp_path: Path) -> None:
+    from provenir.eval.bootstrap import bca_mean_ci
+
+    rows = [{"prompt": str(i), "response": f"the answer is {i} and {i + 1}"} for i in range(30)]
+    data = _write_jsonl(tmp_path / "data.jsonl", rows)
+    preds = _write_jsonl(tmp_path / "preds.jsonl", [f"answer {i} or {i * 7}" for i in range(30)])
+    args = ["eval", "--predictions", str(preds), "--data", str(data), "--metrics", "exact_match,token_f1"]
+    assert _cli([*args, "--interval", "bca", "--out", str(tmp_path / "bca.json")]) == 0
+    assert _cli([*args, "--out", str(tmp_path / "pct.json")]) == 0
+    bca, pct = EvalResult.load(tmp_path / "bca.json"), EvalResult.load(tmp_path / "pct.json")
+    f1 = bca.metrics["token_f1"]
+    assert f1.interval == "bca" and pct.metrics["token_f1"].interval == "bootstrap"
+    assert f1.scores is not None
+    assert (f1.ci_lower, f1.ci_upper) == bca_mean_ci(f1.scores, confidence=0.95, n_resamples=1000, seed=0)
+    assert (f1.ci_lower, f1.ci_upper) != (pct.metrics["token_f1"].ci_lower, pct.metrics["token_f1"].ci_upper)
+    # Binary metrics keep Wilson's interval either way.
+    assert bca.metrics["exact_match"].interval == pct.metrics["exact_match"].interval == "wilson"
+    assert _cli([*args, "--interval", "normal"]) == 2

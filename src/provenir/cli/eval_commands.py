@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from provenir.cli.options import RUN_HELP, JsonFlag, OutputDir
+
+if TYPE_CHECKING:
+    from provenir.eval.harness import ContinuousInterval
 
 
 def eval_command(
@@ -35,6 +38,13 @@ def eval_command(
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens generated per prompt.")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts generated per batch.")] = 8,
     device: Annotated[str | None, typer.Option(help="cpu | cuda | auto (default: the run's device).")] = None,
+    interval: Annotated[
+        str,
+        typer.Option(
+            help="Interval of continuous metrics (F1, BLEU, ROUGE): percentile or bca (bias-corrected and "
+            "accelerated bootstrap, scipy.stats.bootstrap). Binary metrics always get Wilson's."
+        ),
+    ] = "percentile",
     tasks: Annotated[
         str | None,
         typer.Option(
@@ -71,6 +81,9 @@ def eval_command(
         check_extras("eval")
     else:
         check_extras("train", "eval")
+    if interval not in ("percentile", "bca"):
+        raise EvaluationError(f"--interval must be percentile or bca, got {interval!r}")
+    continuous: ContinuousInterval = "bca" if interval == "bca" else "percentile"
     manifest = RunStore(output_dir).resolve(run) if run is not None else None
     if tasks is not None:
         if manifest is None or predictions is not None or data is not None or baseline is not None:
@@ -85,7 +98,9 @@ def eval_command(
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     if predictions is not None:
         result = evaluate_predictions_file(
-            predictions, data or "", evaluator=MultiMetricEvaluator(names, keep_predictions=True)
+            predictions,
+            data or "",
+            evaluator=MultiMetricEvaluator(names, keep_predictions=True, continuous_interval=continuous),
         )
         where = result.save(out or predictions.with_name("eval.json"))
     else:
@@ -98,6 +113,7 @@ def eval_command(
             batch_size=batch_size,
             device=device,
             attach=attach,
+            continuous_interval=continuous,
         )
     if not as_json:
         typer.echo(result.format_table())

@@ -19,7 +19,7 @@ from provenir.core.manifest import RunManifest, utc_now
 from provenir.core.store import GATE_FILE, RunStore
 from provenir.data.loading import load_rows, load_train_data
 from provenir.data.pinned_rows import read_rows as read_stored_rows
-from provenir.eval.harness import EVAL_FILENAME, EvalResult
+from provenir.eval.harness import EVAL_FILENAME, ContinuousInterval, EvalResult
 from provenir.eval.regression import GateDecision, RegressionGate
 from provenir.eval.run_evaluation import attach_to_manifest
 from provenir.governance.attestation import attest_if_configured
@@ -37,6 +37,7 @@ def evaluate_run(
     attach: bool = True,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    continuous_interval: ContinuousInterval = "percentile",
 ) -> tuple[EvalResult, Path]:
     """Generate with a trained run's model (base + adapter) on its eval data and score it.
 
@@ -90,6 +91,7 @@ def evaluate_run(
         batch_size=batch_size,
         n_bootstrap=n_bootstrap,
         seed=seed,
+        continuous_interval=continuous_interval,
     )
     result.extra.update(
         run_id=manifest.run_id,

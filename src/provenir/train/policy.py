@@ -18,7 +18,7 @@ from typing import Any
 from provenir.core.config import RunConfig
 from provenir.core.sampling import SamplingConfig
 from provenir.eval.bootstrap import DEFAULT_RESAMPLES
-from provenir.eval.harness import EvalResult, MultiMetricEvaluator
+from provenir.eval.harness import ContinuousInterval, EvalResult, MultiMetricEvaluator
 
 __all__ = ["evaluate_policy", "sample"]
 
@@ -53,10 +53,12 @@ def evaluate_policy(
     batch_size: int = 8,
     n_bootstrap: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    continuous_interval: ContinuousInterval = "percentile",
 ) -> EvalResult:
     """Generate greedily with ``config``'s model (plus a run's ``weights_dir``) on ``rows`` and score it.
 
     Prompts are rendered with ``config.data.template``; predictions are kept in the result.
+    ``continuous_interval``: ``"percentile"`` or ``"bca"`` bootstrap for continuous metrics.
     """
     from provenir.data.templates.rendering import template_prompt
     from provenir.train.generation import generate_predictions, load_policy
@@ -66,5 +68,11 @@ def evaluate_policy(
     predictions = generate_predictions(
         model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
     )
-    evaluator = MultiMetricEvaluator(list(metrics), n_bootstrap=n_bootstrap, seed=seed, keep_predictions=True)
+    evaluator = MultiMetricEvaluator(
+        list(metrics),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        keep_predictions=True,
+        continuous_interval=continuous_interval,
+    )
     return evaluator.evaluate(list(rows), predictions)
