@@ -84,7 +84,9 @@ def test_every_event_provenir_writes_has_a_schema_and_its_call_sites_fit_it() ->
     writers: dict[str, set[str]] = {}
     for name, where, _ in calls:
         module = where.split(":")[0].removesuffix(".py").replace("/", ".")
-        writers.setdefault(name, set()).add(module if module.startswith("provenir.") else f"provenir.{module}")
+        writers.setdefault(name, set()).add(
+            module if module.startswith("provenir.") else f"provenir.{module}"
+        )
     for name, modules in writers.items():
         assert {w.strip() for w in EVENTS[name].written_by.split(",")} == modules, name
 
