@@ -36,6 +36,15 @@ def test_seed_fields_present() -> None:
     validate_run_id(m.run_id)
 
 
+def test_sections_newer_than_the_first_schema_2_manifests_are_written_only_when_set() -> None:
+    # Omitted rather than null, so manifests sealed before these sections existed keep their bytes.
+    m = make_manifest()
+    for name in ("audit_checkpoint", "distributed", "selected_checkpoint", "gate_spec_sha256"):
+        assert name not in json.loads(m.to_json())
+    set_one = m.model_copy(update={"gate_spec_sha256": "a" * 64})
+    assert json.loads(set_one.to_json())["gate_spec_sha256"] == "a" * 64
+
+
 def test_sealed_manifest_verifies_and_round_trips(tmp_path: Path) -> None:
     m = make_manifest()
     path = m.save(RunStore(tmp_path).manifest_path(m.run_id))

@@ -65,6 +65,7 @@ def test_layout_paths(tmp_path: Path) -> None:
     assert store.run_dir(run_id) == tmp_path / "art" / "runs" / run_id
     assert store.audit_dir == tmp_path / "art" / "audit"
     assert store.index_dir == tmp_path / "art" / "index"
+    assert store.judge_calibrations_dir == tmp_path / "art" / "judge_calibrations"
     upper = "ABCDEF12-0000-4000-8000-000000000000"
     for bad in ("../x", f"{run_id}/..", upper, f"{run_id}\n", ""):
         with pytest.raises(ManifestError, match="invalid run id"):
