@@ -7,19 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from provenir.cli.main import main
 from provenir.core.manifest import RunManifest
 from provenir.core.store import RunStore
 from provenir.eval.harness import EvalResult
-
-
-def _cli(args: list[str]) -> int:
-    """Run the CLI in-process; the exit code (typer exits 0 on success too)."""
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+from provenir.testing.cli import run_cli
 
 
 def _write_jsonl(path: Path, rows: list[object]) -> Path:
@@ -40,7 +31,9 @@ def test_predictions_file_against_dataset(tmp_path: Path, capsys: pytest.Capture
         tmp_path / "preds.jsonl", [{"prediction": "paris"}, "grass is green", {"output": "5"}]
     )
     assert (
-        _cli(["eval", "--predictions", str(preds), "--data", str(data), "--metrics", "exact_match,token_f1"])
+        run_cli(
+            ["eval", "--predictions", str(preds), "--data", str(data), "--metrics", "exact_match,token_f1"]
+        )
         == 0
     )
     out = capsys.readouterr().out
@@ -52,14 +45,14 @@ def test_predictions_file_against_dataset(tmp_path: Path, capsys: pytest.Capture
     # Gate against a better baseline: one line, exit code 2.
     better = _write_jsonl(tmp_path / "better.jsonl", ["paris", "green grass", "4"])
     assert (
-        _cli(
+        run_cli(
             ["eval", "--predictions", str(better), "--data", str(data), "--out", str(tmp_path / "base.json")]
         )
         == 0
     )
     capsys.readouterr()
     assert (
-        _cli(
+        run_cli(
             [
                 "eval",
                 "--predictions",
@@ -78,9 +71,9 @@ def test_predictions_file_against_dataset(tmp_path: Path, capsys: pytest.Capture
 
     # A passing gate (better than its baseline) says what the set could not have detected, per metric.
     worse = tmp_path / "worse.json"
-    assert _cli(["eval", "--predictions", str(preds), "--data", str(data), "--out", str(worse)]) == 0
+    assert run_cli(["eval", "--predictions", str(preds), "--data", str(data), "--out", str(worse)]) == 0
     capsys.readouterr()
-    assert _cli(["eval", "--predictions", str(better), "--data", str(data), "--baseline", str(worse)]) == 0
+    assert run_cli(["eval", "--predictions", str(better), "--data", str(data), "--baseline", str(worse)]) == 0
     out = capsys.readouterr().out
     assert "regression gate passed (" in out, out
     for name in result.metrics:
@@ -90,7 +83,7 @@ def test_predictions_file_against_dataset(tmp_path: Path, capsys: pytest.Capture
 def test_mismatched_lengths_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _write_jsonl(tmp_path / "data.jsonl", [{"prompt": "a", "response": "x"}])
     preds = _write_jsonl(tmp_path / "preds.jsonl", ["x", "y"])
-    assert _cli(["eval", "--predictions", str(preds), "--data", str(data)]) == 2
+    assert run_cli(["eval", "--predictions", str(preds), "--data", str(data)]) == 2
     assert "2 predictions but" in capsys.readouterr().err
 
 
@@ -114,7 +107,7 @@ def test_trained_run_is_evaluated_and_attached_to_the_manifest(
     manifest = train(config)
     mpath = artifacts / "manifests" / f"{manifest.run_id}.json"
     old_hash = manifest.manifest_hash
-    assert _cli(["eval", str(mpath), "--max-new-tokens", "4"]) == 0
+    assert run_cli(["eval", str(mpath), "--max-new-tokens", "4"]) == 0
     assert "exact_match" in capsys.readouterr().out
 
     eval_path = RunStore(artifacts).run_dir(manifest.run_id) / "eval.json"
@@ -134,8 +127,8 @@ def test_continuous_metrics_get_a_bca_interval_on_request(tmp_path: Path) -> Non
     data = _write_jsonl(tmp_path / "data.jsonl", rows)
     preds = _write_jsonl(tmp_path / "preds.jsonl", [f"answer {i} or {i * 7}" for i in range(30)])
     args = ["eval", "--predictions", str(preds), "--data", str(data), "--metrics", "exact_match,token_f1"]
-    assert _cli([*args, "--interval", "bca", "--out", str(tmp_path / "bca.json")]) == 0
-    assert _cli([*args, "--out", str(tmp_path / "pct.json")]) == 0
+    assert run_cli([*args, "--interval", "bca", "--out", str(tmp_path / "bca.json")]) == 0
+    assert run_cli([*args, "--out", str(tmp_path / "pct.json")]) == 0
     bca, pct = EvalResult.load(tmp_path / "bca.json"), EvalResult.load(tmp_path / "pct.json")
     f1 = bca.metrics["token_f1"]
     assert f1.interval == "bca" and pct.metrics["token_f1"].interval == "bootstrap"
@@ -144,4 +137,4 @@ def test_continuous_metrics_get_a_bca_interval_on_request(tmp_path: Path) -> Non
     assert (f1.ci_lower, f1.ci_upper) != (pct.metrics["token_f1"].ci_lower, pct.metrics["token_f1"].ci_upper)
     # Binary metrics keep Wilson's interval either way.
     assert bca.metrics["exact_match"].interval == pct.metrics["exact_match"].interval == "wilson"
-    assert _cli([*args, "--interval", "normal"]) == 2
+    assert run_cli([*args, "--interval", "normal"]) == 2

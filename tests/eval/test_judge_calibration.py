@@ -15,7 +15,6 @@ import pytest
 import statsmodels.api as sm
 from sklearn.metrics import cohen_kappa_score
 
-from provenir.cli.main import main
 from provenir.core.errors import ConfigError, DataError, ManifestTamperedError
 from provenir.core.hashing import sha256_file, sha256_json
 from provenir.core.store import RunStore
@@ -39,20 +38,13 @@ from provenir.flywheel import DataFlywheel, FlywheelConfig
 from provenir.governance.audit import AuditReader
 from provenir.rlaif import RLAIFConfig, RLAIFPipeline
 from provenir.rlaif.judge_calibration import calibrate_judge, judge_section
+from provenir.testing.cli import run_cli
 
 
 @pytest.fixture(autouse=True)
 def _judge_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The stub judge is built behind a disk cache; keep it out of the user's cache folder.
     monkeypatch.setenv("PROVENIR_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def _cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -282,7 +274,7 @@ def test_cli_calibrates_the_stub_judge_end_to_end(tmp_path: Path, capsys: pytest
     labels = _length_biased_labels(tmp_path, n=40)
     art = tmp_path / "art"
     assert (
-        _cli(["judge", "calibrate", "--labels", str(labels), "--judge", "stub", "--output-dir", str(art)])
+        run_cli(["judge", "calibrate", "--labels", str(labels), "--judge", "stub", "--output-dir", str(art)])
         == 0
     )
     out = capsys.readouterr().out
@@ -314,7 +306,7 @@ def test_cli_calibrates_the_stub_judge_end_to_end(tmp_path: Path, capsys: pytest
     assert record.fields["kappa"] == data["report"]["kappa"]
 
     assert (
-        _cli(
+        run_cli(
             [
                 "judge",
                 "calibrate",
@@ -368,7 +360,9 @@ def test_malformed_labels_are_one_line_and_exit_2(
     with pytest.raises(DataError, match=expected):
         load_labels(path)
     assert (
-        _cli(["judge", "calibrate", "--labels", str(path), "--judge", "stub", "--output-dir", str(tmp_path)])
+        run_cli(
+            ["judge", "calibrate", "--labels", str(path), "--judge", "stub", "--output-dir", str(tmp_path)]
+        )
         == 2
     )
     err = capsys.readouterr().err.strip()

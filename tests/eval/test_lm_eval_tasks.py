@@ -21,6 +21,7 @@ from provenir.core.store import RunStore
 from provenir.eval.harness import EvalResult
 from provenir.eval.lm_eval_tasks import TaskComparison, evaluate_tasks, retention_comparisons
 from provenir.eval.regression import RegressionGate, mcnemar_test
+from provenir.testing.cli import run_cli
 
 MC, GEN = "arith_mc", "arith_gen"
 ITEMS = 24
@@ -238,16 +239,6 @@ def test_an_adapter_that_changes_nothing_is_refused(
     assert not (run_dir / "lm_eval").exists()  # nothing recorded
 
 
-def _cli(args: list[str]) -> int:
-    from provenir.cli.main import main
-
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 @pytest.mark.slow
 def test_cli_prints_base_tuned_and_paired_delta_per_task(
     trained: Path, task_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -261,7 +252,7 @@ def test_cli_prints_base_tuned_and_paired_delta_per_task(
     own = MultiMetricEvaluator(["exact_match"]).evaluate_texts(["4", "5"], [["4"], ["6"]])
     attach_to_manifest(manifest, own, own.save(run_dir / "eval.json"))
 
-    assert _cli(["eval", str(manifest), "--tasks", str(task_files[MC]), "--limit", "10"]) == 0
+    assert run_cli(["eval", str(manifest), "--tasks", str(task_files[MC]), "--limit", "10"]) == 0
     out = capsys.readouterr().out
     sealed = RunManifest.load(manifest)
     updated = EvalResult.load(run_dir / "eval.json")
@@ -275,7 +266,7 @@ def test_cli_prints_base_tuned_and_paired_delta_per_task(
     stored = EvalResult.load(run_dir / "lm_eval" / MC / "tuned.json")
     assert f"{stored.metrics['acc'].mean:.3f}" in row
 
-    assert _cli(["eval", str(manifest), "--tasks", str(tmp_path / "missing" / "task.yaml")]) == 2
+    assert run_cli(["eval", str(manifest), "--tasks", str(tmp_path / "missing" / "task.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
     broken = tmp_path / "broken" / "task.yaml"
@@ -284,10 +275,10 @@ def test_cli_prints_base_tuned_and_paired_delta_per_task(
         task_files[MC].read_text(encoding="utf-8").replace(MC, "broken").replace("mc.jsonl", "gone.jsonl"),
         encoding="utf-8",
     )
-    assert _cli(["eval", str(manifest), "--tasks", str(broken)]) == 2
+    assert run_cli(["eval", str(manifest), "--tasks", str(broken)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lm-eval could not run broken on the base model" in err
-    assert _cli(["eval", str(manifest), "--tasks", str(task_files[MC]), "--data", "x.jsonl"]) == 2
+    assert run_cli(["eval", str(manifest), "--tasks", str(task_files[MC]), "--data", "x.jsonl"]) == 2
     assert "--tasks evaluates a RUN" in capsys.readouterr().err
 
 

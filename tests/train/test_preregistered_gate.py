@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from provenir.cli.main import main
 from provenir.core.config import GateConfig, RunConfig
 from provenir.core.errors import ConfigError, EvaluationError, ManifestTamperedError
 from provenir.core.hashing import sha256_json
@@ -19,6 +18,7 @@ from provenir.eval.harness import EVAL_FILENAME, EvalResult, metric_result_from_
 from provenir.eval.run_evaluation import attach_to_manifest
 from provenir.governance.audit import AuditLogger
 from provenir.governance.audit_events import EVENTS
+from provenir.testing.cli import run_cli
 from provenir.train.preregistered_gate import (
     decide_registered_gate,
     gate_spec_sha256,
@@ -60,14 +60,6 @@ def baseline(tmp_path: Path) -> Path:
 
 def _gate(baseline: Path, **more: Any) -> dict[str, Any]:
     return {"baseline": str(baseline), "metrics": ["exact_match", "token_f1"], "tolerance": 0.02, **more}
-
-
-def _cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _events(store: RunStore, event: str) -> list[Any]:
@@ -284,7 +276,7 @@ def test_cli_exit_codes_json_and_markdown(
     )
     out_dir = ["--output-dir", str(tmp_path / "artifacts")]
     md = tmp_path / "gate.md"
-    assert _cli(["gate", manifest.run_id, *out_dir, "--markdown", str(md)]) == 1  # token_f1 -5 points
+    assert run_cli(["gate", manifest.run_id, *out_dir, "--markdown", str(md)]) == 1  # token_f1 -5 points
     text = capsys.readouterr().out
     assert "regression gate tripped: token_f1 dropped" in text and "cannot detect a drop smaller than" in text
     summary = md.read_text()
@@ -292,7 +284,7 @@ def test_cli_exit_codes_json_and_markdown(
     assert "| token_f1 | 0.7485 | 0.6985 | -0.0500 |" in summary and "**regression**" in summary
     assert f"gate spec sha256 `{manifest.gate_spec_sha256[:12]}` (sealed)" in summary  # type: ignore[index]
 
-    assert _cli(["gate", manifest.run_id, *out_dir, "--json"]) == 1
+    assert run_cli(["gate", manifest.run_id, *out_dir, "--json"]) == 1
     body = json.loads(capsys.readouterr().out)
     assert body["passed"] is False and body["spec_sha256"] == manifest.gate_spec_sha256
     f1 = body["decision"]["comparisons"]["token_f1"]
@@ -300,19 +292,19 @@ def test_cli_exit_codes_json_and_markdown(
     assert body["decision"]["correction"] == "holm" and body["decision"]["retention"] == {}
 
     # A different tolerance: refused with one line, exit 2; then registered on purpose, exit 0.
-    assert _cli(["gate", manifest.run_id, *out_dir, "--tolerance", "0.1"]) == 2
+    assert run_cli(["gate", manifest.run_id, *out_dir, "--tolerance", "0.1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "--register" in err
-    assert _cli(["gate", manifest.run_id, *out_dir, "--tolerance", "0.1", "--register", "--json"]) == 0
+    assert run_cli(["gate", manifest.run_id, *out_dir, "--tolerance", "0.1", "--register", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["passed"] is True and body["registered_now"] is True and body["spec"]["tolerance"] == 0.1
     assert _events(store, "gate_registered")[0].fields["spec_sha256"] == body["spec_sha256"]
-    assert _cli(["gate", manifest.run_id, *out_dir]) == 0
+    assert run_cli(["gate", manifest.run_id, *out_dir]) == 0
     assert "regression gate passed" in capsys.readouterr().out
 
     # Errors are exit 2: an unknown run, a run without eval.json.
-    assert _cli(["gate", "ffffffff", *out_dir]) == 2
+    assert run_cli(["gate", "ffffffff", *out_dir]) == 2
     (store.run_dir(manifest.run_id) / EVAL_FILENAME).unlink()
     capsys.readouterr()
-    assert _cli(["gate", manifest.run_id, *out_dir]) == 2
+    assert run_cli(["gate", manifest.run_id, *out_dir]) == 2
     assert "error:" in capsys.readouterr().err
