@@ -320,3 +320,89 @@ def test_a_check_lists_twenty_problems_by_default_and_counts_the_rest(tmp_path: 
     verification = logger.check()
     assert len(verification.problems) == 21 and verification.problems[-1].startswith("... and ")
     assert len(logger.check(max_problems=5).problems) == 6
+
+
+def test_the_reader_counts_what_the_log_holds_even_after_it_shrank(tmp_path: Path) -> None:
+    assert AuditReader(tmp_path / "none").count() == 0
+    logger = AuditLogger(tmp_path)
+    for i in range(3):
+        logger.log("step", actor="a", i=i)
+    reader = AuditReader(tmp_path)
+    assert reader.count() == 3
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:2]))  # rewritten shorter
+    assert reader.count() == 2 and AuditReader(tmp_path).count() == 2
+    assert [r.seq for r in reader.query(order="asc").records] == [1, 2]
+
+
+def test_a_page_has_fifty_records_by_default(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    for i in range(55):
+        logger.log("step", actor="a", i=i)
+    page = AuditReader(tmp_path).query()
+    assert len(page.records) == 50 and page.total == 55 and page.next_cursor is not None
+
+
+def test_reading_a_log_whose_index_is_current_never_waits_for_the_writers_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filelock import FileLock
+
+    monkeypatch.setattr(audit_module, "_LOCK_TIMEOUT_S", 0.2)
+    logger = AuditLogger(tmp_path)
+    for i in range(3):
+        logger.log("step", actor="a", i=i)
+    reader = AuditReader(tmp_path)
+    assert reader.count() == 3  # brings the index in step once
+    with FileLock(str(tmp_path / "audit.lock")):  # a writer holds the lock
+        assert [r.seq for r in reader.query(order="asc").records] == [1, 2, 3]
+        assert reader.count() == 3 and reader.prove(2).verify()
+        # A new record the index has not seen needs the lock to be indexed: refused in time, not served stale.
+        with (tmp_path / "audit.jsonl").open("ab") as fh:
+            fh.write(b'{"x": 1}\n')
+        with pytest.raises(GovernanceError, match="could not lock the audit log"):
+            reader.query()
+
+
+def test_a_log_rewritten_to_the_same_size_is_reindexed_not_read_at_stale_offsets(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    for i in range(3):
+        logger.log("step", actor="a", i=i)
+    reader = AuditReader(tmp_path)
+    assert reader.count() == 3
+    path = tmp_path / "audit.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    # One byte longer, one byte shorter: same size, but every line after the first moved.
+    lines[0] = lines[0][:-1] + b" \n"
+    lines[2] = lines[2][:-3] + b"}\n"
+    rewritten = b"".join(lines)
+    assert len(rewritten) == path.stat().st_size
+    path.write_bytes(rewritten)
+    page = reader.query(order="asc")
+    assert [r.seq for r in page.records] == [1, 2]  # the third line is no record any more: skipped
+    assert not logger.check().ok
+
+
+def test_proofs_of_an_empty_folder_name_the_empty_tree(tmp_path: Path) -> None:
+    reader = AuditReader(tmp_path)
+    with pytest.raises(GovernanceError, match="record 1 is not in the tree of 0 records"):
+        reader.prove(1)
+    with pytest.raises(GovernanceError, match="tree size 1 is not a tree of this log: it has 0 records"):
+        reader.prove(1, size=1)
+
+
+def test_the_latest_tree_head_is_numbered_by_its_line_even_past_one_mebibyte(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    logger.log("one", actor="a")
+    for _ in range(3):
+        logger.checkpoint()
+    latest = logger.latest_checkpoint()
+    assert latest is not None and latest.line == 3
+    heads = tmp_path / "checkpoints.jsonl"
+    first = heads.read_bytes().splitlines(keepends=True)[0]
+    copies = (1 << 20) // len(first) + 10  # the file grows past the 1 MiB counting window
+    with heads.open("ab") as fh:
+        fh.write(first * copies)
+    latest = logger.latest_checkpoint()
+    assert latest is not None and latest.line == 3 + copies
+    assert heads.stat().st_size > 1 << 20
