@@ -406,3 +406,19 @@ def test_the_latest_tree_head_is_numbered_by_its_line_even_past_one_mebibyte(tmp
     latest = logger.latest_checkpoint()
     assert latest is not None and latest.line == 3 + copies
     assert heads.stat().st_size > 1 << 20
+
+
+def test_a_proof_after_a_same_size_rewrite_is_made_from_the_reindexed_log(tmp_path: Path) -> None:
+    logger = AuditLogger(tmp_path)
+    for i in range(4):
+        logger.log("step", actor="a", i=i)
+    reader = AuditReader(tmp_path)
+    before = reader.prove(3)
+    path = tmp_path / "audit.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[0] = lines[0][:-1] + b" \n"  # every later line moves one byte...
+    lines[3] = lines[3][:-3] + b"}\n"  # ...and the file keeps its size
+    path.write_bytes(b"".join(lines))
+    proof = reader.prove(3)
+    assert proof.seq == 3 and proof.record == before.record and proof.verify()
+    assert proof.root != before.root  # the first record's bytes changed: another tree
