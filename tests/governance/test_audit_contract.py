@@ -357,9 +357,13 @@ def test_reading_a_log_whose_index_is_current_never_waits_for_the_writers_lock(
     with FileLock(str(tmp_path / "audit.lock")):  # a writer holds the lock
         assert [r.seq for r in reader.query(order="asc").records] == [1, 2, 3]
         assert reader.count() == 3 and reader.prove(2).verify()
-        # A new record the index has not seen needs the lock to be indexed: refused in time, not served stale.
+        # A torn tail (a writer mid-append, no newline yet) is not a record: still no lock needed.
         with (tmp_path / "audit.jsonl").open("ab") as fh:
-            fh.write(b'{"x": 1}\n')
+            fh.write(b'{"seq": 4, "ti')
+        assert [r.seq for r in reader.query(order="asc").records] == [1, 2, 3]
+        # A new complete line the index has not seen needs the lock to be indexed: refused in time, not stale.
+        with (tmp_path / "audit.jsonl").open("ab") as fh:
+            fh.write(b'me": 1}\n')
         with pytest.raises(GovernanceError, match="could not lock the audit log"):
             reader.query()
 
