@@ -282,43 +282,30 @@ class _SiteFinder:
             self.sites.append(_Site("drop-problem", stmt, lambda n: ast.Pass(), setter))
         if isinstance(stmt, ast.If | ast.While) and _negatable(stmt.test):
             self.sites.append(_Site("negate-condition", stmt.test, _negate, self._set(stmt, "test", None)))
-        for fld, value in ast.iter_fields(stmt):
-            if fld in ("returns", "annotation", "type_comment", "decorator_list"):
+        self._children(stmt, module_level, skip=("returns", "annotation", "type_comment", "decorator_list"))
+
+    def _children(self, node: ast.AST, module_level: bool, skip: tuple[str, ...] = ()) -> None:
+        """Walk ``node``'s fields (but ``skip``): statements as statements of a body (never module
+        level), expressions as mutable places, anything else (arguments, handlers...) as such."""
+        for fld, value in ast.iter_fields(node):
+            if fld in skip:
                 continue
-            if isinstance(value, list):
-                if value and isinstance(value[0], ast.stmt):
-                    self._body(stmt, fld)
-                else:
-                    for j, item in enumerate(value):
-                        if isinstance(item, ast.expr):
-                            self._expr(item, self._set(stmt, fld, j), module_level)
-                        elif isinstance(item, ast.AST):
-                            self._other(item, module_level)
-            elif isinstance(value, ast.expr):
-                self._expr(value, self._set(stmt, fld, None), module_level)
-            elif isinstance(value, ast.AST):
-                self._other(value, module_level)
+            items = value if isinstance(value, list) else [value]
+            for j, item in enumerate(items):
+                index = j if isinstance(value, list) else None
+                if isinstance(item, ast.stmt):
+                    self._stmt(item, node, fld, j, False)
+                elif isinstance(item, ast.expr):
+                    self._expr(item, self._set(node, fld, index), module_level)
+                elif isinstance(item, ast.AST):
+                    self._other(item, module_level)
 
     def _other(self, node: ast.AST, module_level: bool) -> None:
         """Non-expression children: arguments (defaults), handlers, keywords, comprehensions..."""
         if isinstance(node, ast.excepthandler):
             self._body(node, "body")
             return
-        for fld, value in ast.iter_fields(node):
-            if fld in ("annotation", "returns", "type_comment"):
-                continue
-            if isinstance(value, list):
-                for j, item in enumerate(value):
-                    if isinstance(item, ast.expr):
-                        self._expr(item, self._set(node, fld, j), module_level)
-                    elif isinstance(item, ast.stmt):
-                        self._stmt(item, node, fld, j, module_level)
-                    elif isinstance(item, ast.AST):
-                        self._other(item, module_level)
-            elif isinstance(value, ast.expr):
-                self._expr(value, self._set(node, fld, None), module_level)
-            elif isinstance(value, ast.AST):
-                self._other(value, module_level)
+        self._children(node, module_level, skip=("annotation", "returns", "type_comment"))
         if isinstance(node, ast.comprehension):
             for j, cond in enumerate(node.ifs):
                 if _negatable(cond):
@@ -353,17 +340,7 @@ class _SiteFinder:
             if len(elts) >= 2 and (strings or table):
                 for k in range(len(elts)):
                     self.sites.append(_Site("drop-entry", node, _drop(k), setter))
-        for fld, value in ast.iter_fields(node):
-            if isinstance(value, list):
-                for j, item in enumerate(value):
-                    if isinstance(item, ast.expr):
-                        self._expr(item, self._set(node, fld, j), module_level)
-                    elif isinstance(item, ast.AST):
-                        self._other(item, module_level)
-            elif isinstance(value, ast.expr):
-                self._expr(value, self._set(node, fld, None), module_level)
-            elif isinstance(value, ast.AST):
-                self._other(value, module_level)
+        self._children(node, module_level)
 
 
 def _is_typing_subscript(node: ast.Subscript) -> bool:
