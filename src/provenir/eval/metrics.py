@@ -21,14 +21,13 @@ register your own with ``@PluginRegistry.register("my_metric", kind="metric")``.
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from provenir.core.answers import normalize_answer
 from provenir.core.errors import EvaluationError
 
 __all__ = [
@@ -110,21 +109,6 @@ def _best_over_references(
 
 
 # -- SQuAD v1.1 --------------------------------------------------------------------------------
-
-# str.translate deletes exactly the characters the official `ch not in set(string.punctuation)`
-# filter drops, at C speed.
-_DROP_PUNCT = str.maketrans("", "", string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-@lru_cache(maxsize=1 << 16)
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1 normalisation: lowercase, drop ASCII punctuation, drop a/an/the, collapse spaces.
-
-    The steps run in the official script's order (lower, punctuation, articles, white space),
-    so ``normalize_answer("The  Eiffel-Tower!") == "eiffeltower"``.
-    """
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_DROP_PUNCT)).split())
 
 
 def _f1_tokens(pred_tokens: list[str], ref_tokens: list[str]) -> float:

@@ -28,8 +28,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from provenir.core.answers import normalize_answer
 from provenir.core.errors import ConfigError, EvaluationError
-from provenir.eval.metrics import normalize_answer
 from provenir.plugins.registry import PluginRegistry
 
 
@@ -84,7 +84,7 @@ def _check_reference(reference: Any, who: str) -> str:
 class NormalizedExactMatchReward:
     """1.0 if the SQuAD-normalised prediction equals the normalised reference, else 0.0.
 
-    The same normalisation as the ``exact_match`` metric (:func:`provenir.eval.metrics.normalize_answer`:
+    The same normalisation as the ``exact_match`` metric (:func:`provenir.core.answers.normalize_answer`:
     lowercase, no punctuation, no a/an/the, single spaces), so GRPO is rewarded for exactly the
     match it is evaluated on. For a literal comparison use ``exact_match_strict``
     (:class:`ExactMatchReward`).
