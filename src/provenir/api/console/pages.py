@@ -375,7 +375,11 @@ def compare_page(
     runs: Annotated[str | None, Query(max_length=1024, description="Run ids, comma-separated")] = None,
     run: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    """Runs side by side: the first is the baseline, each other one is compared with it."""
+    """Runs side by side: the first is the baseline, each other one is compared with it.
+
+    ``runs=A,B,...`` keeps the order given; the runs table's check boxes (``run=...``, one per
+    selected row, newest first) are put oldest first, so the earliest selected run is the baseline.
+    """
     from provenir.reporting.compare import compare_runs
 
     ids = _compared_ids(runs, run or [])
@@ -391,6 +395,8 @@ def compare_page(
         loaded = [_load(request, rid) for rid in ids]
     except ManifestTamperedError as exc:
         return _error(request, 409, "Unreadable manifest", hide_text(str(exc), _roots(request)))
+    if run and not runs:
+        loaded.sort(key=lambda r: (r.manifest.timestamp, r.manifest.run_id))
     baseline = loaded[0]
     comparisons = [compare_runs(baseline, other) for other in loaded[1:]]
     return render(request, "compare.html", baseline=baseline.manifest, comparisons=comparisons)
