@@ -63,7 +63,7 @@ def test_login_sets_an_opaque_httponly_strict_cookie_and_logout_ends_it(guarded:
 
     out = guarded.post("/ui/logout", headers=ORIGIN, follow_redirects=False)
     assert out.status_code == 303 and out.headers["location"] == "/ui/login"
-    assert 'max-age=0' in out.headers["set-cookie"].lower() or "expires=" in out.headers["set-cookie"].lower()
+    assert "max-age=0" in out.headers["set-cookie"].lower() or "expires=" in out.headers["set-cookie"].lower()
     # The old id is dead on the server, even if a browser kept sending it.
     guarded.cookies.set(COOKIE_NAME, session_id, path="/ui")
     assert guarded.get("/ui", follow_redirects=False).status_code == 303
@@ -73,7 +73,11 @@ def test_a_wrong_token_or_a_foreign_origin_gets_no_session(guarded: TestClient) 
     wrong = _login(guarded, "not-the-token-0123456789")
     assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
     assert "not valid" in wrong.text
-    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Referer": "http://testserver/ui"}):
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Referer": "http://testserver/ui"},
+    ):
         refused = _login(guarded, headers=headers)
         assert refused.status_code == 403 and "set-cookie" not in refused.headers
     assert guarded.post("/ui/logout", headers={"Origin": "http://evil.example"}).status_code == 403
@@ -81,7 +85,9 @@ def test_a_wrong_token_or_a_foreign_origin_gets_no_session(guarded: TestClient) 
 
 def test_the_bearer_header_also_opens_the_console(guarded: TestClient) -> None:
     assert guarded.get("/ui", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-    wrong = guarded.get("/ui", headers={"Authorization": "Bearer wrong-token-0123456789"}, follow_redirects=False)
+    wrong = guarded.get(
+        "/ui", headers={"Authorization": "Bearer wrong-token-0123456789"}, follow_redirects=False
+    )
     assert wrong.status_code == 303
 
 
@@ -108,7 +114,14 @@ def test_an_open_server_needs_no_sign_in(fresh_store: Path) -> None:
 def test_every_page_sends_a_strict_csp_and_holds_no_inline_script_or_style(guarded: TestClient) -> None:
     _login(guarded)
     run_id = "00000000-0000-4000-8000-000000000001"
-    for path in ("/ui", f"/ui/runs/{run_id}", f"/ui/runs/{run_id}/lineage", "/ui/audit", "/ui/audit/verify", "/ui/login"):
+    for path in (
+        "/ui",
+        f"/ui/runs/{run_id}",
+        f"/ui/runs/{run_id}/lineage",
+        "/ui/audit",
+        "/ui/audit/verify",
+        "/ui/login",
+    ):
         response = guarded.get(path)
         assert response.status_code == 200, path
         csp = response.headers["content-security-policy"]

@@ -58,14 +58,19 @@ def test_runs_table_matches_the_manifests_evaluations_and_verification(
                 assert float(shown[name]["data-mean"]) == metric.mean
                 assert float(shown[name]["data-ci-lower"]) == metric.ci_lower
                 assert float(shown[name]["data-ci-upper"]) == metric.ci_upper
-                assert f"{metric.mean:.4f} [{metric.ci_lower:.4f}, {metric.ci_upper:.4f}]" in row["metrics"]["text"]
+                assert (
+                    f"{metric.mean:.4f} [{metric.ci_lower:.4f}, {metric.ci_upper:.4f}]"
+                    in row["metrics"]["text"]
+                )
         else:
             assert shown == {} and "not evaluated" in row["metrics"]["text"]
     tampered = rows[console_store.tampered.run_id]["verification"]["text"]
     assert tampered.startswith("FAILED") and "hash" in tampered
 
 
-def test_run_page_shows_the_reports_facts_and_downloads(client: TestClient, console_store: ConsoleStore) -> None:
+def test_run_page_shows_the_reports_facts_and_downloads(
+    client: TestClient, console_store: ConsoleStore
+) -> None:
     base = console_store.base
     html = client.get(f"/ui/runs/{base.run_id}").text
     assert f'data-run-id="{base.run_id}" data-verified="true"' in html
@@ -80,7 +85,9 @@ def test_run_page_shows_the_reports_facts_and_downloads(client: TestClient, cons
         )
     manifest = client.get(f"/ui/runs/{base.run_id}/manifest.json")
     api = client.get(f"/manifests/{base.run_id}")
-    assert manifest.content == api.content and manifest.headers["content-disposition"].startswith("attachment")
+    assert manifest.content == api.content and manifest.headers["content-disposition"].startswith(
+        "attachment"
+    )
     assert f'href="/ui/runs/{base.run_id}/lineage"' in html
 
 
@@ -89,11 +96,13 @@ def test_a_tampered_manifest_fails_on_its_page(client: TestClient, console_store
     html = client.get(f"/ui/runs/{run_id}").text
     verification = console_store.store.verify(run_id)
     assert not verification.ok
-    assert f'data-verified="false"' in html and "This run does not verify" in html
+    assert 'data-verified="false"' in html and "This run does not verify" in html
     assert verification.problems[0] in html.replace("&#39;", "'")
 
 
-def test_lineage_links_parent_and_child_and_shared_data(client: TestClient, console_store: ConsoleStore) -> None:
+def test_lineage_links_parent_and_child_and_shared_data(
+    client: TestClient, console_store: ConsoleStore
+) -> None:
     base, child = console_store.base, console_store.child
     child_page = client.get(f"/ui/runs/{child.run_id}/lineage").text
     parents = child_page.split('id="parents"')[1].split('id="children"')[0]
@@ -117,7 +126,9 @@ def test_lineage_links_parent_and_child_and_shared_data(client: TestClient, cons
     assert sharing and all(f"/ui/runs/{rid}/lineage" in inputs for rid in sharing)
 
 
-def test_compare_shows_the_config_diff_and_the_paired_test(client: TestClient, console_store: ConsoleStore) -> None:
+def test_compare_shows_the_config_diff_and_the_paired_test(
+    client: TestClient, console_store: ConsoleStore
+) -> None:
     a, b = console_store.base.run_id, console_store.candidate.run_id
     html = client.get(f"/ui/compare?runs={a},{b}").text
     expected = compare_runs(load_run(a, console_store.root), load_run(b, console_store.root))
@@ -142,7 +153,9 @@ def test_audit_page_and_chain_verification(client: TestClient, console_store: Co
     run_id = console_store.base.run_id
     filtered = client.get(f"/ui/audit?run_id={run_id}").text
     expected = reader.query(run_id=run_id, limit=50)
-    assert [int(s) for s in re.findall(r'<tr data-seq="(\d+)">', filtered)] == [r.seq for r in expected.records]
+    assert [int(s) for s in re.findall(r'<tr data-seq="(\d+)">', filtered)] == [
+        r.seq for r in expected.records
+    ]
     check = AuditLogger(console_store.store.audit_dir).check(manifests_dir=console_store.store.manifests_dir)
     fragment = client.get("/ui/audit/verify", headers={"HX-Request": "true"}).text
     assert "<html" not in fragment and f'data-chain-ok="{"true" if check.ok else "false"}"' in fragment
@@ -164,9 +177,13 @@ def test_runs_pages_follow_the_index_cursors(fresh_store: Path) -> None:
         assert seen == [r["run_id"] for r in index.list(limit=10).rows]
         oldest = list(table_rows(client.get("/ui?order=asc").text))
         assert oldest == seen[::-1] == [r["run_id"] for r in index.list(limit=10, order="asc").rows]
-        assert list(table_rows(client.get("/ui?status=failed").text)) == [r["run_id"] for r in index.list(status="failed").rows]
+        assert list(table_rows(client.get("/ui?status=failed").text)) == [
+            r["run_id"] for r in index.list(status="failed").rows
+        ]
         fragment = client.get("/ui?name=run-0", headers={"HX-Request": "true"}).text
-        assert "<html" not in fragment and list(table_rows(fragment)) == [r["run_id"] for r in index.list(name="run-0").rows]
+        assert "<html" not in fragment and list(table_rows(fragment)) == [
+            r["run_id"] for r in index.list(name="run-0").rows
+        ]
         assert client.get("/ui?cursor=bogus").status_code == 400
         index.close()
 

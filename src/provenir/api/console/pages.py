@@ -207,18 +207,17 @@ def runs_page(
     """The runs table: one page of the run index, filtered and sorted, with the next page's cursor."""
     state = _state(request)
     index: RunIndex = request.app.state.run_index
-    filters = {"status": status or None, "name": name or None, "order": order, "limit": limit}
-    if filters["status"] is not None and filters["status"] not in RUN_STATUSES:
+    status, name = status or None, name or None  # an empty form field means "any"
+    if status is not None and status not in RUN_STATUSES:
         return _error(request, 422, "Invalid filter", f"status must be one of {', '.join(RUN_STATUSES)}")
+    filters: dict[str, Any] = {"status": status, "name": name, "order": order, "limit": limit}
     try:
-        page = index.list(
-            status=filters["status"], name=filters["name"], limit=limit, cursor=cursor, order=order
-        )
+        page = index.list(status=status, name=name, limit=limit, cursor=cursor, order=order)
     except InvalidCursorError as exc:
         return _error(request, 400, "Invalid page", str(exc))
     roots = _roots(request)
     query = {k: v for k, v in filters.items() if v is not None}
-    context = {
+    context: dict[str, Any] = {
         "rows": [run_row(state.settings, r, roots) for r in page.rows],
         "total": page.total,
         "filters": filters,

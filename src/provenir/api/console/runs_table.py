@@ -80,9 +80,7 @@ def run_row(settings: ApiSettings, summary: dict[str, Any], roots: list[str]) ->
     if "error" in summary:
         row.problems = [summary["error"]]
         return row
-    stored = settings.store.open(
-        run_id, policy=settings.signer_policy, check_outputs=False, allow_path=False
-    )
+    stored = settings.store.open(run_id, policy=settings.signer_policy, check_outputs=False, allow_path=False)
     row.verified = stored.verification.ok
     row.problems = [hide_text(p, roots) for p in stored.verification.problems]
     manifest = stored.manifest
