@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +196,40 @@ def test_bearer_header_reads_pages_on_a_guarded_server(console_store: ConsoleSto
     with TestClient(create_app(ApiSettings(output_dir=console_store.root, token=TOKEN))) as c:
         assert c.get("/ui", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         assert c.get("/ui", headers=AUTH, follow_redirects=False).status_code == 303
+
+
+def _envelope(statement: dict[str, object]) -> bytes:
+    payload = base64.b64encode(json.dumps(statement).encode()).decode()
+    return json.dumps(
+        {"payloadType": "application/vnd.in-toto+json", "payload": payload, "signatures": []}
+    ).encode()
+
+
+def test_downloads_withhold_server_paths_unless_sealed_files_are_served(fresh_store: Path) -> None:
+    manifest = make_manifest(fresh_store, 0)
+    run_id = manifest.run_id
+    run_dir = fresh_store / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    data_file = fresh_store.resolve() / "data" / "train.jsonl"
+    (run_dir / "MODEL_CARD.md").write_text(f"# card\n\nTrained on {data_file}.\n", encoding="utf-8")
+    attestation = run_dir / "provenance.intoto.jsonl"
+    with TestClient(create_app(ApiSettings(output_dir=fresh_store))) as client:
+        assert client.get(f"/ui/runs/{run_id}/attestation.jsonl").status_code == 404
+        page = client.get(f"/ui/runs/{run_id}").text
+        assert f"/ui/runs/{run_id}/model-card.md" in page and "attestation.jsonl" not in page
+        card = client.get(f"/ui/runs/{run_id}/model-card.md")
+        assert card.status_code == 200 and "Trained on <artifacts>/data/train.jsonl." in card.text
+        assert str(fresh_store.resolve()) not in card.text
+
+        attestation.write_bytes(_envelope({"subject": [{"name": "adapter_model.safetensors"}]}) + b"\n")
+        clean = client.get(f"/ui/runs/{run_id}/attestation.jsonl")
+        assert clean.status_code == 200 and clean.content == attestation.read_bytes()
+        assert "attestation.jsonl" in client.get(f"/ui/runs/{run_id}").text
+
+        attestation.write_bytes(_envelope({"externalParameters": {"data_path": str(data_file)}}) + b"\n")
+        withheld = client.get(f"/ui/runs/{run_id}/attestation.jsonl")
+        assert withheld.status_code == 403 and str(data_file) not in withheld.text
+    sealed = ApiSettings(output_dir=fresh_store, serve_sealed_manifests=True)
+    with TestClient(create_app(sealed)) as client:
+        assert client.get(f"/ui/runs/{run_id}/attestation.jsonl").content == attestation.read_bytes()
+        assert str(data_file) in client.get(f"/ui/runs/{run_id}/model-card.md").text
