@@ -37,8 +37,17 @@ demo: install-demo
 	$(PROVENIR) reproduce $$(cat $(DEMO_RUN_ID))
 	@echo "next: . $(VENV)/bin/activate, then the commands under 'Using it' in README.md"
 
-test: install
-	$(PY) -m pytest -q
+# The web console's browser tests drive Debian's chromium (never a downloaded browser); here a
+# missing browser fails them instead of skipping them.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+test: install $(CHROMIUM)
+	PROVENIR_CHROMIUM=$(CHROMIUM) PROVENIR_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

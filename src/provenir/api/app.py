@@ -9,7 +9,8 @@
 
 Endpoints: ``GET /health`` (open), ``/runs``, ``/runs/{run_id}``, ``/manifests/{run_id}``,
 ``/manifests/{run_id}/verify``, ``/audit``, ``/audit/verify``, ``/templates`` and
-``/openapi.json`` (all behind the bearer token when one is configured).
+``/openapi.json`` (all behind the bearer token when one is configured), and the web console
+at ``/ui`` (:mod:`provenir.api.console`: the same token, exchanged for a session cookie).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from provenir import __version__
 from provenir.api.access_log import install_access_log_redaction
 from provenir.api.auth import bearer_auth
+from provenir.api.console import install_console
 from provenir.api.errors import GuardMiddleware, install_error_handlers
 from provenir.api.limits import HeaderLimitMiddleware
 from provenir.api.routes import protected, public
@@ -78,6 +80,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.include_router(public)
     app.include_router(protected, dependencies=auth, responses=unauthorized)  # type: ignore[arg-type]
+    install_console(app, settings)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
     def openapi() -> JSONResponse:

@@ -269,14 +269,20 @@ class RunIndex:
         name: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        order: str = "desc",
     ) -> RunPage:
-        """One page of run summaries, newest first (``timestamp``, then ``run_id``, descending).
+        """One page of run summaries, newest first (``timestamp``, then ``run_id``, descending;
+        ``order="asc"``: oldest first).
 
         Keyset pagination: a page is found through the index whatever its depth, and runs
-        added while a client pages never make it see a row twice.
+        added while a client pages never make it see a row twice. A cursor continues in the
+        order of the listing that issued it.
         """
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ProvenirError(f"invalid page limit {limit!r}: expected 1..10000")
+        if order not in ("desc", "asc"):
+            raise ProvenirError(f"invalid order {order!r}: expected 'desc' or 'asc'")
+        before = order == "desc"
         self.refresh()
         where, params = [], []
         if status is not None:
@@ -289,13 +295,15 @@ class RunIndex:
         filter_params = list(params)
         if cursor is not None:
             ts, rid = decode_cursor(cursor)
-            where.append("(timestamp < ? OR (timestamp = ? AND run_id < ?))")
+            cmp = "<" if before else ">"
+            where.append(f"(timestamp {cmp} ? OR (timestamp = ? AND run_id {cmp} ?))")
             params.extend([ts, ts, rid])
         sql = "SELECT run_id, name, algorithm, backend, status, timestamp, adapter_hash, provenance, "
         sql += "relation, error FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY timestamp DESC, run_id DESC LIMIT ?"
+        direction = "DESC" if before else "ASC"
+        sql += f" ORDER BY timestamp {direction}, run_id {direction} LIMIT ?"
         count_sql = "SELECT COUNT(*) FROM runs" + (" WHERE " + " AND ".join(filters) if filters else "")
         with self._locked() as conn:
             fetched = conn.execute(sql, [*params, limit + 1]).fetchall()

@@ -32,7 +32,8 @@ def serve_command(
     The token comes from $PROVENIR_API_TOKEN or `token:` in --config; with one set, every
     endpoint but /health needs `Authorization: Bearer <token>`. --public-key/--trusted-keys
     (or trusted_public_keys/trusted_keys_file in --config) set the signer policy every
-    verifying endpoint applies.
+    verifying endpoint applies. A read-only web console is served at /ui (the token is
+    typed once into its login form).
     """
     from provenir.core.extras import check_extras
 

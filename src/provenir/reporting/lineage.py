@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -202,11 +203,12 @@ def build_lineage(
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y, _PAD = 190, 54, 50, 16, 12
 
 
-def lineage_svg(lineage: Lineage) -> str:
+def lineage_svg(lineage: Lineage, *, href: Callable[[LineageNode], str | None] | None = None) -> str:
     """A standalone SVG drawing of the tree: one box per run, left to right from the root.
 
     Every label is XML-escaped (run names and relations come from manifest files), and the
-    drawing references nothing outside itself.
+    drawing references nothing outside itself. ``href`` (for a drawing inlined in a web page)
+    makes each box whose node it gives a URL for a link, titled with the run it leads to.
     """
     placed = lineage.walk()
     # Leaves take successive rows; a parent sits level with its first child (a tidy, compact tree).
@@ -256,6 +258,10 @@ def lineage_svg(lineage: Lineage) -> str:
         fill = "#fff3cd" if node.missing else ("#dbeafe" if is_focus else "#f5f5f5")
         stroke = "#1d4ed8" if is_focus else ("#b45309" if node.missing else "#999")
         dash = ' stroke-dasharray="4 3"' if node.missing else ""
+        link = href(node) if href is not None else None
+        if link is not None:
+            label = f"run {node.run_id}" + ("" if node.missing else f" ({node.name}, {node.status})")
+            parts.append(f'<a href="{html.escape(link)}"><title>{html.escape(label)}</title>')
         parts.append(
             f'<rect x="{x}" y="{y}" width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="{fill}" '
             f'stroke="{stroke}" stroke-width="{2 if is_focus else 1}"{dash}/>'
@@ -266,5 +272,7 @@ def lineage_svg(lineage: Lineage) -> str:
             f"{' (this run)' if is_focus else ''}</text>"
         )
         parts.append(f'<text x="{x + 8}" y="{y + 38}" fill="#333">{html.escape(line2)}</text>')
+        if link is not None:
+            parts.append("</a>")
     parts.append("</svg>")
     return "\n".join(parts)

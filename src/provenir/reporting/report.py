@@ -33,7 +33,7 @@ from provenir.eval.regression import GateDecision, RegressionGate
 from provenir.governance.model_card import evaluation_dataset
 from provenir.reporting.artifacts import RunArtifacts, load_run
 
-__all__ = ["build_report_html", "render_report", "write_report", "write_plot_images"]
+__all__ = ["build_report_html", "render_report", "report_context", "write_report", "write_plot_images"]
 
 
 def data_uri(data: bytes, mime: str = "image/svg+xml") -> str:
@@ -420,6 +420,57 @@ def _training_plots(run: RunArtifacts) -> list[tuple[str, str]]:
     return out
 
 
+def report_context(
+    run: RunArtifacts,
+    *,
+    baseline: RunArtifacts | None = None,
+    gate: RegressionGate | None = None,
+) -> dict[str, Any]:
+    """The values the report's sections show (``REPORT_BODY``'s template variables).
+
+    The standalone report and the web console render the same context, so they cannot state
+    different facts about a run.
+    """
+    try:
+        import matplotlib  # noqa: F401  (imported here only to fail early with an actionable message)
+    except ImportError as exc:
+        raise ConfigError(f"reports need {exc.name} (pip install 'provenir[report]')") from None
+
+    import provenir
+    from provenir.reporting.lineage import build_lineage, lineage_svg
+    from provenir.reporting.plots import eval_curves, figure_bytes
+
+    m = run.manifest
+    notes = list(run.notes)
+    # A manifest file outside any store has no siblings to draw a lineage from.
+    lineage = build_lineage(run.output_dir, m.run_id) if run.store.holds(run.manifest_file) else None
+    show_lineage = lineage is not None and len(lineage.nodes) > 1
+    eval_fig = eval_curves(run.train_log)
+    data_rows, scan_rows = _data_rows(run)
+    return {
+        "m": m,
+        "v": run.verification,
+        "yes_no": _yes_no,
+        "summary": _summary_rows(run),
+        "hashes": _hash_rows(m),
+        "inputs": _inputs_section(run),
+        "outputs": sorted(m.outputs.items()),
+        "training_plots": _training_plots(run),
+        "train_metrics": [(k, f"{v:.6g}") for k, v in sorted(m.metrics.items()) if k not in ("train_rows",)],
+        "eval_curve": data_uri(figure_bytes(eval_fig)) if eval_fig is not None else None,
+        "final": _final_section(run),
+        "gate": _gate_section(run, baseline, gate or RegressionGate()) if baseline is not None else None,
+        "lineage_svg": data_uri(lineage_svg(lineage).encode("utf-8")) if show_lineage and lineage else None,
+        "lineage_rows": lineage.walk() if show_lineage and lineage else [],
+        "data_rows": data_rows,
+        "scan_rows": scan_rows,
+        "env_rows": _env_rows(run),
+        "config_text": yaml.safe_dump(m.config, sort_keys=False, allow_unicode=True),
+        "notes": notes,
+        "version": getattr(provenir, "__version__", ""),
+    }
+
+
 def build_report_html(
     run: RunArtifacts,
     *,
@@ -429,46 +480,14 @@ def build_report_html(
     """Render the report of an already loaded run (see :func:`render_report` for the usual entry)."""
     try:
         import jinja2
-        import matplotlib  # noqa: F401  (imported here only to fail early with an actionable message)
     except ImportError as exc:
         raise ConfigError(f"reports need {exc.name} (pip install 'provenir[report]')") from None
 
-    import provenir
-    from provenir.reporting.lineage import build_lineage, lineage_svg
-    from provenir.reporting.plots import eval_curves, figure_bytes
     from provenir.reporting.report_template import REPORT_TEMPLATE
 
-    m = run.manifest
-    notes = list(run.notes)
-    # A manifest file outside any store has no siblings to draw a lineage from.
-    lineage = build_lineage(run.output_dir, m.run_id) if run.store.holds(run.manifest_file) else None
-    show_lineage = lineage is not None and len(lineage.nodes) > 1
-    eval_fig = eval_curves(run.train_log)
-    data_rows, scan_rows = _data_rows(run)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(REPORT_TEMPLATE)
-    return template.render(
-        m=m,
-        v=run.verification,
-        yes_no=_yes_no,
-        summary=_summary_rows(run),
-        hashes=_hash_rows(m),
-        inputs=_inputs_section(run),
-        outputs=sorted(m.outputs.items()),
-        training_plots=_training_plots(run),
-        train_metrics=[(k, f"{v:.6g}") for k, v in sorted(m.metrics.items()) if k not in ("train_rows",)],
-        eval_curve=data_uri(figure_bytes(eval_fig)) if eval_fig is not None else None,
-        final=_final_section(run),
-        gate=_gate_section(run, baseline, gate or RegressionGate()) if baseline is not None else None,
-        lineage_svg=data_uri(lineage_svg(lineage).encode("utf-8")) if show_lineage and lineage else None,
-        lineage_rows=lineage.walk() if show_lineage and lineage else [],
-        data_rows=data_rows,
-        scan_rows=scan_rows,
-        env_rows=_env_rows(run),
-        config_text=yaml.safe_dump(m.config, sort_keys=False, allow_unicode=True),
-        notes=notes,
-        version=getattr(provenir, "__version__", ""),
-    )
+    return template.render(**report_context(run, baseline=baseline, gate=gate))
 
 
 @dataclass(frozen=True)
