@@ -83,6 +83,8 @@ class Executor(Protocol):
     """An ordered map, in this process or on a cluster; results in input order."""
 
     name: str
+    #: Items processed at once (1 for the local executor); callers size their shards by it.
+    workers: int
 
     def map_ordered(self, fn: Callable[[T], R], items: Sequence[T], *, stage: str) -> list[R]:
         """``[fn(x) for x in items]``, possibly in parallel; ``stage`` names the tasks in the record."""
@@ -107,6 +109,7 @@ class LocalExecutor:
     """Everything in this process, one item after another (the default)."""
 
     name = "local"
+    workers = 1
 
     def map_ordered(self, fn: Callable[[T], R], items: Sequence[T], *, stage: str) -> list[R]:
         """``[fn(x) for x in items]``."""
@@ -141,6 +144,7 @@ class RayExecutor:
 
     def __init__(self, config: RaySection) -> None:
         self.config = config
+        self.workers = config.num_workers
         self.ray = require_extra("ray", "ray", purpose="executor: ray")
         require_extra("ray.data", "ray", purpose="executor: ray")
         self._started = False
