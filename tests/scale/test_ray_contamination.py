@@ -10,7 +10,24 @@ import pytest
 from provenir.data.contamination import check_train_shard, find_contamination, merge_shard_matches
 from provenir.testing.cli import run_cli
 
-WORDS = "the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing matches".split()
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "seven",
+    "wizards",
+    "quietly",
+    "judge",
+    "boxing",
+    "matches",
+]
 
 
 def _rows(path: Path, count: int, offset: int) -> Path:
