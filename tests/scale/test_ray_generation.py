@@ -80,9 +80,10 @@ def test_rlaif_iteration_and_eval_on_ray_equal_local(tmp_path: Path, tiny_model_
 
     # provenir eval RUN on Ray actors: the same eval.json as a local evaluation of the same run.
     run = str(RunStore(remote.folder.parents[1]).manifest_path(it_remote.run_id))
-    assert run_cli(["eval", run, "--json", "--max-new-tokens", "8"]) == 0
+    data = ["--data", "builtin:prompts-sample"]  # an RLAIF iteration trains on pairs and holds out nothing
+    assert run_cli(["eval", run, *data, "--json", "--max-new-tokens", "8"]) == 0
     local_eval = _eval(dir_remote / "eval.json")
-    assert run_cli(["eval", run, "--json", "--max-new-tokens", "8", "--executor", "ray"]) == 0
+    assert run_cli(["eval", run, *data, "--json", "--max-new-tokens", "8", "--executor", "ray"]) == 0
     capsys.readouterr()
     assert _eval(dir_remote / "eval.json") == local_eval and local_eval["predictions"]
     assert RunManifest.load(run).extra["executor"]["eval"]["executor"] == "ray"

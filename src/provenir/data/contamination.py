@@ -372,9 +372,9 @@ class _EvalIndex:
                 np.minimum.at(gram_first, at, np.array(part.gram_first, dtype=np.int64))
             exact_first = np.minimum(exact_first, np.array(part.exact_first, dtype=np.int64))
             prompt_first = np.minimum(prompt_first, np.array(part.prompt_first, dtype=np.int64))
-            for i, (row, similarity) in part.near.items():
-                if i not in near or row < near[i][0]:
-                    near[i] = (row, similarity)
+            for i, (train_row, similarity) in part.near.items():
+                if i not in near or train_row < near[i][0]:
+                    near[i] = (train_row, similarity)
         eval_owner = self.eval_owner
         matched = gram_first != _NONE
         totals = np.bincount(eval_owner, minlength=size)
