@@ -50,6 +50,7 @@ EXTRAS_OF: dict[str, tuple[str, ...]] = {
     "provenir/flywheel": ("train", "eval", "judges"),
     "provenir/api": ("api",),
     "provenir/testing": (),
+    "provenir/scale": ("ray",),  # executor: ray (imported lazily)
 }
 
 #: Imported only under ``try/except ImportError`` as a best-effort probe, never required: the test

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from provenir.cli.console import make_console
-from provenir.cli.options import JsonFlag
+from provenir.cli.options import ExecutorOption, JsonFlag, RayAddress, RayWorkers
 
 # markup=False: a template's "[/INST]" or a dataset's "[1]" must print as written, not as Rich tags.
 console = make_console(markup=False, highlight=False)
@@ -102,17 +102,27 @@ def data_contamination(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 when any eval row is contaminated.")
     ] = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddress = None,
+    ray_workers: RayWorkers = None,
 ) -> None:
     """Eval rows found in the training data: exact copies, same prompts, shared n-grams, near-duplicates."""
-    from provenir.data.contamination import find_contamination
     from provenir.data.loading import read_rows
+    from provenir.scale.contamination import find_contamination
+    from provenir.scale.executor import executor_config, open_executor
 
     columns = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-    report = find_contamination(
-        read_rows(train), read_rows(eval_data), n=n, fields=columns, near_dup=near_dup
-    )
+    config = executor_config(executor=executor, address=ray_address, workers=ray_workers)
+    with open_executor(config) as runner:
+        report = find_contamination(
+            read_rows(train), read_rows(eval_data), executor=runner, n=n, fields=columns, near_dup=near_dup
+        )
+        record = runner.record()
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), sort_keys=True))
+        body = report.to_dict()
+        if record.executor != "local":
+            body["executor"] = record.to_dict()
+        typer.echo(json.dumps(body, sort_keys=True))
     else:
         console.print(report.summary())
         if report.items and limit:

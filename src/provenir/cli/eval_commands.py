@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from provenir.cli.options import RUN_HELP, JsonFlag, OutputDir
+from provenir.cli.options import RUN_HELP, ExecutorOption, JsonFlag, OutputDir, RayAddress, RayWorkers
 
 if TYPE_CHECKING:
     from provenir.eval.harness import ContinuousInterval
@@ -57,6 +57,9 @@ def eval_command(
     ] = None,
     num_fewshot: Annotated[int | None, typer.Option(help="With --tasks: few-shot examples.")] = None,
     attach: Annotated[bool, typer.Option(help="Attach the summary to the run's manifest.")] = True,
+    executor: ExecutorOption = None,
+    ray_address: RayAddress = None,
+    ray_workers: RayWorkers = None,
     output_dir: OutputDir = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -104,17 +107,22 @@ def eval_command(
         )
         where = result.save(out or predictions.with_name("eval.json"))
     else:
+        from provenir.scale.executor import executor_config, open_executor
+
         assert manifest is not None
-        result, where = evaluate_run(
-            manifest,
-            data_path=data,
-            metrics=names,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            device=device,
-            attach=attach,
-            continuous_interval=continuous,
-        )
+        config = executor_config(executor=executor, address=ray_address, workers=ray_workers)
+        with open_executor(config) as runner:
+            result, where = evaluate_run(
+                manifest,
+                data_path=data,
+                metrics=names,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                device=device,
+                attach=attach,
+                continuous_interval=continuous,
+                executor=runner,
+            )
     if not as_json:
         typer.echo(result.format_table())
         typer.echo(f"wrote {where}")

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from provenir.cli.options import OutputDir
+from provenir.cli.options import ExecutorOption, OutputDir, RayAddress, RayWorkers
 
 #: Deprecated spelling: the audit folder itself (``--output-dir`` names the artifacts root above it).
 LegacyAuditDir = Annotated[
@@ -190,17 +190,38 @@ def scan_command(
     region: Annotated[str, typer.Option(help="Country for phone numbers written without +.")] = "US",
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary.")] = False,
     audit_dir: Annotated[Path | None, typer.Option(help="Also record the scan in this audit folder.")] = None,
+    findings: Annotated[
+        Path | None, typer.Option(help="Write every finding (no matched text) to this JSONL file.")
+    ] = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddress = None,
+    ray_workers: RayWorkers = None,
 ) -> None:
     """Scan DATASET for PII and secrets; optionally write a masked copy."""
     from provenir.core.extras import check_extras
-    from provenir.governance.scanners import SCAN_FILE_FINDINGS, scan_file
+    from provenir.governance.scanners import SCAN_FILE_FINDINGS
+    from provenir.scale.executor import executor_config, open_executor
+    from provenir.scale.scan import scan_file
 
     check_extras("governance")
-    summary = scan_file(
-        dataset, mask=mask, pii=pii, secrets=secrets, default_region=region, audit_dir=audit_dir
-    )
+    config = executor_config(executor=executor, address=ray_address, workers=ray_workers)
+    with open_executor(config) as runner:
+        summary = scan_file(
+            dataset,
+            executor=runner,
+            mask=mask,
+            pii=pii,
+            secrets=secrets,
+            default_region=region,
+            audit_dir=audit_dir,
+            findings=findings,
+        )
+        record = runner.record()
     if as_json:
-        typer.echo(json.dumps(summary.to_dict(max_findings=SCAN_FILE_FINDINGS), sort_keys=True))
+        body = summary.to_dict(max_findings=SCAN_FILE_FINDINGS)
+        if record.executor != "local":
+            body["executor"] = record.to_dict()
+        typer.echo(json.dumps(body, sort_keys=True))
         return
     typer.echo(f"rows scanned: {summary.rows_scanned}")
     if summary.pii is not None:
@@ -211,6 +232,12 @@ def scan_command(
         typer.echo(f"secrets: {', '.join(f'{k}={v}' for k, v in found.items()) or 'none found'}")
     if mask is not None:
         typer.echo(f"masked copy written to {mask}")
+    if findings is not None:
+        typer.echo(f"findings written to {findings}")
+    if record.executor != "local":
+        typer.echo(
+            f"executor: ray {record.ray_version}, {record.workers} workers, retries {record.retries or 0}"
+        )
 
 
 def model_card_command(

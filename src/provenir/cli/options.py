@@ -41,3 +41,21 @@ TrustedKeysFile = Annotated[
         "or PEM PUBLIC KEY blocks. Combines with --public-key.",
     ),
 ]
+
+#: ``--executor``, ``--ray-address`` and ``--ray-workers``: where a command's scans, checks,
+#: generation and judging run (:class:`provenir.core.config.ExecutorConfig`); None keeps the
+#: config file's choice (default: local).
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="local (this process) or ray (a Ray cluster; needs provenir[ray]). Same results either way.",
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="Ray cluster to connect to (default: start a local Ray)."),
+]
+RayWorkers = Annotated[
+    int | None, typer.Option("--ray-workers", min=1, help="Ray tasks or actors at once (default 2).")
+]

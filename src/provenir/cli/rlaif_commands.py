@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from provenir.cli.console import make_console, shown_id
-from provenir.cli.options import JsonFlag
+from provenir.cli.options import ExecutorOption, JsonFlag, RayAddress, RayWorkers
 
 console = make_console()
 
@@ -18,13 +18,18 @@ console = make_console()
 def rlaif_command(
     config: Annotated[Path, typer.Argument(help="RLAIF pipeline YAML (see examples/rlaif_offline.yaml).")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: key.path=value.")] = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddress = None,
+    ray_workers: RayWorkers = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate -> judge -> pairs -> DPO -> evaluate -> gate, per iteration; resumes where it stopped."""
     from provenir.core.extras import check_extras
     from provenir.rlaif import RLAIFConfig, RLAIFPipeline
+    from provenir.scale.executor import executor_config
 
     cfg = RLAIFConfig.from_yaml(config, set_ or [])
+    cfg.executor = executor_config(cfg.executor, executor=executor, address=ray_address, workers=ray_workers)
     check_extras("train", "eval")  # before the first generation, not after it
     result = RLAIFPipeline(cfg).run()
     if as_json:

@@ -672,6 +672,33 @@ class GRPOSection(ConfigSection):
         return self
 
 
+class RaySection(ConfigSection):
+    """Where a Ray executor runs and how wide (see docs/ray.md)."""
+
+    address: str | None = Field(
+        None,
+        description="Ray cluster to connect to (`auto`, `ray://host:10001`, `host:6379`); "
+        "null starts a local Ray in this process.",
+    )
+    num_workers: int = Field(2, gt=0, description="Tasks or actors run at once (one CPU each).")
+    num_cpus: int | None = Field(
+        None, gt=0, description="CPUs of a locally started Ray (null: every CPU of this machine)."
+    )
+    max_retries: int = Field(
+        3, ge=0, description="Times a task (or actor call) is retried after its worker died."
+    )
+
+
+class ExecutorConfig(ConfigSection):
+    """Where scans, contamination checks, generation and judging run. Never changes a result:
+    a Ray run writes the same files as a local one, so it is left out of every identity hash."""
+
+    executor: Literal["local", "ray"] = Field(
+        "local", description="local: in this process; ray: fanned out over a Ray cluster."
+    )
+    ray: RaySection = Field(default_factory=RaySection)
+
+
 class ConfigDeprecationWarning(FutureWarning):
     """A config key that still works this release but will be removed; the message says what replaces it.
 

@@ -238,84 +238,183 @@ def find_contamination(
     that Jaccard threshold (needs ``datasketch``). ``prompt_field`` names the column the prompt
     check compares (None: no prompt check). ``train_rows`` is consumed once, so a generator works.
     """
-    if not isinstance(n, int) or n < 1:
-        raise DataError(f"n-gram size must be a positive integer, got {n!r}")
-    np = _numpy()
-    eval_list = list(eval_rows)
-    if not eval_list:
-        raise DataError("contamination check: the eval set has no rows")
-
-    ev = _analyse(eval_list, n, fields, prompt_field, np)
-    finder: NearDuplicateFinder | None = None
-    if near_dup is not None:
-        from provenir.data.near_dup import NearDuplicateFinder
-
-        finder = NearDuplicateFinder(near_dup, ev.word_rows())
-
-    # Distinct (eval row, gram) pairs: a gram repeated inside one row counts once.
-    order = np.lexsort((ev.grams, ev.gram_owner))
-    eval_grams, eval_owner = ev.grams[order], ev.gram_owner[order]
-    keep = np.ones(len(eval_grams), dtype=bool)
-    keep[1:] = (eval_grams[1:] != eval_grams[:-1]) | (eval_owner[1:] != eval_owner[:-1])
-    eval_grams, eval_owner = eval_grams[keep], eval_owner[keep]
-    grams = _Lookup(eval_grams, np)
-    exact = _Lookup(ev.row_keys[ev.row_lens > 0], np)
-    prompts = _Lookup(ev.prompt_keys[ev.prompt_lens > 0], np)
-
-    train_count = 0
-    overlapping_rows = 0
-    for chunk in _chunks(train_rows, _CHUNK_ROWS):
-        tr = _analyse(chunk, n, fields, prompt_field, np)
-        hit_rows = grams.record(tr.grams, tr.gram_owner + train_count, prefilter=True)
-        overlapping_rows += len(np.unique(hit_rows))
-        rows = np.arange(train_count, train_count + len(chunk), dtype=np.int64)
-        exact.record(tr.row_keys[tr.row_lens > 0], rows[tr.row_lens > 0])
-        prompts.record(tr.prompt_keys[tr.prompt_lens > 0], rows[tr.prompt_lens > 0])
-        if finder is not None:
-            finder.scan(tr.word_rows(), train_count)
-        train_count += len(chunk)
-    if train_count == 0:
+    index = _EvalIndex(list(eval_rows), n, fields, near_dup, prompt_field)
+    part = index.scan(train_rows, 0)
+    if part.train_rows == 0:
         raise DataError("contamination check: the training set has no rows")
+    return index.report([part])
 
-    size = len(eval_list)
-    gram_first = grams.first(eval_grams)
-    matched = gram_first != _NONE
-    totals = np.bincount(eval_owner, minlength=size)
-    overlaps = np.bincount(eval_owner[matched], minlength=size)
-    ngram_first = np.full(size, _NONE, dtype=np.int64)
-    np.minimum.at(ngram_first, eval_owner[matched], gram_first[matched])
-    exact_first = np.where(ev.row_lens > 0, exact.first(ev.row_keys), _NONE)
-    prompt_first = np.where(ev.prompt_lens > 0, prompts.first(ev.prompt_keys), _NONE)
-    near = finder.found if finder is not None else {}
 
-    def row(value: int) -> int | None:
-        return None if value == _NONE else value + 1
+@dataclass
+class TrainShardMatches:
+    """What one slice of the training rows shares with the eval set, free of process-salted hashes.
 
-    found = (ngram_first != _NONE) | (exact_first != _NONE) | (prompt_first != _NONE)
-    found[list(near)] = True
-    items = [
-        ContaminatedItem(
-            eval_row=i + 1,
-            overlap=int(overlaps[i]),
-            total=int(totals[i]),
-            ngram_train_row=row(int(ngram_first[i])),
-            exact_train_row=row(int(exact_first[i])),
-            prompt_train_row=row(int(prompt_first[i])),
-            near_dup_train_row=near[i][0] + 1 if i in near else None,
-            similarity=near[i][1] if i in near else None,
+    Eval n-grams are named by their position in the eval set's n-gram sequence (the same in every
+    process), so slices checked by different processes merge exactly (see :func:`merge_shard_matches`).
+    Train row numbers are 0-based and global; ``_NONE`` means no match.
+    """
+
+    train_rows: int
+    overlapping_rows: int
+    gram_ids: list[int]
+    gram_first: list[int]
+    exact_first: list[int]
+    prompt_first: list[int]
+    near: dict[int, tuple[int, float]]
+
+
+def check_train_shard(
+    train_rows: Sequence[Mapping[str, Any]],
+    first_row: int,
+    eval_rows: Sequence[Mapping[str, Any]],
+    *,
+    n: int = DEFAULT_NGRAM,
+    fields: Sequence[str] | None = None,
+    near_dup: float | None = None,
+    prompt_field: str | None = "prompt",
+) -> TrainShardMatches:
+    """The matches of training rows ``first_row, first_row + 1, ...`` (one shard) against ``eval_rows``."""
+    return _EvalIndex(list(eval_rows), n, fields, near_dup, prompt_field).scan(train_rows, first_row)
+
+
+def merge_shard_matches(
+    parts: Sequence[TrainShardMatches],
+    eval_rows: Sequence[Mapping[str, Any]],
+    *,
+    n: int = DEFAULT_NGRAM,
+    fields: Sequence[str] | None = None,
+    near_dup: float | None = None,
+    prompt_field: str | None = "prompt",
+) -> ContaminationReport:
+    """The report :func:`find_contamination` gives for all the shards' training rows, in shard order."""
+    if sum(p.train_rows for p in parts) == 0:
+        raise DataError("contamination check: the training set has no rows")
+    return _EvalIndex(list(eval_rows), n, fields, near_dup, prompt_field, build_lookups=False).report(parts)
+
+
+class _EvalIndex:
+    """The eval set analysed once: its distinct (row, n-gram) pairs and the lookups training rows hit."""
+
+    def __init__(
+        self,
+        eval_list: list[Mapping[str, Any]],
+        n: int,
+        fields: Sequence[str] | None,
+        near_dup: float | None,
+        prompt_field: str | None,
+        *,
+        build_lookups: bool = True,
+    ) -> None:
+        if not isinstance(n, int) or n < 1:
+            raise DataError(f"n-gram size must be a positive integer, got {n!r}")
+        np = self.np = _numpy()
+        if not eval_list:
+            raise DataError("contamination check: the eval set has no rows")
+        self.n, self.fields, self.prompt_field, self.near_dup = n, fields, prompt_field, near_dup
+        self.size = len(eval_list)
+        ev = self.ev = _analyse(eval_list, n, fields, prompt_field, np)
+        # Distinct (eval row, gram) pairs: a gram repeated inside one row counts once. The stable
+        # sort keeps each pair's first position in ev.grams, its process-independent name.
+        order = np.lexsort((ev.grams, ev.gram_owner))
+        grams_sorted, owner_sorted = ev.grams[order], ev.gram_owner[order]
+        keep = np.ones(len(grams_sorted), dtype=bool)
+        keep[1:] = (grams_sorted[1:] != grams_sorted[:-1]) | (owner_sorted[1:] != owner_sorted[:-1])
+        self.eval_grams, self.eval_owner = grams_sorted[keep], owner_sorted[keep]
+        self.gram_ids = order[keep]
+        self.finder: NearDuplicateFinder | None = None
+        if build_lookups:
+            if near_dup is not None:
+                from provenir.data.near_dup import NearDuplicateFinder
+
+                self.finder = NearDuplicateFinder(near_dup, ev.word_rows())
+            self.grams = _Lookup(self.eval_grams, np)
+            self.exact = _Lookup(ev.row_keys[ev.row_lens > 0], np)
+            self.prompts = _Lookup(ev.prompt_keys[ev.prompt_lens > 0], np)
+
+    def scan(self, train_rows: Iterable[Mapping[str, Any]], first_row: int) -> TrainShardMatches:
+        """Stream training rows (numbered from ``first_row``) through the lookups."""
+        np, ev = self.np, self.ev
+        train_count = first_row
+        overlapping_rows = 0
+        for chunk in _chunks(train_rows, _CHUNK_ROWS):
+            tr = _analyse(chunk, self.n, self.fields, self.prompt_field, np)
+            hit_rows = self.grams.record(tr.grams, tr.gram_owner + train_count, prefilter=True)
+            overlapping_rows += len(np.unique(hit_rows))
+            rows = np.arange(train_count, train_count + len(chunk), dtype=np.int64)
+            self.exact.record(tr.row_keys[tr.row_lens > 0], rows[tr.row_lens > 0])
+            self.prompts.record(tr.prompt_keys[tr.prompt_lens > 0], rows[tr.prompt_lens > 0])
+            if self.finder is not None:
+                self.finder.scan(tr.word_rows(), train_count)
+            train_count += len(chunk)
+        gram_first = self.grams.first(self.eval_grams)
+        matched = gram_first != _NONE
+        return TrainShardMatches(
+            train_rows=train_count - first_row,
+            overlapping_rows=overlapping_rows,
+            gram_ids=self.gram_ids[matched].tolist(),
+            gram_first=gram_first[matched].tolist(),
+            exact_first=np.where(ev.row_lens > 0, self.exact.first(ev.row_keys), _NONE).tolist(),
+            prompt_first=np.where(ev.prompt_lens > 0, self.prompts.first(ev.prompt_keys), _NONE).tolist(),
+            near=dict(self.finder.found) if self.finder is not None else {},
         )
-        for i in np.flatnonzero(found).tolist()
-    ]
-    return ContaminationReport(
-        n=n,
-        train_rows=train_count,
-        eval_rows=size,
-        eval_checked=int(np.count_nonzero(ev.row_lens)),
-        train_rows_with_overlap=overlapping_rows,
-        items=items,
-        near_dup=near_dup,
-        near_dup_num_perm=finder.num_perm if finder is not None else None,
-    )
+
+    def report(self, parts: Sequence[TrainShardMatches]) -> ContaminationReport:
+        """Merge shards' matches (earliest training row wins) into the report."""
+        np, size = self.np, self.size
+        position = {int(g): i for i, g in enumerate(self.gram_ids.tolist())}
+        gram_first = np.full(len(self.gram_ids), _NONE, dtype=np.int64)
+        exact_first = np.full(size, _NONE, dtype=np.int64)
+        prompt_first = np.full(size, _NONE, dtype=np.int64)
+        near: dict[int, tuple[int, float]] = {}
+        for part in parts:
+            at = np.array([position[g] for g in part.gram_ids], dtype=np.int64)
+            if len(at):
+                np.minimum.at(gram_first, at, np.array(part.gram_first, dtype=np.int64))
+            exact_first = np.minimum(exact_first, np.array(part.exact_first, dtype=np.int64))
+            prompt_first = np.minimum(prompt_first, np.array(part.prompt_first, dtype=np.int64))
+            for i, (train_row, similarity) in part.near.items():
+                if i not in near or train_row < near[i][0]:
+                    near[i] = (train_row, similarity)
+        eval_owner = self.eval_owner
+        matched = gram_first != _NONE
+        totals = np.bincount(eval_owner, minlength=size)
+        overlaps = np.bincount(eval_owner[matched], minlength=size)
+        ngram_first = np.full(size, _NONE, dtype=np.int64)
+        np.minimum.at(ngram_first, eval_owner[matched], gram_first[matched])
+
+        def row(value: int) -> int | None:
+            return None if value == _NONE else value + 1
+
+        found = (ngram_first != _NONE) | (exact_first != _NONE) | (prompt_first != _NONE)
+        found[list(near)] = True
+        items = [
+            ContaminatedItem(
+                eval_row=i + 1,
+                overlap=int(overlaps[i]),
+                total=int(totals[i]),
+                ngram_train_row=row(int(ngram_first[i])),
+                exact_train_row=row(int(exact_first[i])),
+                prompt_train_row=row(int(prompt_first[i])),
+                near_dup_train_row=near[i][0] + 1 if i in near else None,
+                similarity=near[i][1] if i in near else None,
+            )
+            for i in np.flatnonzero(found).tolist()
+        ]
+        num_perm = None
+        if self.near_dup is not None:
+            from provenir.data.near_dup import NUM_PERM
+
+            num_perm = NUM_PERM
+        return ContaminationReport(
+            n=self.n,
+            train_rows=sum(p.train_rows for p in parts),
+            eval_rows=size,
+            eval_checked=int(np.count_nonzero(self.ev.row_lens)),
+            train_rows_with_overlap=sum(p.overlapping_rows for p in parts),
+            items=items,
+            near_dup=self.near_dup,
+            near_dup_num_perm=num_perm,
+        )
 
 
 def enforce_contamination_policy(report: ContaminationReport, mode: ContaminationMode) -> None:

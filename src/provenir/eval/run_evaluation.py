@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from provenir.core.errors import DataError, EvaluationError, ManifestTamperedError
 from provenir.core.hashing import sha256_file
@@ -85,9 +86,16 @@ def evaluate_predictions_file(
 
 
 def attach_to_manifest(
-    manifest_path: str | os.PathLike[str], result: EvalResult, eval_path: Path | None = None
+    manifest_path: str | os.PathLike[str],
+    result: EvalResult,
+    eval_path: Path | None = None,
+    *,
+    executor: dict[str, Any] | None = None,
 ) -> RunManifest:
     """Set ``manifest.eval`` to the result's summary (and record ``eval.json``'s hash), then re-seal and save.
+
+    ``executor`` (a :class:`provenir.scale.executor.ExecutorRecord` as a dict) says where the
+    predictions were generated when that was not this process; it goes to ``extra["executor"]["eval"]``.
 
     The manifest hash covers every field, so changing ``eval`` changes the hash: the manifest
     is sealed again (and signed again when a signing key is configured). It is verified first,
@@ -101,6 +109,8 @@ def attach_to_manifest(
             f"{manifest_path}: " + "; ".join(stored.verification.problems) + "; not attaching an evaluation"
         )
     manifest.eval = result.summary()
+    if executor is not None:
+        manifest.extra.setdefault("executor", {})["eval"] = executor
     if eval_path is not None:
         rdir = stored.store.run_dir(manifest.run_id)
         try:

@@ -349,6 +349,24 @@ def masker_for(*, secrets: bool = True, default_region: str = "US") -> Any:
     return PIIMasker(PIIScanner(default_region=default_region), extra_spans=extra)
 
 
+def write_findings(path: str | os.PathLike[str], summary: ScanSummary) -> None:
+    """Every finding of ``summary`` as JSON Lines (``scanner``, ``type``, ``row``, ``field``, ``start``,
+    ``end``; never matched text), PII first, each sorted by row, field, start, end and type: the
+    same scan gives the same bytes however it was run."""
+    from provenir.core.jsonl import write_jsonl
+
+    rows: list[dict[str, Any]] = []
+    for scanner, report in (("pii", summary.pii), ("secrets", summary.secrets)):
+        if report is None:
+            continue
+        ordered = sorted(
+            report.findings,
+            key=lambda f: (f.row if f.row is not None else -1, f.field, f.start, f.end, f.type),
+        )
+        rows.extend({"scanner": scanner, **f.to_dict()} for f in ordered)
+    write_jsonl(path, rows)
+
+
 #: Findings listed per kind in the summary :func:`scan_file` records (the counts are always whole).
 SCAN_FILE_FINDINGS = 20
 
@@ -361,14 +379,21 @@ def scan_file(
     secrets: bool = True,
     default_region: str = "US",
     audit_dir: str | os.PathLike[str] | None = None,
+    findings: str | os.PathLike[str] | None = None,
+    summary: ScanSummary | None = None,
 ) -> ScanSummary:
     """:func:`scan_dataset` of a file; with ``mask``, also write a masked copy there.
 
     With ``audit_dir``, the scan is recorded there (event ``dataset_scanned``: counts and where
     the masked copy went, never matched text). The summary's ``action`` is ``masked`` when a
-    copy was written.
+    copy was written. ``findings`` writes every finding there (:func:`write_findings`).
+    ``summary`` is a scan of the same file made elsewhere (a sharded scan on a cluster, see
+    :mod:`provenir.scale.scan`); the file is then not scanned again.
     """
-    summary = scan_dataset(str(dataset), pii=pii, secrets=secrets, default_region=default_region)
+    if summary is None:
+        summary = scan_dataset(str(dataset), pii=pii, secrets=secrets, default_region=default_region)
+    if findings is not None:
+        write_findings(findings, summary)
     if mask is not None:
         masker_for(secrets=secrets, default_region=default_region).mask_file(str(dataset), str(mask))
         summary.action = "masked"
@@ -399,4 +424,5 @@ __all__ = [
     "masker_for",
     "scan_dataset",
     "scan_file",
+    "write_findings",
 ]

@@ -10,6 +10,7 @@ YAML layout (every section optional; defaults run fully offline on the built-in 
     judge: {name: reward, reward: token_f1}  # offline; or name: anthropic, model: ...
     pairs: {min_confidence: 0.05, max_pairs_per_prompt: 2}
     gate: {tolerance: 0.02, metrics: [token_f1]}
+    executor: {executor: local}              # or ray: {executor: ray, ray: {num_workers: 2}}
     dpo:                                     # a RunConfig: the policy and DPO settings
       model_name_or_path: provenir/tiny-llama
       max_steps: 10
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from provenir.core.config import ConfigSection, RunConfig
+from provenir.core.config import ConfigSection, ExecutorConfig, RunConfig
 from provenir.core.sampling import SamplingConfig
 from provenir.eval.judge.config import JudgeConfig, build_judge
 
@@ -98,6 +99,10 @@ class RLAIFConfig(ConfigSection):
     judge: JudgeSection = Field(default_factory=JudgeSection)
     pairs: PairsConfig = Field(default_factory=PairsConfig)
     gate: GateSection = Field(default_factory=GateSection)
+    executor: ExecutorConfig = Field(
+        default_factory=ExecutorConfig,
+        description="Where generation, judging and evaluation run (local or ray); never changes a result.",
+    )
     dpo: RunConfig = Field(
         default_factory=lambda: RunConfig(
             algorithm="dpo", max_steps=10, batch_size=4, learning_rate=5e-4, gradient_checkpointing=False

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,13 @@ from provenir.eval.regression import RegressionGate
 from provenir.governance.attestation import attest_if_configured
 from provenir.governance.audit import AuditLogger
 from provenir.rlaif.config import RLAIFConfig
+from provenir.scale.executor import Executor, LocalExecutor, open_executor
+
+
+def _same(judge: Any) -> Any:
+    """A judge object as its own builder (a pickled copy on each worker)."""
+    return judge
+
 
 STAGES = ("generate", "judge", "pairs", "train", "eval", "gate")
 
@@ -124,6 +132,8 @@ class RLAIFPipeline:
         self.audit = AuditLogger(self.store.audit_dir)
         self.progress = progress
         self._judge_override = judge
+        #: Where generation, judging and evaluation run; opened by :meth:`run`.
+        self.executor: Executor = LocalExecutor()
         self.train_rows, self.eval_rows = self._load_prompts()
         self.references = {r["prompt"]: r["reference"] for r in self.train_rows if r.get("reference")}
         self.ledger = self._load_ledger()
@@ -163,8 +173,10 @@ class RLAIFPipeline:
         identity = sha256_json(
             {
                 # min_kappa only admits or refuses the judge: setting it later continues the pipeline.
+                # The executor only decides where stages run, never what they write.
                 "config": self.config.model_dump(
-                    mode="json", exclude={"output_dir": True, "judge": {"min_kappa": True}}
+                    mode="json",
+                    exclude={"output_dir": True, "executor": True, "judge": {"min_kappa": True}},
                 ),
                 "prompts": self.train_rows,
                 "eval": self.eval_rows,
@@ -188,6 +200,8 @@ class RLAIFPipeline:
         return self.ledger.completed(stage, "iterations", str(k))
 
     def _record(self, k: int, stage: str, rec: dict[str, Any]) -> dict[str, Any]:
+        if self.executor.name != "local" and stage in ("generate", "judge", "eval"):
+            rec = {**rec, "executor": self.executor.record().to_dict()}
         rec = self.ledger.record(stage, rec, "iterations", str(k))
         self.audit.log(
             "rlaif_stage_completed",
@@ -203,6 +217,14 @@ class RLAIFPipeline:
 
     def run(self) -> RLAIFResult:
         """Run the remaining stages of every iteration; returns (and saves) the summary."""
+        with open_executor(self.config.executor) as executor:
+            self.executor = executor
+            try:
+                return self._run()
+            finally:
+                self.executor = LocalExecutor()
+
+    def _run(self) -> RLAIFResult:
         # numpy (the eval extra) loads here, not on import: the CLI names the missing extras first.
         from provenir.eval.judge.calibration import JudgeSpec, require_min_kappa
 
@@ -324,16 +346,31 @@ class RLAIFPipeline:
         from provenir.train.policy import sample
 
         g = self.config.generation
-        model, tokenizer, _ = load_policy(self.config.dpo, Path(adapter) if adapter else None)
-        prompts = [template_prompt(self.config.dpo.data.template, tokenizer, r) for r in self.train_rows]
-        as_trained = _completion_text(self.config.dpo.data.template, tokenizer)
-        outputs = sample(
-            model, tokenizer, prompts, g, n=g.num_variants, seed=self.config.seed + k, strip=False
-        )
-        rows = [
-            {**r, "variants": [as_trained(t) for t in v]}
-            for r, v in zip(self.train_rows, outputs, strict=True)
-        ]
+        if self.executor.name != "local":
+            from provenir.scale.generation import generate_rows
+
+            variants = generate_rows(
+                self.executor,
+                self.config.dpo,
+                adapter,
+                self.train_rows,
+                max_new_tokens=g.max_new_tokens,
+                batch_size=g.batch_size,
+                sampling={"temperature": g.temperature, "top_p": g.top_p},
+                n=g.num_variants,
+                seed=self.config.seed + k,
+                strip=False,
+                as_trained=True,
+            )
+        else:
+            model, tokenizer, _ = load_policy(self.config.dpo, Path(adapter) if adapter else None)
+            prompts = [template_prompt(self.config.dpo.data.template, tokenizer, r) for r in self.train_rows]
+            as_trained = _completion_text(self.config.dpo.data.template, tokenizer)
+            outputs = sample(
+                model, tokenizer, prompts, g, n=g.num_variants, seed=self.config.seed + k, strip=False
+            )
+            variants = [[as_trained(t) for t in v] for v in outputs]
+        rows = [{**r, "variants": v} for r, v in zip(self.train_rows, variants, strict=True)]
         return {
             **self.ledger.output(write_jsonl(it_dir / "candidates.jsonl", rows)),
             "policy_adapter": adapter,
@@ -356,13 +393,20 @@ class RLAIFPipeline:
                     continue  # an empty sample cannot be a DPO row (the data layer refuses empty columns)
                 items.append((c["prompt"], variants[i], variants[j]))
                 index.append((ci, i, j))
-        prefs = score_pairwise_batch(
-            judge,
-            items,
-            max_concurrency=self.config.judge.max_concurrency,
-            progress=self.progress,
-            return_exceptions=True,
-        )
+        if self.executor.name != "local":
+            from provenir.scale.generation import judge_pairs
+
+            prefs = judge_pairs(
+                self.executor, self._judge_builder(), items, max_concurrency=self.config.judge.max_concurrency
+            )
+        else:
+            prefs = score_pairwise_batch(
+                judge,
+                items,
+                max_concurrency=self.config.judge.max_concurrency,
+                progress=self.progress,
+                return_exceptions=True,
+            )
         rows = []
         for (ci, i, j), pref in zip(index, prefs, strict=True):
             row: dict[str, Any] = {"candidate": ci, "a": i, "b": j}
@@ -382,6 +426,12 @@ class RLAIFPipeline:
             "agreement_rate": agreement_rate(prefs),
             "errors": sum("error" in r for r in rows),
         }
+
+    def _judge_builder(self) -> Callable[[], Any]:
+        """How a worker builds the pipeline's judge once (the override is shipped as it is)."""
+        if self._judge_override is not None:
+            return partial(_same, self._judge_override)
+        return partial(self.config.judge.build, self.references, self.folder / "judge_cache")
 
     def _pairs(
         self, judgments: list[dict[str, Any]], it_dir: Path, cand_sha: str, jud_sha: str
@@ -460,6 +510,7 @@ class RLAIFPipeline:
             max_new_tokens=self.config.generation.max_new_tokens,
             batch_size=self.config.generation.batch_size,
             seed=self.config.seed,
+            executor=self.executor,
         )
         result.save(out)
         return result
@@ -523,5 +574,11 @@ class RLAIFPipeline:
             "pairs": {"path": prs["file"], "sha256": prs["sha256"], "count": prs["count"]},
             "gate": {"passed": gate["passed"], "message": gate["message"]},
         }
+        if "executor" in gen or "executor" in jud:  # local runs keep the record they always had
+            manifest.extra["rlaif"]["executor"] = {
+                stage: rec["executor"]
+                for stage, rec in (("generate", gen), ("judge", jud))
+                if "executor" in rec
+            }
         manifest.seal(self.config.dpo.manifest.signing_key_path).save(path)
         attest_if_configured(self.store, run_id)  # the re-sealed manifest gets fresh attestations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenir.core.atomic import atomic_write_json
 from provenir.core.config import RunConfig
@@ -25,6 +25,9 @@ from provenir.eval.run_evaluation import attach_to_manifest
 from provenir.governance.attestation import attest_if_configured
 from provenir.train.policy import evaluate_policy
 
+if TYPE_CHECKING:
+    from provenir.scale.executor import Executor
+
 
 def evaluate_run(
     manifest_path: str | os.PathLike[str],
@@ -38,6 +41,7 @@ def evaluate_run(
     n_bootstrap: int = 1000,
     seed: int = 0,
     continuous_interval: ContinuousInterval = "percentile",
+    executor: Executor | None = None,
 ) -> tuple[EvalResult, Path]:
     """Generate with a trained run's model (base + adapter) on its eval data and score it.
 
@@ -45,7 +49,9 @@ def evaluate_run(
     them in its run folder (``inputs.eval_rows``; rebuilt from the config for schema-1 manifests).
     Metrics default to the run's ``eval.metrics``; prompts are rendered with its template.
     Writes ``eval.json`` into the run folder and, with ``attach``, the summary into the
-    manifest. Returns the result and the ``eval.json`` path.
+    manifest. Returns the result and the ``eval.json`` path. ``executor`` generates on workers
+    (:mod:`provenir.scale`); eval.json is the same, and a non-local executor is recorded in the
+    manifest's ``extra["executor"]["eval"]`` (a local one records nothing, as before).
     """
     # A path brings its own store; evaluate only what the manifest vouches for (the adapter must
     # be the one it hashed), judged exactly as `provenir manifest verify` judges it.
@@ -92,6 +98,7 @@ def evaluate_run(
         n_bootstrap=n_bootstrap,
         seed=seed,
         continuous_interval=continuous_interval,
+        executor=executor,
     )
     result.extra.update(
         run_id=manifest.run_id,
@@ -102,7 +109,8 @@ def evaluate_run(
     )
     eval_path = result.save(rdir / EVAL_FILENAME)
     if attach:
-        attach_to_manifest(stored.manifest_file, result, eval_path)
+        where = None if executor is None or executor.name == "local" else executor.record().to_dict()
+        attach_to_manifest(stored.manifest_file, result, eval_path, executor=where)
     from provenir.governance.audit import AuditLogger
 
     AuditLogger(store.audit_dir).log(

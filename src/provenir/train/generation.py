@@ -7,6 +7,7 @@ policy, prompts and seed give the same completions on one machine.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,13 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = None,
     strip: bool = True,
+    first_index: int = 0,
 ) -> list[list[str]]:
     """``num_return_sequences`` completions per prompt (only the new text, stripped), in prompt order.
+
+    Sampling is seeded per batch, from ``seed`` and the index of the batch's first prompt
+    (:func:`batch_seed`); ``first_index`` is the index of ``prompts[0]`` in a larger list, so
+    batches generated apart (on several workers) sample exactly what one call samples.
 
     ``strip=False`` returns the text exactly as decoded, leading space included: what a
     preference pair must hold to train on the tokens the policy sampled.
@@ -79,8 +85,6 @@ def generate(
     tokenizer.padding_side = "left"
     model.eval()
     device = next(model.parameters()).device
-    if seed is not None:
-        torch.manual_seed(seed)
     sampling = (
         {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {"do_sample": False}
     )
@@ -89,6 +93,8 @@ def generate(
         with torch.no_grad(), quiet_libraries():
             for start in range(0, len(prompts), batch_size):
                 batch = list(prompts[start : start + batch_size])
+                if seed is not None:
+                    torch.manual_seed(batch_seed(seed, first_index + start))
                 enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
                 generated = model.generate(
                     **enc,
@@ -108,6 +114,15 @@ def generate(
         if was_training:
             model.train()
     return out
+
+
+def batch_seed(seed: int, first_index: int) -> int:
+    """The seed of the batch starting at prompt ``first_index``: ``seed`` itself for the first
+    batch (so a single batch samples as it always did), a SHA-256 derivation for the others."""
+    if first_index == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{first_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def generate_predictions(

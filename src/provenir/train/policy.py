@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenir.core.config import RunConfig
 from provenir.core.sampling import SamplingConfig
 from provenir.eval.bootstrap import DEFAULT_RESAMPLES
 from provenir.eval.harness import ContinuousInterval, EvalResult, MultiMetricEvaluator
+
+if TYPE_CHECKING:
+    from provenir.scale.executor import Executor
 
 __all__ = ["evaluate_policy", "sample"]
 
@@ -54,20 +57,31 @@ def evaluate_policy(
     n_bootstrap: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     continuous_interval: ContinuousInterval = "percentile",
+    executor: Executor | None = None,
 ) -> EvalResult:
     """Generate greedily with ``config``'s model (plus a run's ``weights_dir``) on ``rows`` and score it.
 
     Prompts are rendered with ``config.data.template``; predictions are kept in the result.
     ``continuous_interval``: ``"percentile"`` or ``"bca"`` bootstrap for continuous metrics.
+    ``executor`` (:mod:`provenir.scale.executor`) generates the batches elsewhere, on workers
+    that each load the model once; the predictions are the same.
     """
-    from provenir.data.templates.rendering import template_prompt
-    from provenir.train.generation import generate_predictions, load_policy
+    if executor is not None and executor.name != "local":
+        from provenir.scale.generation import generate_rows
 
-    model, tokenizer, _ = load_policy(config, weights_dir)
-    prompts = [template_prompt(config.data.template, tokenizer, dict(r)) for r in rows]
-    predictions = generate_predictions(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
-    )
+        outputs = generate_rows(
+            executor, config, weights_dir, rows, max_new_tokens=max_new_tokens, batch_size=batch_size
+        )
+        predictions = [texts[0] for texts in outputs]
+    else:
+        from provenir.data.templates.rendering import template_prompt
+        from provenir.train.generation import generate_predictions, load_policy
+
+        model, tokenizer, _ = load_policy(config, weights_dir)
+        prompts = [template_prompt(config.data.template, tokenizer, dict(r)) for r in rows]
+        predictions = generate_predictions(
+            model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
+        )
     evaluator = MultiMetricEvaluator(
         list(metrics),
         n_bootstrap=n_bootstrap,
