@@ -34,6 +34,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "api": ("fastapi", "starlette", "uvicorn", "httpx"),
     "judges": ("anthropic", "openai", "httpx"),
     "tracking": ("wandb", "mlflow", "tensorboard"),
+    "ray": ("ray",),
     "train": (
         *TRAINING_STACK,
         "tokenizers",
