@@ -40,7 +40,7 @@ def job(output: Path, **distributed: Any) -> RunConfig:
 
 @pytest.fixture()
 def ray_stopped_after() -> Iterator[None]:
-    """Stops the local Ray the launcher starts (it keeps it for later runs of the same process)."""
+    """Stops the Ray the test starts, whatever the test's outcome."""
     yield
     import ray
 
@@ -82,6 +82,7 @@ def test_two_ray_workers_train_the_adapter_of_two_torchrun_processes_and_resume_
     # Ray Train was told of each checkpoint, in the run's own checkpoints folder.
     assert on_ray.extra["ray_checkpoint"] == "checkpoint-2"
     assert on_ray.config_hash == by_torchrun.config_hash  # where the ranks ran does not change what trained
+    assert not ray.is_initialized()  # the launcher stopped the local Ray it started for the run
 
     # Resumed from the run folder's newest complete checkpoint, once the last one is gone (and
     # with it a checkpoint Ray was told of): the same adapter as the uninterrupted runs.
@@ -90,7 +91,13 @@ def test_two_ray_workers_train_the_adapter_of_two_torchrun_processes_and_resume_
     config = RunConfig.from_yaml(rdir / "config.yaml")
     data = load_train_data(config)
     data.train_rows_pin = write_rows(rdir, TRAIN_ROWS_FILE, data.train)  # what the run driver stores
+    # A Ray this process started is used as it is, and a job it has no room for is refused, not queued.
+    ray.init(num_cpus=2, include_dashboard=False)
+    three = job(tmp_path / "ray", launcher="ray", num_processes=3)
+    with pytest.raises(ConfigError, match="3 Ray Train workers need one CPU each but the Ray started in"):
+        RayLauncher().fit(three, data, rdir)
     resumed = RayLauncher().fit(config, data, rdir)
+    assert ray.is_initialized()
     assert resumed.resumed_from == "checkpoint-1" and resumed.metrics["global_step"] == 2
     assert adapter.read_bytes() == (torchrun_adapter / adapter.name).read_bytes()
     assert resumed.extra["ray_checkpoint"] == "checkpoint-2"

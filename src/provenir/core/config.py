@@ -204,8 +204,8 @@ class DistributedConfig(ConfigSection):
     max_restarts: int = Field(
         0,
         ge=0,
-        description="Times torchrun restarts every worker after a failure (from the last checkpoint when "
-        "save_steps is set). Not part of config_hash.",
+        description="Times torchrun (Ray Train, with launcher: ray) restarts every worker after a failure "
+        "(from the last checkpoint when save_steps is set). Not part of config_hash.",
     )
     launcher: Literal["torchrun", "ray"] = Field(
         "torchrun",

@@ -12,7 +12,8 @@ Ray Train's experiment folder is the run's ``checkpoints`` folder: each checkpoi
 there is reported to Ray where it lies (:mod:`provenir.train.ray_checkpoints`), and a resumed run
 continues from the same folder as a torchrun one. The run folder must be on a filesystem every
 Ray node sees (as every torchrun node must). With no ``distributed.ray_address`` a local Ray is
-started with one CPU per worker; a Ray already started in this process is used as it is.
+started with one CPU per worker and stopped after the run; a Ray already started in this
+process is used as it is.
 """
 
 from __future__ import annotations
@@ -50,19 +51,33 @@ def require_ray() -> None:
         )
 
 
-def connect(address: str | None, num_cpus: int) -> None:
-    """Join the Ray cluster at ``address``, or start a local one of ``num_cpus`` CPUs.
+def connect(address: str | None, num_cpus: int) -> bool:
+    """Join the Ray cluster at ``address``, or start a local one of ``num_cpus`` CPUs; True if started here.
 
-    A Ray already initialised in this process (a notebook, a test, an earlier run) is kept.
+    A Ray already initialised in this process (a notebook, a test) is used as it is.
     """
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     if address is not None:
         ray.init(address=address, include_dashboard=False)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False)
+    return True
+
+
+def check_room(plan: LaunchPlan) -> None:
+    """Refuse, on one line, a job the local Ray has too few CPUs or GPUs for (Ray would wait forever)."""
+    import ray
+
+    kind = "GPU" if plan.device == "cuda" else "CPU"
+    have = int(ray.cluster_resources().get(kind, 0))
+    if have < plan.world_size:
+        raise ConfigError(
+            f"distributed: {plan.world_size} Ray Train workers need one {kind} each but the Ray started "
+            f"in this process has {have}; stop it (ray.shutdown()) or set distributed.ray_address"
+        )
 
 
 def ray_plan(config: RunConfig) -> LaunchPlan:
@@ -128,42 +143,52 @@ class RayLauncher:
     def fit(self, config: RunConfig, dataset: TrainData, run_dir: Path) -> TrainResult:
         """Launch the workers, wait, and return what rank 0 reported. The runner writes the manifest."""
         require_ray()
+        import ray
+        import ray.train
+        from ray.train.torch import TorchConfig
+        from ray.train.v2.api.config import FailureConfig, ScalingConfig
+        from ray.train.v2.api.config import RunConfig as RayRunConfig
+        from ray.train.v2.torch.torch_trainer import TorchTrainer
+
+        if ray.train.RunConfig is not RayRunConfig:
+            # Checkpoints are reported where they lie (NO_UPLOAD), which only Ray Train v2 does.
+            raise ConfigError("distributed.launcher: ray needs Ray Train v2: unset RAY_TRAIN_V2_ENABLED=0")
         for line in deprecation_lines(config):
             print(line, file=sys.stderr)
         run_dir = run_dir.resolve()  # Ray workers do not run in this process's working directory
         d = config.distributed
         # A local Ray is sized to the job; plan_launch checks the local GPUs before it starts.
         local = plan_launch(config) if d.ray_address is None else None
-        connect(d.ray_address, local.world_size if local is not None else 1)
-        plan = local or ray_plan(config)
-        arguments = prepare_launch(config, dataset, run_dir)
-        # Ray refuses a folder whose list names a checkpoint that is gone (rotated by Trainer's
-        # save_total_limit, set aside unfinished, removed by hand). A resume trusts the run folder
-        # (find_resume_checkpoint), not Ray's list: each launch starts the list afresh.
-        (run_dir / RAY_EXPERIMENT / RAY_SNAPSHOT).unlink(missing_ok=True)
-
-        import ray
-        from ray.train import FailureConfig, ScalingConfig
-        from ray.train import RunConfig as RayRunConfig
-        from ray.train.torch import TorchConfig, TorchTrainer
-
-        trainer = TorchTrainer(
-            train_loop,
-            train_loop_config={"argv": arguments},
-            scaling_config=ScalingConfig(num_workers=plan.world_size, use_gpu=plan.device == "cuda"),
-            torch_config=TorchConfig(backend=plan.dist_backend),
-            run_config=RayRunConfig(
-                name=RAY_EXPERIMENT,
-                storage_path=str(run_dir),
-                failure_config=FailureConfig(max_failures=plan.max_restarts),
-                worker_runtime_env={"env_vars": worker_env(plan)},
-            ),
-        )
+        started = connect(d.ray_address, local.world_size if local is not None else 1)
         try:
-            outcome = trainer.fit()
-        except Exception as exc:  # Ray wraps the workers' errors; the first line says which
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(f"distributed training failed under Ray Train: {first}") from exc
+            plan = local or ray_plan(config)
+            if local is not None and not started:
+                check_room(plan)
+            arguments = prepare_launch(config, dataset, run_dir)
+            # Ray refuses a folder whose list names a checkpoint that is gone (rotated by Trainer's
+            # save_total_limit, set aside unfinished, removed by hand). A resume trusts the run
+            # folder (find_resume_checkpoint), not Ray's list: each launch starts the list afresh.
+            (run_dir / RAY_EXPERIMENT / RAY_SNAPSHOT).unlink(missing_ok=True)
+            trainer = TorchTrainer(
+                train_loop,
+                train_loop_config={"argv": arguments},
+                scaling_config=ScalingConfig(num_workers=plan.world_size, use_gpu=plan.device == "cuda"),
+                torch_config=TorchConfig(backend=plan.dist_backend),
+                run_config=RayRunConfig(
+                    name=RAY_EXPERIMENT,
+                    storage_path=str(run_dir),
+                    failure_config=FailureConfig(max_failures=plan.max_restarts),
+                    worker_runtime_env={"env_vars": worker_env(plan)},
+                ),
+            )
+            try:
+                outcome = trainer.fit()
+            except Exception as exc:  # Ray wraps the workers' errors; the first line says which
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BackendError(f"distributed training failed under Ray Train: {first}") from exc
+        finally:
+            if started:  # a Ray sized to this job must not serve the next, larger one
+                ray.shutdown()
         result = launched_result(run_dir, config, ray_run(run_dir, config, plan, ray.__version__))
         if outcome.checkpoint is not None:
             # The last checkpoint Ray Train recorded, by name (its folder is in the run's checkpoints).
