@@ -142,3 +142,35 @@ def test_the_launcher_fields_leave_older_configs_and_their_hash_alone() -> None:
     assert "launcher" not in dumped and "ray_address" not in dumped
     assert on_ray.model_dump(mode="json")["distributed"]["launcher"] == "ray"
     assert on_ray.config_hash() == plain.config_hash()
+
+
+def test_a_ray_worker_reports_the_node_ray_train_gave_it() -> None:
+    from provenir.train.worker import this_rank
+
+    # Ray Train names the node NODE_RANK where torchrun says GROUP_RANK.
+    record = this_rank("f" * 64, {"RANK": "3", "LOCAL_RANK": "1", "NODE_RANK": "1", "WORLD_SIZE": "4"})
+    assert (record.rank, record.local_rank, record.group_rank, record.world_size) == (3, 1, 1, 4)
+
+
+def test_a_distributed_record_without_a_launcher_dumps_as_before() -> None:
+    from provenir.core.distributed_run import DistributedRun
+
+    fields: dict[str, Any] = {
+        "nodes": 1,
+        "world_size": 1,
+        "restarts": 0,
+        "strategy": "ddp",
+        "rendezvous": "standalone",
+        "nnodes": "1",
+        "ranks": [],
+    }
+    before = DistributedRun(**fields).model_dump(mode="json")
+    assert not {"launcher", "ray_version", "ray_workers"} & set(before)  # old manifests keep their hash
+    on_ray = DistributedRun(**fields, launcher="ray", ray_version="2.60.0", ray_workers=1).model_dump(
+        mode="json"
+    )
+    assert {k: on_ray[k] for k in ("launcher", "ray_version", "ray_workers")} == {
+        "launcher": "ray",
+        "ray_version": "2.60.0",
+        "ray_workers": 1,
+    }
