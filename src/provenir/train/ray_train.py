@@ -80,13 +80,11 @@ def check_room(plan: LaunchPlan) -> None:
         )
 
 
-def ray_plan(config: RunConfig) -> LaunchPlan:
-    """The launch, checked against the machine (local Ray) or the cluster (``ray_address``).
+def cluster_plan(config: RunConfig) -> LaunchPlan:
+    """The launch, checked against the GPUs of the cluster at ``ray_address`` (not this machine's).
 
-    Call after :func:`connect`: a cluster's GPUs are counted from its resources.
+    Call after :func:`connect`: the cluster's GPUs are counted from its resources.
     """
-    if config.distributed.ray_address is None:
-        return plan_launch(config)
     import ray
 
     gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -161,7 +159,7 @@ class RayLauncher:
         local = plan_launch(config) if d.ray_address is None else None
         started = connect(d.ray_address, local.world_size if local is not None else 1)
         try:
-            plan = local or ray_plan(config)
+            plan = local or cluster_plan(config)
             if local is not None and not started:
                 check_room(plan)
             arguments = prepare_launch(config, dataset, run_dir)
