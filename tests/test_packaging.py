@@ -40,6 +40,8 @@ EXTRAS_OF: dict[str, tuple[str, ...]] = {
     "provenir/cli": (),
     "provenir/train": ("train",),
     "provenir/train/tracking.py": ("train", "tracking"),
+    "provenir/train/ray_train.py": ("train", "ray"),
+    "provenir/train/ray_checkpoints.py": ("train", "ray"),
     "provenir/eval": ("eval",),
     "provenir/eval/judge": ("eval", "judges"),
     "provenir/rewards": ("eval",),

@@ -164,7 +164,9 @@ class DistributedConfig(ConfigSection):
     Several nodes meet through torchrun's c10d rendezvous: one node runs ``provenir train`` (it
     writes the manifest), the others join that run (``python -m provenir.train.join``). Under
     Slurm or SkyPilot the node count, rendezvous host and id come from the job's environment
-    when they are not set here (see :mod:`provenir.train.rendezvous`).
+    when they are not set here (see :mod:`provenir.train.rendezvous`). With ``launcher: ray``,
+    Ray Train starts the processes instead, on the cluster at ``ray_address`` (see
+    :mod:`provenir.train.ray_train`).
     """
 
     strategy: Literal["fsdp", "deepspeed", "ddp", "none"] = Field(
@@ -202,8 +204,19 @@ class DistributedConfig(ConfigSection):
     max_restarts: int = Field(
         0,
         ge=0,
-        description="Times torchrun restarts every worker after a failure (from the last checkpoint when "
-        "save_steps is set). Not part of config_hash.",
+        description="Times torchrun (Ray Train, with launcher: ray) restarts every worker after a failure "
+        "(from the last checkpoint when save_steps is set). Not part of config_hash.",
+    )
+    launcher: Literal["torchrun", "ray"] = Field(
+        "torchrun",
+        description="What starts the processes: torchrun, or Ray Train (ray.train.torch.TorchTrainer, one "
+        "worker per process, on the Ray cluster at ray_address; needs provenir[ray]). Both run the same "
+        "worker and train the same adapter. Not part of config_hash.",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster for launcher: ray (an address ray.init accepts, e.g. auto or ray://head:10001). "
+        "Unset: a local Ray with one CPU per process. Not part of config_hash.",
     )
     num_nodes: int = Field(1, gt=0, description="Deprecated: use nnodes.")
     node_rank: int = Field(0, ge=0, description="Deprecated and ignored: the rendezvous assigns node ranks.")
@@ -247,6 +260,16 @@ class DistributedConfig(ConfigSection):
             )
         if self.strategy == "none" and self.max_nodes > 1:
             raise ValueError("training on several nodes needs a strategy (ddp, fsdp or deepspeed)")
+        if self.launcher == "ray":
+            if self.strategy == "none":
+                raise ValueError("launcher: ray needs a strategy (ddp, fsdp or deepspeed)")
+            if self.nnodes is not None and len(set(parse_nnodes(self.nnodes))) > 1:
+                raise ValueError(
+                    f"launcher: ray does not run elastic jobs (nnodes {self.nnodes!r}); use a fixed nnodes "
+                    "or launcher: torchrun"
+                )
+        elif self.ray_address is not None:
+            raise ValueError("ray_address is set but launcher is torchrun; set launcher: ray or drop it")
         return self
 
     @property
@@ -281,6 +304,8 @@ _RENDEZVOUS_DEFAULTS: dict[str, Any] = {
     "rdzv_backend": "c10d",
     "rdzv_join_timeout_s": 600,
     "max_restarts": 0,
+    "launcher": "torchrun",
+    "ray_address": None,
 }
 
 
@@ -785,7 +810,15 @@ _NOT_HASHED: dict[str, Any] = {
     "manifest": {"model_signing_key_path": True},
     "distributed": {
         name: True
-        for name in ("rdzv_endpoint", "rdzv_id", "rdzv_backend", "rdzv_join_timeout_s", "max_restarts")
+        for name in (
+            "rdzv_endpoint",
+            "rdzv_id",
+            "rdzv_backend",
+            "rdzv_join_timeout_s",
+            "max_restarts",
+            "launcher",
+            "ray_address",
+        )
     },
 }
 

@@ -1,4 +1,4 @@
-"""What a run launched through torchrun ran on: the typed ``distributed`` section of a manifest.
+"""What a run launched through torchrun or Ray Train ran on: the typed ``distributed`` section of a manifest.
 
 Every rank writes its own :class:`RankRecord` into the run folder when it finishes (its host,
 its place in the world, how often torchrun had restarted it, and a digest of its environment);
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from provenir.core.hashing import sha256_json
 
@@ -46,7 +46,7 @@ class RankRecord(BaseModel):
 
 
 class DistributedRun(BaseModel):
-    """Nodes, world size, restarts and every rank of a run launched through torchrun."""
+    """Nodes, world size, restarts and every rank of a run launched through torchrun or Ray Train."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,8 +55,9 @@ class DistributedRun(BaseModel):
     restarts: int = Field(description="Times torchrun restarted the workers (the most any rank saw).")
     strategy: str = Field(description="distributed.strategy as configured.")
     dist_backend: str | None = Field(None, description="The torch.distributed backend rank 0 ran.")
-    rendezvous: Literal["standalone", "c10d"] = Field(
-        description="standalone: one node, a local rendezvous; c10d: nodes met at rdzv_endpoint."
+    rendezvous: Literal["standalone", "c10d", "ray"] = Field(
+        description="standalone: one node, a local rendezvous; c10d: nodes met at rdzv_endpoint; "
+        "ray: Ray Train set up the process group."
     )
     nnodes: str = Field(description="Nodes asked for: a number, or MIN:MAX for an elastic run.")
     rdzv_endpoint: str | None = Field(None, description="host:port where the nodes met (c10d).")
@@ -65,3 +66,22 @@ class DistributedRun(BaseModel):
         None, description="The batch scheduler whose environment the launching node ran in."
     )
     ranks: list[RankRecord] = Field(description="Every rank, in rank order.")
+    launcher: Literal["torchrun", "ray"] | None = Field(
+        None, description="What started the processes (absent from manifests written before it was recorded)."
+    )
+    ray_version: str | None = Field(None, description="ray.__version__ of the driver (launcher: ray).")
+    ray_workers: int | None = Field(None, description="Ray Train workers asked for (launcher: ray).")
+
+    @model_serializer(mode="wrap")
+    def _omit_unrecorded(self, handler: SerializerFunctionWrapHandler):
+        # Manifests sealed before these fields existed keep their body, hence their hash.
+        # No return annotation: pydantic would take it for the serialised schema.
+        data: dict[str, Any] = handler(self)
+        for name in _OMITTED_WHEN_NONE:
+            if name in data and data[name] is None:
+                del data[name]
+        return data
+
+
+#: DistributedRun fields left out of its dump while unset.
+_OMITTED_WHEN_NONE = ("launcher", "ray_version", "ray_workers")

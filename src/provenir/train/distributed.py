@@ -261,10 +261,8 @@ def write_rank_record(run_dir: Path, record: RankRecord) -> Path:
     return atomic_write_json(rank_record_path(run_dir, record.rank), record.model_dump(mode="json"))
 
 
-def collect_run(
-    run_dir: Path, config: RunConfig, plan: LaunchPlan, rendezvous: Rendezvous | None
-) -> DistributedRun:
-    """Gather every rank's record of the finished launch into the manifest's ``distributed`` section.
+def collect_ranks(run_dir: Path) -> list[RankRecord]:
+    """Every rank's record of the finished launch, in rank order.
 
     Rank 0's record gives the world size; records of higher ranks are those of an earlier, larger
     round of an elastic run and are ignored. A missing record means a node wrote into a run
@@ -287,6 +285,14 @@ def collect_run(
         world_size = record.world_size if world_size is None else world_size
         records.append(record)
         rank += 1
+    return records
+
+
+def collect_run(
+    run_dir: Path, config: RunConfig, plan: LaunchPlan, rendezvous: Rendezvous | None
+) -> DistributedRun:
+    """Gather every rank's record of the finished torchrun launch into the manifest's ``distributed`` section."""
+    records = collect_ranks(run_dir)
     return DistributedRun(
         nodes=len({r.group_rank for r in records}),
         world_size=len(records),
@@ -299,6 +305,7 @@ def collect_run(
         rdzv_id=rendezvous.rdzv_id if rendezvous is not None else None,
         scheduler=plan.job.scheduler if plan.job is not None else None,
         ranks=records,
+        launcher="torchrun",
     )
 
 
@@ -306,6 +313,57 @@ def _clear_rank_records(run_dir: Path) -> None:
     folder = run_dir / DISTRIBUTED_DIR
     for stale in folder.glob("rank-*.json") if folder.is_dir() else []:
         stale.unlink()
+
+
+def prepare_launch(config: RunConfig, dataset: TrainData, run_dir: Path) -> list[str]:
+    """Check the run folder and return the worker's arguments (without ``-m MODULE``).
+
+    Shared by every launcher: an altered checkpoint is refused here, on one line, rather than
+    as a rank's traceback; an earlier result and earlier ranks' records are cleared, so a
+    resumed or relaunched run counts only its own.
+    """
+    from provenir.train.checkpoints import find_resume_checkpoint
+
+    find_resume_checkpoint(run_dir)
+    (run_dir / RESULT_FILE).unlink(missing_ok=True)
+    if dataset.train_rows_pin is None:
+        raise BackendError("distributed training needs the run's stored rows (run it through the run driver)")
+    _clear_rank_records(run_dir)
+    config_path = run_dir / "config.yaml"  # written by the run driver before fit
+    return worker_arguments(config_path, run_dir, dataset.train_rows_pin, dataset.eval_rows_pin)[2:]
+
+
+def launched_result(run_dir: Path, config: RunConfig, ran: DistributedRun) -> TrainResult:
+    """The :class:`TrainResult` rank 0 wrote, with the launch's ``distributed`` record."""
+    result_path = run_dir / RESULT_FILE
+    if not result_path.is_file():
+        raise BackendError("distributed training finished but rank 0 wrote no result")
+    data = json.loads(result_path.read_text())
+    return TrainResult(
+        adapter_dir=Path(data["adapter_dir"]),
+        metrics=data["metrics"],
+        log_history=data["log_history"],
+        device=data["device"],
+        resumed_from=data.get("resumed_from"),
+        environment=data.get("environment", {}),
+        resumed_checkpoint=(
+            CheckpointPin.model_validate(data["resumed_checkpoint"])
+            if data.get("resumed_checkpoint")
+            else None
+        ),
+        train_runtime_s=data.get("train_runtime_s"),
+        selected_checkpoint=(
+            SelectedCheckpoint.model_validate(data["selected_checkpoint"])
+            if data.get("selected_checkpoint")
+            else None
+        ),
+        distributed=ran,
+        extra={
+            "world_size": ran.world_size,
+            "strategy": config.distributed.strategy,
+            **data.get("extra", {}),
+        },
+    )
 
 
 class DistributedLauncher:
@@ -321,50 +379,16 @@ class DistributedLauncher:
         for line in deprecation_lines(config):
             print(line, file=sys.stderr)
         rendezvous = resolve_rendezvous(config.distributed, run_dir.name, plan.job)
-        from provenir.train.checkpoints import find_resume_checkpoint
+        from provenir.train import worker
 
-        # An altered checkpoint is refused here, on one line, rather than as a rank's traceback.
-        find_resume_checkpoint(run_dir)
-        config_path = run_dir / "config.yaml"  # written by the run driver before fit
-        result_path = run_dir / RESULT_FILE
-        result_path.unlink(missing_ok=True)
-        if dataset.train_rows_pin is None:
-            raise BackendError(
-                "distributed training needs the run's stored rows (run it through the run driver)"
-            )
-        _clear_rank_records(run_dir)  # a resumed or relaunched run must not count earlier ranks
+        arguments = prepare_launch(config, dataset, run_dir)
         write_launch(run_dir, config, plan, rendezvous)
         env = {**os.environ, "PROVENIR_WORLD_SIZE": str(plan.world_size)}
-        worker = worker_arguments(config_path, run_dir, dataset.train_rows_pin, dataset.eval_rows_pin)
-        proc = subprocess.run(torchrun_command(plan, rendezvous, worker), env=env)
+        proc = subprocess.run(
+            torchrun_command(plan, rendezvous, ["-m", worker.__name__, *arguments]), env=env
+        )
         if proc.returncode != 0:
             raise BackendError(f"distributed training failed: torchrun exited with code {proc.returncode}")
-        if not result_path.is_file():
+        if not (run_dir / RESULT_FILE).is_file():
             raise BackendError("distributed training finished but rank 0 wrote no result")
-        data = json.loads(result_path.read_text())
-        ran = collect_run(run_dir, config, plan, rendezvous)
-        return TrainResult(
-            adapter_dir=Path(data["adapter_dir"]),
-            metrics=data["metrics"],
-            log_history=data["log_history"],
-            device=data["device"],
-            resumed_from=data.get("resumed_from"),
-            environment=data.get("environment", {}),
-            resumed_checkpoint=(
-                CheckpointPin.model_validate(data["resumed_checkpoint"])
-                if data.get("resumed_checkpoint")
-                else None
-            ),
-            train_runtime_s=data.get("train_runtime_s"),
-            selected_checkpoint=(
-                SelectedCheckpoint.model_validate(data["selected_checkpoint"])
-                if data.get("selected_checkpoint")
-                else None
-            ),
-            distributed=ran,
-            extra={
-                "world_size": ran.world_size,
-                "strategy": config.distributed.strategy,
-                **data.get("extra", {}),
-            },
-        )
+        return launched_result(run_dir, config, collect_run(run_dir, config, plan, rendezvous))

@@ -346,10 +346,11 @@ def measure_long_rows(config: RunConfig, data: TrainData, backend: Any, notes: l
 
 
 def _is_launcher(backend: Any) -> bool:
-    """Whether ``backend`` is the torchrun launcher that :func:`select_backend` wraps around one."""
+    """Whether ``backend`` is a launcher (torchrun, Ray Train) that :func:`select_backend` wraps around one."""
     from provenir.train.distributed import DistributedLauncher
+    from provenir.train.ray_train import RayLauncher
 
-    return isinstance(backend, DistributedLauncher)
+    return isinstance(backend, DistributedLauncher | RayLauncher)
 
 
 def _scan(config: RunConfig, data: TrainData) -> dict[str, Any] | None:
@@ -417,7 +418,14 @@ def pin_inputs(config: RunConfig, data: TrainData, backend: Any) -> RunInputs:
 
 
 def select_backend(config: RunConfig) -> Any:
-    """The configured backend, behind the torchrun launcher when more than one process trains."""
+    """The configured backend, behind a launcher: Ray Train's (``distributed.launcher: ray``), or
+    torchrun's when more than one process trains."""
+    if config.distributed.launcher == "ray":  # the config refuses it without a strategy
+        from provenir.train.ray_train import RayLauncher, require_ray
+
+        require_ray()
+        PluginRegistry.get("backend", config.backend)
+        return RayLauncher()
     if config.distributed.strategy != "none":
         from provenir.train.distributed import DistributedLauncher, plan_launch
 

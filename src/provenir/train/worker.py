@@ -1,4 +1,4 @@
-"""Entry point of one rank under ``torchrun`` (started by :class:`~provenir.train.distributed.DistributedLauncher`).
+"""Entry point of one rank under ``torchrun`` or Ray Train (see :mod:`provenir.train.distributed`, :mod:`provenir.train.ray_train`).
 
 Every rank trains on the exact rows the run driver stored in the run folder (hash-checked, never
 reloaded from the source); rank 0 saves the adapter and writes ``worker_result.json`` for the launcher,
@@ -12,8 +12,9 @@ import dataclasses
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from provenir.core.abstractions import TrainData
 from provenir.core.atomic import atomic_write_json
@@ -25,6 +26,7 @@ from provenir.data.loading import schema_for
 from provenir.data.pinned_rows import read_rows
 from provenir.plugins.registry import PluginRegistry
 from provenir.train.distributed import RESULT_FILE, write_rank_record
+from provenir.train.runner import takes_callbacks
 
 
 def stored_train_data(
@@ -54,7 +56,8 @@ def this_rank(environment_sha256: str, environ: Mapping[str, str] | None = None)
     return RankRecord(
         rank=int(env.get("RANK", "0")),
         local_rank=int(env.get("LOCAL_RANK", "0")),
-        group_rank=int(env.get("GROUP_RANK", "0")),
+        # torchrun says GROUP_RANK; Ray Train says NODE_RANK.
+        group_rank=int(env.get("GROUP_RANK", env.get("NODE_RANK", "0"))),
         world_size=int(env.get("WORLD_SIZE", "1")),
         host=socket.gethostname(),
         restart_count=int(env.get("TORCHELASTIC_RESTART_COUNT", "0")),
@@ -63,8 +66,12 @@ def this_rank(environment_sha256: str, environ: Mapping[str, str] | None = None)
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Train this rank's share; every rank records itself, rank 0 reports the result."""
+def main(argv: list[str] | None = None, callbacks: Sequence[Any] = ()) -> None:
+    """Train this rank's share; every rank records itself, rank 0 reports the result.
+
+    ``callbacks``: Trainer callbacks of the launcher (Ray Train's checkpoint reports), passed to
+    a backend whose ``fit`` takes them, after Provenir's own.
+    """
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--run-dir", required=True, type=Path)
@@ -77,9 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     backend = PluginRegistry.create("backend", config.backend)
     if hasattr(backend, "progress"):
         backend.progress = rank == 0
-    result = backend.fit(
-        config, stored_train_data(config, args.run_dir, args.train_rows, args.eval_rows), args.run_dir
-    )
+    data = stored_train_data(config, args.run_dir, args.train_rows, args.eval_rows)
+    if callbacks and takes_callbacks(backend):
+        result = backend.fit(config, data, args.run_dir, callbacks=list(callbacks))
+    else:
+        result = backend.fit(config, data, args.run_dir)
     write_rank_record(args.run_dir, this_rank(environment_sha256))
     if rank == 0:
         payload = dataclasses.asdict(result)
