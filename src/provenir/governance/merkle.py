@@ -141,10 +141,11 @@ def verify_inclusion(leaf: bytes, index: int, size: int, path: Sequence[bytes], 
             return False
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
+            # "If LSB(fn) is not set, right-shift until it is or fn is 0": the loop's own test
+            # is that condition, so it needs no guard.
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
         else:
             r = node_hash(r, p)
         fn >>= 1
@@ -176,10 +177,9 @@ def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, pat
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
+            while fn and not fn & 1:  # as in verify_inclusion
+                fn >>= 1
+                sn >>= 1
         else:
             sr = node_hash(sr, c)
         fn >>= 1
