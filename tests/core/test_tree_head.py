@@ -112,3 +112,5 @@ def test_half_a_signature_is_read_as_none(key: tuple[Path, str]) -> None:
         assert half.signature_state() == "unsigned"
         assert half.signature_state(trusted_public_key=head.public_key) == "untrusted"
         assert half.to_note() == half.checkpoint_text()
+        # What the API and `provenir audit head` show agrees with the check: not signed.
+        assert not half.signed

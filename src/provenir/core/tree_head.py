@@ -52,8 +52,12 @@ class TreeHead(BaseModel):
 
     @property
     def signed(self) -> bool:
-        """True when the head carries a signature."""
-        return self.signature is not None
+        """True when the head carries a signature and the key to check it with.
+
+        A signature without its key cannot be checked, so such a head is shown as unsigned, in
+        step with :meth:`signature_state`.
+        """
+        return self.signature is not None and self.public_key is not None
 
     @property
     def fingerprint(self) -> str | None:
