@@ -374,7 +374,7 @@ EVENTS: Mapping[str, EventSchema] = _schemas(
         "flywheel_started",
         "A data flywheel run began; `run_id` is `flywheel:<name>`.",
         "provenir.flywheel.flywheel",
-        {"config_sha256": _f("str", "The flywheel config, without its output folder.")},
+        {"config_sha256": _f("str", "The flywheel config, without its output folder and executor.")},
     ),
     EventSchema(
         "flywheel_stage_completed",
