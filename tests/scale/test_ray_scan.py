@@ -45,19 +45,45 @@ class _KillOneWorker:
     def map_ordered(self, fn: Callable[[Any], Any], items: Sequence[Any], *, stage: str) -> list[Any]:
         return self.inner.map_ordered(_ExitOnFirstAttempt(fn, self.marker), items, stage=stage)
 
+    def record(self) -> Any:
+        return self.inner.record()
+
+
+def _scanned_event(audit_dir: Path) -> dict[str, Any]:
+    """The fields of the one ``dataset_scanned`` event in ``audit_dir``."""
+    lines = (audit_dir / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    (event,) = [json.loads(line) for line in lines if json.loads(line)["event"] == "dataset_scanned"]
+    return dict(event["fields"])
+
 
 def test_ray_scan_writes_the_local_findings_and_summary(corpus: Path, tmp_path: Path, capsys) -> None:
     assert len(plan_shards(corpus, 2)) > 2  # really sharded
-    assert run_cli(["scan", str(corpus), "--findings", str(tmp_path / "local.jsonl"), "--json"]) == 0
+    local_args = ["scan", str(corpus), "--findings", str(tmp_path / "local.jsonl"), "--json"]
+    assert run_cli([*local_args, "--audit-dir", str(tmp_path / "audit-local")]) == 0
     local = json.loads(capsys.readouterr().out)
     args = ["scan", str(corpus), "--findings", str(tmp_path / "ray.jsonl"), "--json", "--executor", "ray"]
-    assert run_cli(args) == 0
+    assert run_cli([*args, "--audit-dir", str(tmp_path / "audit-ray")]) == 0
     remote = json.loads(capsys.readouterr().out)
     executor = remote.pop("executor")
     assert remote == local
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     assert local["pii"]["counts"]["EMAIL"] > 0 and local["secrets"]["counts"]
     assert executor["executor"] == "ray" and executor["ray_version"] and executor["cluster"]["cpus"] == 2.0
+
+    # The audit event: a local scan's has the form it always had; a Ray scan's adds where it ran.
+    local_event, ray_event = _scanned_event(tmp_path / "audit-local"), _scanned_event(tmp_path / "audit-ray")
+    assert sorted(local_event) == [
+        "dataset",
+        "has_pii",
+        "has_secrets",
+        "masked_to",
+        "pii_counts",
+        "secret_counts",
+    ]
+    where = ray_event.pop("executor")
+    assert ray_event == local_event
+    assert where["executor"] == "ray" and where["ray_version"] == executor["ray_version"]
+    assert where["workers"] == 2 and where["retries"] == {} and where["retried_total"] == 0
 
 
 def test_a_worker_killed_mid_scan_is_retried_and_the_result_is_unchanged(
@@ -67,9 +93,13 @@ def test_a_worker_killed_mid_scan_is_retried_and_the_result_is_unchanged(
     marker = tmp_path / "killed"
     with open_executor(RAY) as ray_executor:
         faulty = _KillOneWorker(ray_executor, marker)
-        remote = scan_file(corpus, executor=faulty, findings=tmp_path / "ray.jsonl")  # type: ignore[arg-type]
+        remote = scan_file(  # type: ignore[arg-type]
+            corpus, executor=faulty, findings=tmp_path / "ray.jsonl", audit_dir=tmp_path / "audit"
+        )
         record = ray_executor.record()
     assert marker.exists()  # a worker did die
     assert remote.to_dict(max_findings=10**6) == local.to_dict(max_findings=10**6)
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     assert sum(record.retries.values()) == 1 and all(k.startswith("scan:") for k in record.retries)
+    where = _scanned_event(tmp_path / "audit")["executor"]  # the audit record names the retried shard
+    assert where["retries"] == record.retries and where["retried_total"] == 1

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from provenir.cli.options import JsonFlag
+from provenir.cli.options import ExecutorOption, JsonFlag, RayAddress, RayWorkers
 
 
 def flywheel_command(
@@ -20,17 +20,25 @@ def flywheel_command(
     progress: Annotated[
         bool | None, typer.Option(help="Show progress bars (default: on a terminal).")
     ] = None,
+    executor: ExecutorOption = None,
+    ray_address: RayAddress = None,
+    ray_workers: RayWorkers = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run (or resume) the data flywheel and print a table of its stages.
 
     Stages already completed with the same inputs are reused; the augmented training set,
     its SHA-256 and summary.json are written under <output_dir>/flywheel/<name>/.
+    The executor options override the config's `executor` section; the files are the same.
     """
     from provenir.core.extras import check_extras
     from provenir.flywheel import DataFlywheel, FlywheelConfig
+    from provenir.scale.executor import executor_config
 
     flywheel_config = FlywheelConfig.from_yaml(config, set_ or [])
+    flywheel_config.executor = executor_config(
+        flywheel_config.executor, executor=executor, address=ray_address, workers=ray_workers
+    )
     check_extras("eval")  # mining scores predictions with the eval metrics
     result = DataFlywheel(flywheel_config).run(progress=progress)
     if as_json:

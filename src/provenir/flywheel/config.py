@@ -20,6 +20,7 @@ YAML layout (every section optional except ``mining.eval_data``; defaults run of
       max_similarity: 0.8                    # n-gram Jaccard above this is a near-duplicate
     augment:
       train_path: builtin:sft-sample         # default: mining.eval_data
+    executor: {executor: local}              # or ray: {executor: ray, ray: {num_workers: 2}}
 
 Mining the final held-out test set and training on its variants leaks the test set into
 training; point ``mining.eval_data`` at a training or development split.
@@ -31,7 +32,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from provenir.core.config import TINY_MODEL_ID, ConfigSection
+from provenir.core.config import TINY_MODEL_ID, ConfigSection, ExecutorConfig
 from provenir.core.hashing import sha256_json
 from provenir.core.sampling import SamplingConfig
 from provenir.eval.judge.config import JudgeConfig
@@ -164,6 +165,11 @@ class FlywheelConfig(ConfigSection):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    executor: ExecutorConfig = Field(
+        default_factory=ExecutorConfig,
+        description="Where model paraphrasing and judging run (local or ray); never changes a result, "
+        "so it is in no stage fingerprint or config hash.",
+    )
 
     def section_hash(self, *sections: str) -> str:
         """SHA-256 of the named sections (plus the seed): what a stage's output depends on."""

@@ -28,6 +28,13 @@ The store's audit log (``<output_dir>/audit``, what ``provenir audit`` reads) ge
 ``flywheel_started``, one ``flywheel_stage_completed`` per stage (``status``: completed or
 skipped) and ``flywheel_completed``.
 
+``executor: ray`` (config section, or ``provenir flywheel --executor ray``) samples the
+``model`` generator's paraphrases and asks the judge on Ray actors that each load the model, or
+build the judge, once (:mod:`provenir.scale.generation`); the files are the local run's, byte
+for byte. The stages that ran there record where (``executor`` in their ``flywheel_state.json``
+entry and in ``summary.json``); the executor is in no fingerprint, so switching it resumes the
+same folder. A local run records nothing new.
+
 A variant row is ``{prompt, response, provenance}`` where ``provenance`` names the failure that
 produced it (``failure_index``: 0-based row of the mined dataset, ``failure_key``: the
 evaluation's item key), the original prompt, the generator, the failure's score and the filter
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +62,7 @@ from provenir.flywheel.config import FlywheelConfig
 from provenir.flywheel.generators import ModelParaphraser, VariantGenerator, build_generators
 from provenir.flywheel.mining import Failure, mine_failures
 from provenir.flywheel.quality import Candidate, QualityFilter
+from provenir.scale.executor import Executor, LocalExecutor, open_executor
 
 __all__ = ["STAGES", "DataFlywheel", "FlywheelResult"]
 
@@ -121,6 +130,10 @@ class DataFlywheel:
         self._judge = judge
         self.actor = actor
         self.folder = Path(config.output_dir) / "flywheel" / config.name
+        #: Where paraphrasing and judging run; opened by :meth:`run`.
+        self.executor: Executor = LocalExecutor()
+        # The stages of this run that used a non-local executor (their records say so).
+        self._remote: set[str] = set()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -129,6 +142,15 @@ class DataFlywheel:
 
         ``progress``: show rich progress bars (default: only on a terminal).
         """
+        with open_executor(self.config.executor) as executor:
+            self.executor = executor
+            self._remote = set()
+            try:
+                return self._run(progress)
+            finally:
+                self.executor = LocalExecutor()
+
+    def _run(self, progress: bool | None) -> FlywheelResult:
         from provenir.data.loading import load_rows
         from provenir.governance.audit import AuditLogger
 
@@ -147,7 +169,8 @@ class DataFlywheel:
             "flywheel_started",
             actor=self.actor,
             run_id=run_id,
-            config_sha256=sha256_json(cfg.model_dump(mode="json", exclude={"output_dir"})),
+            # The executor only decides where stages run: the hash stays what it was before it existed.
+            config_sha256=sha256_json(cfg.model_dump(mode="json", exclude={"output_dir", "executor"})),
         )
 
         eval_loaded = load_rows(cfg.mining.eval_data)
@@ -179,7 +202,9 @@ class DataFlywheel:
                 status = "skipped"
             else:
                 output, stage_counts = body()
-                fields = {"fingerprint": fingerprint, **ledger.output(output)}
+                fields: dict[str, Any] = {"fingerprint": fingerprint, **ledger.output(output)}
+                if name in self._remote:
+                    fields["executor"] = self.executor.record().to_dict()
                 rec = ledger.record(
                     name, {**fields, "completed_at": utc_now(), "counts": stage_counts}, "stages"
                 )
@@ -219,10 +244,10 @@ class DataFlywheel:
         augmented = self.folder / "augmented.jsonl"
         stages = ledger.stages("stages")
         augmented_sha = stages["augment"]["sha256"]
-        summary = {
+        summary: dict[str, Any] = {
             "name": cfg.name,
             "created_at": utc_now(),
-            "config": cfg.model_dump(mode="json"),
+            "config": cfg.model_dump(mode="json", exclude={"executor"}),
             "inputs": {
                 "eval_data": cfg.mining.eval_data,
                 "train": train_path,
@@ -241,6 +266,9 @@ class DataFlywheel:
             "stages_skipped": skipped,
             "output": {"path": "augmented.jsonl", "sha256": augmented_sha},
         }
+        where = {name: rec["executor"] for name, rec in stages.items() if "executor" in rec}
+        if where:  # a local run's summary keeps the form it always had
+            summary["executor"] = where
         summary_path = atomic_write_json(self.folder / SUMMARY_FILENAME, summary)
         audit.log(
             "flywheel_completed",
@@ -293,8 +321,18 @@ class DataFlywheel:
             by_generator: dict[str, list[list[str]]] = {}
             for gen in self.generators:
                 if isinstance(gen, ModelParaphraser):
-                    # One model load for every prompt.
-                    by_generator[gen.name] = gen.generate_many([f.prompt for f in failures], n)
+                    prompts = [f.prompt for f in failures]
+                    if self.executor.name != "local" and not gen.loaded:
+                        from provenir.scale.generation import paraphrase_prompts
+
+                        # Each worker loads the model once; prompts are seeded one by one.
+                        by_generator[gen.name] = paraphrase_prompts(
+                            self.executor, gen.config, prompts, n=n, seed=gen.seed
+                        )
+                        self._remote.add("generate")
+                    else:
+                        # One model load for every prompt.
+                        by_generator[gen.name] = gen.generate_many(prompts, n)
                     bar.advance(len(failures))
                     continue
                 out = []
@@ -320,13 +358,27 @@ class DataFlywheel:
     ) -> tuple[Path, dict[str, Any]]:
         from provenir.flywheel.judging import build_judge
 
-        judge = (
-            self._judge
-            if self._judge is not None
-            else build_judge(self.config.filter.judge, [f.prompt for f in failures])
-        )
+        judge_config = self.config.filter.judge
+        originals = [f.prompt for f in failures]
+        if self.executor.name != "local":
+            from provenir.scale.generation import judge_rubric
+
+            # Each worker builds the judge once (an injected judge is shipped to it as it is).
+            builder = (
+                partial(_given, self._judge)
+                if self._judge is not None
+                else partial(build_judge, judge_config, originals)
+            )
+            quality = QualityFilter(
+                self.config.filter,
+                score_many=partial(judge_rubric, self.executor, builder, criteria=judge_config.criteria),
+            )
+            self._remote.add("filter")
+        else:
+            judge = self._judge if self._judge is not None else build_judge(judge_config, originals)
+            quality = QualityFilter(self.config.filter, judge)
         with ProgressBar("filtering variants", len(candidates), show=show) as bar:
-            outcome = QualityFilter(self.config.filter, judge).apply(candidates, advance=bar.advance)
+            outcome = quality.apply(candidates, advance=bar.advance)
         write_jsonl(self.folder / "rejected.jsonl", [c.to_dict() for c in outcome.rejected])
         path = write_jsonl(self.folder / "accepted.jsonl", [c.to_dict() for c in outcome.accepted])
         return path, {
@@ -366,3 +418,8 @@ class DataFlywheel:
             rows.append(row)
         path = write_jsonl(self.folder / "augmented.jsonl", rows)
         return path, {"original_rows": len(train_rows), "variants": len(accepted), "rows": len(rows)}
+
+
+def _given(judge: Any) -> Any:
+    """A judge handed to the flywheel, as a worker's factory returns it."""
+    return judge

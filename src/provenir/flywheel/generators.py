@@ -202,7 +202,13 @@ class ModelParaphraser:
         self.seed = seed
         self._model, self._tokenizer = model, tokenizer
 
-    def _load(self) -> tuple[Any, Any]:
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (given to the constructor, or loaded by a call)."""
+        return self._model is not None
+
+    def load(self) -> tuple[Any, Any]:
+        """The model and tokenizer, loaded on the first call and kept."""
         if self._model is None:
             from pathlib import Path
 
@@ -224,7 +230,7 @@ class ModelParaphraser:
         """Variants for several prompts; each prompt is sampled with its own seed."""
         from provenir.train.policy import sample
 
-        model, tokenizer = self._load()
+        model, tokenizer = self.load()
         out = []
         for prompt in prompts:
             digest = hashlib.sha256(f"{self.seed}\0{prompt}".encode()).digest()

@@ -106,12 +106,22 @@ class FilterOutcome:
 class QualityFilter:
     """Apply :class:`FilterConfig` to candidates; ``judge`` is any :class:`LLMJudge`.
 
-    ``judge=None`` skips the judge check (only the deterministic checks run).
+    ``judge=None`` skips the judge check (only the deterministic checks run). ``score_many``
+    scores every variant that reached the judge in one call instead (``(judge prompt, variant)``
+    items in, mean rubric scores out, in order): how the flywheel judges on a Ray cluster
+    (:func:`provenir.scale.generation.judge_rubric`).
     """
 
-    def __init__(self, config: FilterConfig, judge: Any = None) -> None:
+    def __init__(
+        self,
+        config: FilterConfig,
+        judge: Any = None,
+        *,
+        score_many: Callable[[list[tuple[str, str]]], list[float]] | None = None,
+    ) -> None:
         self.config = config
         self.judge = judge
+        self.score_many = score_many
 
     def apply(
         self, candidates: Sequence[Candidate], *, advance: Callable[[int], None] | None = None
@@ -145,10 +155,10 @@ class QualityFilter:
             advance(len(candidates) - len(kept))
         kept = self._scan(kept, rejected, advance)
         accepted: list[Candidate] = []
-        for c in kept:
-            if self.judge is not None:
-                result = self.judge.score_rubric(judge_prompt(c.original), c.text, list(cfg.judge.criteria))
-                c.scores["judge"] = round(float(result.mean), 6)
+        score = self._scorer(kept)
+        for i, c in enumerate(kept):
+            if score is not None:
+                c.scores["judge"] = round(float(score(i, c)), 6)
                 if c.scores["judge"] < cfg.min_judge_score:
                     rejected.append(_reject(c, "low_judge_score"))
                     if advance is not None:
@@ -160,6 +170,18 @@ class QualityFilter:
         if cfg.max_accepted_per_failure is not None:
             accepted = self._cap(accepted, rejected, cfg.max_accepted_per_failure)
         return FilterOutcome(accepted, rejected)
+
+    def _scorer(self, kept: list[Candidate]) -> Callable[[int, Candidate], float] | None:
+        """The judge's score of the ``i``-th variant to judge; None when nothing judges."""
+        if self.score_many is not None:
+            scores = self.score_many([(judge_prompt(c.original), c.text) for c in kept]) if kept else []
+            return lambda i, _c: scores[i]
+        judge = self.judge
+        if judge is None:
+            return None
+        criteria = list(self.config.judge.criteria)
+        # One call per variant, as the loop reaches it: progress moves with an API judge.
+        return lambda _i, c: judge.score_rubric(judge_prompt(c.original), c.text, criteria).mean
 
     def _scan(
         self, kept: list[Candidate], rejected: list[Candidate], advance: Callable[[int], None] | None

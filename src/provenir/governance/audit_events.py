@@ -297,6 +297,13 @@ EVENTS: Mapping[str, EventSchema] = _schemas(
             "pii_counts": _f("object", "PII type to count.", nullable=True),
             "secret_counts": _f("object", "Secret type to count.", nullable=True),
             "masked_to": _f("str", "Where a masked copy was written.", nullable=True),
+            "executor": _f(
+                "object",
+                "Where the scan ran, when not in this process (`--executor ray`): `{executor, "
+                "ray_version, cluster: {cpus, nodes}, workers, retries, retried_total}`, `retries` "
+                "mapping `scan:<shard>` to reruns after a worker died. Left out for a local scan.",
+                required=False,
+            ),
         },
         run_id="none",
     ),
@@ -374,7 +381,7 @@ EVENTS: Mapping[str, EventSchema] = _schemas(
         "flywheel_started",
         "A data flywheel run began; `run_id` is `flywheel:<name>`.",
         "provenir.flywheel.flywheel",
-        {"config_sha256": _f("str", "The flywheel config, without its output folder.")},
+        {"config_sha256": _f("str", "The flywheel config, without its output folder and executor.")},
     ),
     EventSchema(
         "flywheel_stage_completed",

@@ -381,6 +381,7 @@ def scan_file(
     audit_dir: str | os.PathLike[str] | None = None,
     findings: str | os.PathLike[str] | None = None,
     summary: ScanSummary | None = None,
+    executor: dict[str, Any] | None = None,
 ) -> ScanSummary:
     """:func:`scan_dataset` of a file; with ``mask``, also write a masked copy there.
 
@@ -388,7 +389,8 @@ def scan_file(
     the masked copy went, never matched text). The summary's ``action`` is ``masked`` when a
     copy was written. ``findings`` writes every finding there (:func:`write_findings`).
     ``summary`` is a scan of the same file made elsewhere (a sharded scan on a cluster, see
-    :mod:`provenir.scale.scan`); the file is then not scanned again.
+    :mod:`provenir.scale.scan`); the file is then not scanned again, and ``executor`` (a
+    :class:`provenir.scale.executor.ExecutorRecord` as a dict) says where it ran, for the audit event.
     """
     if summary is None:
         summary = scan_dataset(str(dataset), pii=pii, secrets=secrets, default_region=default_region)
@@ -401,15 +403,17 @@ def scan_file(
         from provenir.governance.audit import AuditLogger
 
         data = summary.to_dict(max_findings=SCAN_FILE_FINDINGS)
-        AuditLogger(audit_dir).log(
-            "dataset_scanned",
-            dataset=str(dataset),
-            has_pii=data["has_pii"],
-            has_secrets=data["has_secrets"],
-            pii_counts=(data["pii"] or {}).get("counts"),
-            secret_counts=(data["secrets"] or {}).get("counts"),
-            masked_to=str(mask) if mask else None,
-        )
+        fields: dict[str, Any] = {
+            "dataset": str(dataset),
+            "has_pii": data["has_pii"],
+            "has_secrets": data["has_secrets"],
+            "pii_counts": (data["pii"] or {}).get("counts"),
+            "secret_counts": (data["secrets"] or {}).get("counts"),
+            "masked_to": str(mask) if mask else None,
+        }
+        if executor is not None:  # only a scan made elsewhere says where: a local event keeps its form
+            fields["executor"] = executor
+        AuditLogger(audit_dir).log("dataset_scanned", **fields)
     return summary
 
 

@@ -7,11 +7,15 @@ predictions and samples of ``executor: ray`` are the local run's, byte for byte:
 
     with open_executor(config) as ex:
         predictions = generate_rows(ex, run_config, adapter_dir, rows, max_new_tokens=32)
+
+The flywheel's model paraphrases (:func:`paraphrase_prompts`) and rubric scores
+(:func:`judge_rubric`) fan out the same way: each worker loads the paraphrasing model, or builds
+the judge, once; both are seeded per prompt or are functions of the item alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -144,3 +148,63 @@ def judge_pairs(
     call = partial(_judge_batch, max_concurrency=max_concurrency)
     outputs = executor.map_with_workers(_BuildJudge(build_judge), call, batches, stage="judge")
     return [verdict for batch in outputs for verdict in batch]
+
+
+@dataclass(frozen=True)
+class _LoadParaphraser:
+    """A worker's flywheel paraphraser, its model loaded once."""
+
+    config: Any  # a provenir.flywheel.config.ModelGeneratorConfig
+    seed: int
+
+    def __call__(self) -> Any:
+        from provenir.flywheel.generators import ModelParaphraser
+
+        paraphraser = ModelParaphraser(self.config, seed=self.seed)
+        paraphraser.load()
+        return paraphraser
+
+
+def _paraphrase_batch(paraphraser: Any, prompts: list[str], *, n: int) -> list[list[str]]:
+    return paraphraser.generate_many(prompts, n)
+
+
+def paraphrase_prompts(
+    executor: Executor, config: Any, prompts: Sequence[str], *, n: int, seed: int
+) -> list[list[str]]:
+    """Up to ``n`` model paraphrases per prompt (the flywheel's ``model`` generator), in prompt order.
+
+    ``config`` is the generator's :class:`~provenir.flywheel.config.ModelGeneratorConfig`; prompts
+    go in batches of its ``batch_size``. Each prompt is sampled with a seed derived from ``seed``
+    and the prompt alone (:class:`~provenir.flywheel.generators.ModelParaphraser`), so any split
+    gives the same variants.
+    """
+    size = config.batch_size
+    batches = [list(prompts[i : i + size]) for i in range(0, len(prompts), size)]
+    call = partial(_paraphrase_batch, n=n)
+    outputs = executor.map_with_workers(_LoadParaphraser(config, seed), call, batches, stage="generate")
+    return [variants for batch in outputs for variants in batch]
+
+
+def _rubric_batch(judge: Any, items: list[tuple[str, str]], *, criteria: tuple[str, ...]) -> list[float]:
+    return [float(judge.score_rubric(prompt, response, list(criteria)).mean) for prompt, response in items]
+
+
+def judge_rubric(
+    executor: Executor,
+    build_judge: Callable[[], Any],
+    items: Sequence[tuple[str, str]],
+    *,
+    criteria: Sequence[str],
+    batch_size: int = 16,
+) -> list[float]:
+    """The judge's mean rubric score of each ``(prompt, response)`` item, in input order.
+
+    ``build_judge`` is a picklable callable; each worker calls it once. A rubric score depends on
+    the item alone, so any split gives the same list; a judge's error propagates (as a local
+    judge's would).
+    """
+    batches = [list(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
+    call = partial(_rubric_batch, criteria=tuple(criteria))
+    outputs = executor.map_with_workers(_BuildJudge(build_judge), call, batches, stage="judge")
+    return [score for batch in outputs for score in batch]

@@ -123,13 +123,17 @@ def scan_file(
 
     The local executor scans in this process exactly as before; any other scans shards in
     parallel and merges them into the same summary. The masked copy (``mask``) and the audit
-    event are written by this process in both cases.
+    event are written by this process in both cases; a non-local scan's event also records
+    where it ran (``executor``: :meth:`~provenir.scale.executor.Executor.record`).
     """
     from provenir.governance import scanners
 
     summary = None
+    where = None
     if executor.name != "local":
         summary = sharded_scan(dataset, executor, pii=pii, secrets=secrets, default_region=default_region)
+        if audit_dir is not None:
+            where = executor.record().to_dict()
     return scanners.scan_file(
         dataset,
         mask=mask,
@@ -139,6 +143,7 @@ def scan_file(
         audit_dir=audit_dir,
         findings=findings,
         summary=summary,
+        executor=where,
     )
 
 
