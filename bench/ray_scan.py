@@ -1,4 +1,6 @@
-"""PII/secret scan throughput: local vs Ray with 1 and 2 workers, on a deterministic synthetic corpus.
+"""PII/secret scan throughput: local vs Ray with 1 and 2 workers, on a deterministic synthetic corpus
+(prose, with 5% of its fragments holding PII or a secret; ``--sensitive-rate 1`` is the worst case,
+where nearly every row holds a finding).
 
     PYTHONPATH=src python bench/ray_scan.py              # ~200 MB (several minutes on 2 cores)
     PYTHONPATH=src python bench/ray_scan.py --mb 20      # a quick run
@@ -18,18 +20,24 @@ import tempfile
 import time
 from pathlib import Path
 
-TEXTS = (
+#: Fragments without anything to find: what most of a training corpus is.
+PROSE = (
     "The adapter was trained for {n} steps on the instruction set and evaluated on held-out prompts.",
+    "LoRA keeps the base weights frozen and learns a low-rank update of rank {r}.",
+    "Plain prose about evaluation, confidence intervals and regression gates, item {n}.",
+    "Summarise the following paragraph in two sentences, keeping every number it states ({n}).",
+)
+#: Fragments holding PII or a secret.
+SENSITIVE = (
     "Contact jane.roe{n}@example.com or call +1 415 555 {p:04d} for the report.",
     'config = {{"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE", "region": "us-east-{r}"}}',
-    "LoRA keeps the base weights frozen and learns a low-rank update of rank {r}.",
     "Her SSN 078-05-{p:04d} was in the export; the server at 10.0.{r}.{n} logged it.",
-    "Plain prose about evaluation, confidence intervals and regression gates, item {n}.",
 )
 
 
-def write_corpus(path: Path, megabytes: float, seed: int = 0) -> int:
-    """Rows of mixed prose, PII and secrets until the file holds ``megabytes`` MB; returns its size."""
+def write_corpus(path: Path, megabytes: float, sensitive_rate: float = 0.05, seed: int = 0) -> int:
+    """Rows of prose with ``sensitive_rate`` of their fragments holding PII or secrets, until the
+    file holds ``megabytes`` MB; returns its size."""
     rng = random.Random(seed)
     target = int(megabytes * 1_000_000)
     size = 0
@@ -38,7 +46,7 @@ def write_corpus(path: Path, megabytes: float, seed: int = 0) -> int:
             lines = []
             for _ in range(1000):
                 parts = [
-                    rng.choice(TEXTS).format(
+                    rng.choice(SENSITIVE if rng.random() < sensitive_rate else PROSE).format(
                         n=rng.randrange(10**6), p=rng.randrange(10**4), r=rng.randrange(9)
                     )
                     for _ in range(3)
@@ -53,6 +61,12 @@ def write_corpus(path: Path, megabytes: float, seed: int = 0) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=200.0, help="Corpus size in MB (default 200).")
+    parser.add_argument(
+        "--sensitive-rate",
+        type=float,
+        default=0.05,
+        help="Share of text fragments holding PII or a secret (default 0.05; 1.0 is the slow worst case).",
+    )
     parser.add_argument("--skip-local", action="store_true", help="Only the two Ray runs.")
     args = parser.parse_args()
 
@@ -65,7 +79,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="provenir-ray-bench-") as tmp:
         folder = Path(tmp)
         corpus = folder / "corpus.jsonl"
-        size = write_corpus(corpus, args.mb)
+        size = write_corpus(corpus, args.mb, args.sensitive_rate)
         mb = size / 1e6
         print(f"corpus: {mb:.1f} MB, {sum(1 for _ in corpus.open('rb'))} rows")
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
