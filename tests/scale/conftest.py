@@ -1,4 +1,8 @@
-"""One local Ray cluster (2 CPUs) shared by every Ray test of the session: start-up costs ~10 s."""
+"""One local Ray cluster (2 CPUs) shared by the Ray tests: start-up costs ~10 s.
+
+A test elsewhere may stop it (Ray Train's launcher test needs no Ray running, to check that the
+launcher stops the Ray it starts); the next test here that needs it starts it again.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +18,29 @@ import provenir
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
-    """``ray.init(num_cpus=2)`` once; skipped when ray (the ``ray`` extra) is not installed."""
+def ray_environment() -> Iterator[None]:
+    """The environment Ray's workers inherit, set once; the shared Ray is stopped at the end."""
     ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'provenir[ray]')")
     # Ray's workers inherit this environment: they must import this checkout's provenir, and the
     # test modules whose helpers (fault injectors) they unpickle.
     src = str(Path(provenir.__file__).resolve().parents[1])
     here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join([src, here, *filter(None, [os.environ.get("PYTHONPATH")])])
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(
+            "PYTHONPATH", os.pathsep.join([src, here, *filter(None, [os.environ.get("PYTHONPATH")])])
+        )
+        yield
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+@pytest.fixture()
+def ray_cluster(ray_environment: None) -> None:
+    """``ray.init(num_cpus=2)`` unless it is running; skipped when ray (the ``ray`` extra) is not installed."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
 
 
 @pytest.fixture()

@@ -40,9 +40,12 @@ def job(output: Path, **distributed: Any) -> RunConfig:
 
 @pytest.fixture()
 def ray_stopped_after() -> Iterator[None]:
-    """Stops the Ray the test starts, whatever the test's outcome."""
+    """No Ray running before the test (the Ray tests' shared cluster is started again when they
+    next need it), and the Ray the test starts stopped after it, whatever the outcome."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()
     yield
-    import ray
 
     if ray.is_initialized():
         ray.shutdown()
