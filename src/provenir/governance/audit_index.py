@@ -192,7 +192,7 @@ class AuditIndex:
             refuse_link(path, "audit index")
         if not self.path.exists():
             # Side files left by a deleted index belong to the old database, never to a new one.
-            for path in self.files()[1:]:
+            for path in self.files():
                 path.unlink(missing_ok=True)
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
@@ -400,7 +400,7 @@ class AuditIndex:
                         pos,
                         offset,
                         len(line) + 1,
-                        record.get("_ts", 0),
+                        record["_ts"],
                         name_id(record.get("event")),
                         name_id(record.get("actor")),
                         name_id(record.get("run_id")),
@@ -430,13 +430,17 @@ def _micros(value: str | datetime) -> int:
 
 
 def _parse(line: bytes) -> dict[str, Any]:
-    """The filter fields of a line (empty for a line that is not a record)."""
+    """The filter fields of a line, and its time in ``_ts``.
+
+    A line that is not a JSON object has no fields; a time that cannot be read counts as the
+    epoch (such a line sorts before every real time).
+    """
     try:
         data = _DECODER.decode(line.decode("utf-8"))
     except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
-        return {}
+        data = None
     if not isinstance(data, dict):
-        return {}
+        data = {}
     try:
         data["_ts"] = _micros(str(data.get("timestamp", "")))
     except (GovernanceError, OverflowError):
