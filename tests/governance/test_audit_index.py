@@ -549,3 +549,57 @@ def test_a_new_log_is_readable_by_all_and_writable_by_its_owner_only(tmp_path: P
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / LOG_NAME).stat().st_mode) == 0o644
+
+
+# -- the reader over a log that keeps changing --------------------------------------------------
+
+
+def _rewrite_after_every_sync(reader: AuditReader, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the index's syncs race a writer that rewrites the first record (same size) each time."""
+    path = reader.path
+    real_sync = reader.index.sync
+    calls: list[int] = []
+
+    def racing_sync(log_fd: int, log_size: int, *, force: bool) -> None:
+        real_sync(log_fd, log_size, force=force)
+        calls.append(force)
+        data = path.read_bytes()
+        i = data.index(b'"actor":"') + len(b'"actor":"')
+        path.write_bytes(data[:i] + bytes([data[i] ^ 1]) + data[i + 1 :])
+
+    monkeypatch.setattr(reader.index, "sync", racing_sync)
+    return calls
+
+
+def test_a_query_gives_up_by_name_when_the_log_changes_under_every_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _log(tmp_path, 3)
+    reader = AuditReader(tmp_path)
+    calls = _rewrite_after_every_sync(reader, monkeypatch)
+    with pytest.raises(GovernanceError, match="the audit index could not be brought in step with the log"):
+        reader.query(order="asc")
+    assert calls == [False, True]  # caught up once, then one forced rebuild, then the error
+
+
+def test_a_proof_gives_up_by_name_when_the_log_changes_under_every_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _log(tmp_path, 3)
+    reader = AuditReader(tmp_path)
+    calls = _rewrite_after_every_sync(reader, monkeypatch)
+    with pytest.raises(GovernanceError, match="the audit index could not be brought in step with the log"):
+        reader.prove(1)
+    assert calls == [False, True]
+
+
+def test_proofs_start_at_record_one_and_cover_a_one_record_log(tmp_path: Path) -> None:
+    _log(tmp_path, 1)
+    reader = AuditReader(tmp_path)
+    with pytest.raises(GovernanceError, match="record 0 is not in the tree of 1 records"):
+        reader.prove(0)
+    (line,) = _lines(tmp_path)
+    proof = reader.consistency(0)
+    assert (proof.old_size, proof.new_size) == (0, 1)
+    assert (proof.old_root, proof.new_root) == (_mth([]).hex(), _leaf(line).hex()) and proof.verify()
+    assert reader.prove(1).root == _leaf(line).hex()
