@@ -880,8 +880,8 @@ class AuditReader:
         if cursor is not None and (not isinstance(cursor, int) or cursor < 0):
             raise GovernanceError(f"invalid cursor {cursor!r}: use the next_cursor of a previous page")
         lo, hi = timestamp_us(since), timestamp_us(until)
-        for attempt in range(2):
-            if not self.sync(force=attempt == 1):
+        for rebuild in (False, True):
+            if not self.sync(force=rebuild):
                 return AuditPage([], None, 0)
             try:
                 page = self._page(run_id, event, actor, lo, hi, limit, cursor, order == "desc")
@@ -945,8 +945,8 @@ class AuditReader:
         tree_size = self._size(size, "tree size")
         if not isinstance(seq, int) or not 1 <= seq <= tree_size:
             raise GovernanceError(f"record {seq!r} is not in the tree of {tree_size} records")
-        for attempt in range(2):
-            if attempt:
+        for rebuild in (False, True):
+            if rebuild:
                 self.sync(force=True)  # the log changed under the index, or the index is unreadable
             try:
                 with self.index.snapshot():

@@ -14,7 +14,9 @@
 
 Every record read through the index is checked against the log (its leaf hash), and an index
 that is missing, behind, or whose last row no longer matches the log is brought in step from
-the log (:meth:`AuditIndex.sync`, under the audit folder's lock). SQLite opens its files itself,
+the log (:meth:`AuditIndex.sync`, under the audit folder's lock). An index SQLite cannot read
+(a corrupt page, another format, a missing Merkle node) is :class:`IndexUnreadable`: its files
+are deleted and it is rebuilt from the log. SQLite opens its files itself,
 so symbolic links are refused by looking first (the log, the lock and the checkpoints are
 opened with ``O_NOFOLLOW``).
 """
