@@ -114,6 +114,7 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "tests/governance/test_audit_contract.py",
             "tests/governance/test_audit_check.py",
             "tests/core/test_tree_head.py",
+            "tests/governance/test_audit_index.py",
             # The reader's paging, filters and index, the CLI and the API over the log are the
             # audit module's users: their tests are its tests too.
             "tests/governance/test_audit_redaction.py",

@@ -86,6 +86,19 @@ def test_field_values_are_stored_as_exact_json(tmp_path: Path) -> None:
         AuditLogger(tmp_path).log("bad", actor="a", bad={"inner": object()})
 
 
+def test_lists_keep_their_order_and_sets_are_sorted_whatever_the_hash_seed(tmp_path: Path) -> None:
+    # A set of thirty strings practically never iterates in sorted order, whatever the hash seed.
+    words = [f"w{i:02d}" for i in range(30)]
+    shuffled = words[7:] + words[:7]
+    record = AuditLogger(tmp_path).log(
+        "values", actor="a", order=shuffled, tags=set(shuffled), frozen=frozenset(words)
+    )
+    (stored,) = _stored(tmp_path)
+    assert stored["fields"] == record.fields
+    assert record.fields["order"] == shuffled  # a list is a sequence: never reordered
+    assert record.fields["tags"] == words and record.fields["frozen"] == words
+
+
 def test_the_actor_defaults_to_the_environment_then_the_os_user(monkeypatch: pytest.MonkeyPatch) -> None:
     import getpass
 

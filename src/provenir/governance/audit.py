@@ -424,8 +424,7 @@ class AuditLogger:
         return self._lock
 
     def _files(self) -> list[Path]:
-        index_files = [Path(f"{self.index_path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
-        return [self.lock_path, self.path, self.checkpoints_path, *index_files]
+        return [self.lock_path, self.path, self.checkpoints_path, *self.index.files()]
 
     def _open(self, name: str, flags: int) -> int:
         return open_nofollow(self.directory, name, flags)
@@ -751,8 +750,7 @@ def _sync(index: AuditIndex, fd: int, size: int, *, force: bool = False) -> None
     try:
         index.sync(fd, size, force=force)
     except IndexUnreadable:
-        index.reset()
-        index.sync(fd, size, force=True)
+        index.sync(fd, size, force=True)  # deletes the unreadable files and rebuilds them
 
 
 def _parse_head(raw: bytes, lineno: int) -> RecordedHead | None:
@@ -882,10 +880,13 @@ class AuditReader:
         if cursor is not None and (not isinstance(cursor, int) or cursor < 0):
             raise GovernanceError(f"invalid cursor {cursor!r}: use the next_cursor of a previous page")
         lo, hi = timestamp_us(since), timestamp_us(until)
-        for attempt in range(2):
-            if not self.sync(force=attempt == 1):
+        for rebuild in (False, True):
+            if not self.sync(force=rebuild):
                 return AuditPage([], None, 0)
-            page = self._page(run_id, event, actor, lo, hi, limit, cursor, order == "desc")
+            try:
+                page = self._page(run_id, event, actor, lo, hi, limit, cursor, order == "desc")
+            except IndexUnreadable:
+                page = None  # a corrupt page of the index: rebuilt by the forced sync
             if page is not None:
                 return page
         raise GovernanceError(f"{self.path}: the audit index could not be brought in step with the log")
@@ -944,13 +945,25 @@ class AuditReader:
         tree_size = self._size(size, "tree size")
         if not isinstance(seq, int) or not 1 <= seq <= tree_size:
             raise GovernanceError(f"record {seq!r} is not in the tree of {tree_size} records")
-        for attempt in range(2):
-            with self.index.snapshot():
-                row = self.index.rows(
-                    run_id=None, event=None, actor=None, lo=None, hi=None, limit=1, cursor=seq - 1, desc=True
-                )[0]
-                path = merkle.inclusion_path(self.index, seq - 1, tree_size)
-                root = self.index.root(tree_size)
+        for rebuild in (False, True):
+            if rebuild:
+                self.sync(force=True)  # the log changed under the index, or the index is unreadable
+            try:
+                with self.index.snapshot():
+                    row = self.index.rows(
+                        run_id=None,
+                        event=None,
+                        actor=None,
+                        lo=None,
+                        hi=None,
+                        limit=1,
+                        cursor=seq - 1,
+                        desc=True,
+                    )[0]
+                    path = merkle.inclusion_path(self.index, seq - 1, tree_size)
+                    root = self.index.root(tree_size)
+            except IndexUnreadable:
+                continue
             fd = self._logger._open(LOG_NAME, os.O_RDONLY)
             try:
                 line = self._line(fd, row.offset, row.length)
@@ -958,8 +971,6 @@ class AuditReader:
                 os.close(fd)
             if line is not None and merkle.leaf_hash(line) == row.leaf:
                 break
-            if attempt == 0:
-                self.sync(force=True)  # the log changed under the index
         else:
             raise GovernanceError(f"{self.path}: the audit index could not be brought in step with the log")
         try:
@@ -989,6 +1000,13 @@ class AuditReader:
         if new_size == 0:  # no log at all: nothing but the empty tree
             empty = merkle.EMPTY_ROOT.hex()
             return ConsistencyProof(0, 0, empty, empty, [])
+        try:
+            return self._consistency(old, new_size)
+        except IndexUnreadable:
+            self.sync(force=True)  # rebuilt from the log
+            return self._consistency(old, new_size)
+
+    def _consistency(self, old: int, new_size: int) -> ConsistencyProof:
         with self.index.snapshot():
             path = merkle.consistency_path(self.index, old, new_size)
             old_root, new_root = self.index.root(old), self.index.root(new_size)

@@ -14,7 +14,9 @@
 
 Every record read through the index is checked against the log (its leaf hash), and an index
 that is missing, behind, or whose last row no longer matches the log is brought in step from
-the log (:meth:`AuditIndex.sync`, under the audit folder's lock). SQLite opens its files itself,
+the log (:meth:`AuditIndex.sync`, under the audit folder's lock). An index SQLite cannot read
+(a corrupt page, another format, a missing Merkle node) is :class:`IndexUnreadable`: its files
+are deleted and it is rebuilt from the log. SQLite opens its files itself,
 so symbolic links are refused by looking first (the log, the lock and the checkpoints are
 opened with ``O_NOFOLLOW``).
 """
@@ -38,6 +40,7 @@ from provenir.core.errors import GovernanceError
 from provenir.governance import merkle
 
 INDEX_NAME = "audit.index.db"
+# SQLite keeps a database's state in these files beside it: the index is all of them.
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 _SCHEMA_VERSION = 1
 _LEVEL_SHIFT = 48
@@ -61,17 +64,12 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 """
-# Built after a full rebuild's rows are in (sorting once is far faster than updating per row).
+# Built at the end of each sync: after a rebuild's rows are in (sorting once is far faster than
+# updating per row), a no-op once they exist.
 _FILTER_INDEXES = """
 CREATE INDEX IF NOT EXISTS records_event ON records(event);
 CREATE INDEX IF NOT EXISTS records_actor ON records(actor);
 CREATE INDEX IF NOT EXISTS records_run_id ON records(run_id);
-"""
-_CLEAR = "BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM nodes; DELETE FROM names; COMMIT;"
-_DROP_FILTER_INDEXES = """
-DROP INDEX IF EXISTS records_event;
-DROP INDEX IF EXISTS records_actor;
-DROP INDEX IF EXISTS records_run_id;
 """
 
 
@@ -91,8 +89,8 @@ class IndexRow:
 
 # -- symbolic links -----------------------------------------------------------------------------
 
-O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# POSIX only (as provenir.core.confined): O_NOFOLLOW, O_DIRECTORY and open(dir_fd=) are there.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def refuse_link(path: Path, what: str) -> None:
@@ -113,18 +111,16 @@ def open_nofollow(directory: Path, name: str, flags: int, mode: int = 0o644) -> 
     refuse_link(directory, "audit folder")
     path = directory / name
     try:
-        if os.open in os.supports_dir_fd and O_NOFOLLOW:
-            # Open the folder without following it, then the file relative to that handle: no
-            # link can be swapped in between the check and the open.
-            dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | O_NOFOLLOW | O_CLOEXEC)
-            try:
-                return os.open(name, flags | O_NOFOLLOW | O_CLOEXEC, mode, dir_fd=dfd)
-            finally:
-                os.close(dfd)
-        refuse_link(path, "audit file")
-        return os.open(path, flags | O_CLOEXEC, mode)
+        # Open the folder without following it, then the file relative to that handle: no link
+        # can be swapped in between the check and the open.
+        dfd = os.open(directory, _DIR_FLAGS)
+        try:
+            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
+        finally:
+            os.close(dfd)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR, getattr(errno, "EMLINK", -1)):
+        # ELOOP: the file is a link; ENOTDIR: the folder is (or became) one; EMLINK: BSDs' ELOOP.
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
             refuse_link(directory, "audit folder")
             refuse_link(path, "audit file")
         raise
@@ -155,6 +151,24 @@ class AuditIndex:
         """True when the index file is there (readers that must not create it check first)."""
         return self.path.is_file()
 
+    def files(self) -> list[Path]:
+        """The index file and the files SQLite keeps beside it (none may be a symbolic link)."""
+        return [self.path, *(Path(f"{self.path}{suffix}") for suffix in _SQLITE_SIDE_FILES)]
+
+    @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        """Turn any SQLite error into :class:`IndexUnreadable`: the caller rebuilds the index.
+
+        A corrupt page is found only when a query reaches it, so every use of the index is
+        guarded, not just opening it.
+        """
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise IndexUnreadable(
+                f"{self.path}: the audit index is unreadable ({exc}); delete it (it is rebuilt from the log)"
+            ) from None
+
     def _connect(self) -> sqlite3.Connection:
         """This thread's connection (reopened when the file was replaced or the process forked).
 
@@ -167,36 +181,35 @@ class AuditIndex:
         cached = cache.pop(key, None)
         if cached is not None:
             try:
-                inode = os.lstat(self.path).st_ino
+                inode: int | None = os.lstat(self.path).st_ino
             except FileNotFoundError:
-                inode = -1
+                inode = None
             if cached[0] == os.getpid() and cached[1] == inode:
                 cache[key] = cached
                 return cached[2]
             if cached[0] == os.getpid():
                 cached[2].close()
         refuse_link(self.directory, "audit folder")
-        for suffix in ("", *_SQLITE_SIDE_FILES):
-            refuse_link(Path(f"{self.path}{suffix}"), "audit index")
+        for path in self.files():
+            refuse_link(path, "audit index")
         if not self.path.exists():
             # Side files left by a deleted index belong to the old database, never to a new one.
-            for suffix in _SQLITE_SIDE_FILES:
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            for path in self.files():
+                path.unlink(missing_ok=True)
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # a cache: a lost tail is rebuilt from the log
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version != _SCHEMA_VERSION:
-                if version != 0:
+            with self._readable():
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # a cache: a lost tail is rebuilt from the log
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:  # a new file
+                    conn.executescript(_SCHEMA)
+                    conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+                elif version != _SCHEMA_VERSION:
                     raise sqlite3.DatabaseError(f"index format {version}, expected {_SCHEMA_VERSION}")
-                conn.executescript(_SCHEMA + _FILTER_INDEXES)
-                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
+        except IndexUnreadable:
             conn.close()
-            raise IndexUnreadable(
-                f"{self.path}: the audit index is unreadable ({exc}); delete it (it is rebuilt from the log)"
-            ) from None
+            raise
         cache[key] = (os.getpid(), os.lstat(self.path).st_ino, conn)
         while len(cache) > _MAX_CONNECTIONS:  # least recently used first: bounded open files
             pid, _, old = cache.pop(next(iter(cache)))
@@ -209,8 +222,8 @@ class AuditIndex:
         cached = getattr(_local, "connections", {}).pop(str(self.path), None)
         if cached is not None and cached[0] == os.getpid():
             cached[2].close()
-        for suffix in ("", *_SQLITE_SIDE_FILES):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        for path in self.files():
+            path.unlink(missing_ok=True)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -229,16 +242,18 @@ class AuditIndex:
 
     def count(self) -> int:
         """Number of indexed lines."""
-        row = self._connect().execute("SELECT MAX(pos) FROM records").fetchone()
+        with self._readable():
+            row = self._connect().execute("SELECT MAX(pos) FROM records").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
     def last(self) -> IndexRow | None:
         """The newest indexed line."""
-        row = (
-            self._connect()
-            .execute("SELECT pos, offset, length, leaf FROM records ORDER BY pos DESC LIMIT 1")
-            .fetchone()
-        )
+        with self._readable():
+            row = (
+                self._connect()
+                .execute("SELECT pos, offset, length, leaf FROM records ORDER BY pos DESC LIMIT 1")
+                .fetchone()
+            )
         return IndexRow(*row) if row else None
 
     def perfect(self, level: int, index: int) -> bytes:
@@ -247,19 +262,24 @@ class AuditIndex:
         if level < _STORED_FROM_LEVEL:
             # Small subtrees are not stored: hashing their few leaves is as cheap as a lookup.
             first, width = index << level, 1 << level
-            leaves = [
-                bytes(leaf)
-                for (leaf,) in conn.execute(
-                    "SELECT leaf FROM records WHERE pos >= ? AND pos < ? ORDER BY pos", (first, first + width)
-                )
-            ]
+            with self._readable():
+                leaves = [
+                    bytes(leaf)
+                    for (leaf,) in conn.execute(
+                        "SELECT leaf FROM records WHERE pos >= ? AND pos < ? ORDER BY pos",
+                        (first, first + width),
+                    )
+                ]
             if len(leaves) == width:
                 return merkle.LeafList(leaves).perfect(level, 0)
         else:
-            row = conn.execute("SELECT hash FROM nodes WHERE id = ?", (_node_id(level, index),)).fetchone()
+            with self._readable():
+                row = conn.execute(
+                    "SELECT hash FROM nodes WHERE id = ?", (_node_id(level, index),)
+                ).fetchone()
             if row is not None:
                 return bytes(row[0])
-        raise GovernanceError(
+        raise IndexUnreadable(
             f"{self.path}: Merkle node {level}/{index} is missing; delete the index (it is rebuilt)"
         )
 
@@ -302,34 +322,42 @@ class AuditIndex:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY pos {'DESC' if desc else 'ASC'} LIMIT ?"
         params.append(limit)
-        return [IndexRow(*row) for row in self._connect().execute(sql, params)]
+        with self._readable():
+            return [IndexRow(*row) for row in self._connect().execute(sql, params)]
 
     def leaves(self) -> Iterator[bytes]:
         """Every indexed leaf hash in log order (streamed)."""
-        for (leaf,) in self._connect().execute("SELECT leaf FROM records ORDER BY pos"):
-            yield bytes(leaf)
+        with self._readable():
+            for (leaf,) in self._connect().execute("SELECT leaf FROM records ORDER BY pos"):
+                yield bytes(leaf)
 
     # -- writing (the caller holds the audit lock) ----------------------------------------------
     # Writers of the log never touch the index: appending a record stays one write and one
     # fsync, and the next reader (or tree head) indexes the new lines, a few at a time.
 
-    def sync(self, log_fd: int, log_size: int, *, force: bool = False) -> None:
-        """Bring the index in step with the log's complete lines (caller holds the audit lock)."""
-        conn = self._connect()
+    def sync(self, log_fd: int, log_size: int, *, force: bool) -> None:
+        """Bring the index in step with the log's complete lines (caller holds the audit lock).
+
+        Only the lines after the last indexed one are added when that line is still in place
+        (same bytes at the same offset); otherwise, or when forced, the index files are deleted
+        and the index is rebuilt from the whole log.
+        """
         last = None if force else self.last()
         start, pos = 0, 0
         if last is not None:
-            end = last.offset + last.length
-            raw = os.pread(log_fd, last.length, last.offset) if end <= log_size else b""
+            # Past the end of a shrunk log the read is short, and so never hashes to the leaf.
+            raw = os.pread(log_fd, last.length, last.offset)
             if raw.endswith(b"\n") and merkle.leaf_hash(raw[:-1]) == last.leaf:
-                start, pos = end, last.pos + 1
-        if start >= log_size:
-            if pos == 0 and (force or self.count()):
-                conn.executescript(_CLEAR)
-            return
-        full = pos == 0
-        if full:
-            conn.executescript(_CLEAR + _DROP_FILTER_INDEXES)
+                start, pos = last.offset + last.length, last.pos + 1
+        if pos == 0:
+            self.reset()
+        conn = self._connect()
+        with self._readable():
+            self._add(conn, log_fd, start, pos, log_size)
+            conn.executescript(_FILTER_INDEXES)
+
+    def _add(self, conn: sqlite3.Connection, log_fd: int, start: int, pos: int, log_size: int) -> None:
+        """Index the complete lines of the log from byte ``start`` on (line ``pos``)."""
         tree = merkle.Frontier.of(self, pos)
         names: dict[str, int] = {}
         batch: list[tuple[int, bytes, dict[str, Any]]] = []
@@ -340,8 +368,6 @@ class AuditIndex:
                 batch = []
         if batch:
             self._commit(conn, tree, batch, names)
-        if full:
-            conn.executescript(_FILTER_INDEXES)
 
     @staticmethod
     def _commit(
@@ -352,7 +378,7 @@ class AuditIndex:
     ) -> None:
         """Insert ``batch`` (lines with their parsed fields) and the tree nodes they complete."""
         conn.execute("BEGIN IMMEDIATE")
-        try:
+        with conn:  # commits, or rolls back on any exception (no transaction is left open)
 
             def name_id(value: Any) -> int | None:
                 if not isinstance(value, str):
@@ -376,7 +402,7 @@ class AuditIndex:
                         pos,
                         offset,
                         len(line) + 1,
-                        record.get("_ts", 0),
+                        record["_ts"],
                         name_id(record.get("event")),
                         name_id(record.get("actor")),
                         name_id(record.get("run_id")),
@@ -385,16 +411,14 @@ class AuditIndex:
                 )
             conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", records)
             conn.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?)", nodes)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
 
 def timestamp_us(value: str | datetime | None) -> int | None:
     """Microseconds since the epoch; naive datetimes and ISO strings are taken as UTC."""
-    if value is None:
-        return None
+    return None if value is None else _micros(value)
+
+
+def _micros(value: str | datetime) -> int:
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -408,15 +432,19 @@ def timestamp_us(value: str | datetime | None) -> int | None:
 
 
 def _parse(line: bytes) -> dict[str, Any]:
-    """The filter fields of a line (empty for a line that is not a record)."""
+    """The filter fields of a line, and its time in ``_ts``.
+
+    A line that is not a JSON object has no fields; a time that cannot be read counts as the
+    epoch (such a line sorts before every real time).
+    """
     try:
         data = _DECODER.decode(line.decode("utf-8"))
     except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
-        return {}
+        data = None
     if not isinstance(data, dict):
-        return {}
+        data = {}
     try:
-        data["_ts"] = timestamp_us(str(data.get("timestamp", ""))) or 0
+        data["_ts"] = _micros(str(data.get("timestamp", "")))
     except (GovernanceError, OverflowError):
         data["_ts"] = 0
     return data
