@@ -760,7 +760,8 @@ def main(argv: list[str] | None = None) -> int:
         for module, tests in modules.items():
             if not (SRC / module).is_file():
                 continue
-            if not args.module or any(sel == group or sel in module for sel in args.module):
+            # A path as the shell completes it (src/provenir/...) names the same module.
+            if not args.module or any(sel == group or sel in f"src/{module}" for sel in args.module):
                 chosen.setdefault(group, {})[module] = tests
     if not chosen:
         parser.error(f"nothing matches {args.module}; groups: {', '.join(GROUPS)}")
