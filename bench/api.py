@@ -157,7 +157,13 @@ def main() -> None:
                     f"tree head over the whole log (index current) in {(time.perf_counter() - t) * 1000:.1f} ms"
                 )
                 mid = args.runs // 2
-                deep_cursor = encode_cursor((T0 + timedelta(seconds=mid)).isoformat(), run_id_for(mid))
+                mid_row = {
+                    "timestamp": (T0 + timedelta(seconds=mid)).isoformat(),
+                    "run_id": run_id_for(mid),
+                    "name": f"run-{mid % 10}",
+                }
+                deep_cursor = encode_cursor(mid_row)
+                deep_by_name = encode_cursor(mid_row, sort="name", order="asc")
                 rare_run = run_id_for(7)
                 mid_ts = datetime.fromtimestamp(
                     (T0.timestamp() * 1e6 + args.audit_records // 2 * 1000) / 1e6, UTC
@@ -167,6 +173,11 @@ def main() -> None:
                     ("/runs", {"limit": 50, "cursor": deep_cursor}, f"page at run {mid}"),
                     ("/runs", {"limit": 50, "status": "failed"}, "status=failed"),
                     ("/runs", {"limit": 50, "name": "run-3", "cursor": deep_cursor}, "name=run-3, deep"),
+                    (
+                        "/runs",
+                        {"limit": 50, "sort": "name", "order": "asc", "cursor": deep_by_name},
+                        "sort=name, deep",
+                    ),
                     ("/audit", {"limit": 50}, "newest page"),
                     ("/audit", {"limit": 50, "cursor": args.audit_records // 2}, "page at the middle"),
                     ("/audit", {"limit": 50, "event": "eval_complete"}, "event filter (1 in 3)"),

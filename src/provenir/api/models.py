@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 RUN_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 RunStatus = Literal["running", "completed", "failed", "unreadable"]
+#: Sort keys of ``GET /runs`` (the keys of :data:`provenir.api.run_index.SORT_COLUMNS`).
+RunSort = Literal["started", "name", "algorithm", "status"]
+#: A run-index cursor: URL-safe base64 of the sort key of a page's last row (which holds the
+#: run's name, so it is allowed to be long).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,4096}$"
 
 
 class _Model(BaseModel):
@@ -47,7 +52,7 @@ class RunSummary(_Model):
 
 
 class RunPageResponse(_Model):
-    """One page of runs, newest first."""
+    """One page of runs, in the order asked for (default newest first)."""
 
     runs: list[RunSummary]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse
 from provenir import __version__
 from provenir.api.errors import ApiError
 from provenir.api.models import (
+    CURSOR_PATTERN,
     RUN_ID_PATTERN,
     AuditPageResponse,
     AuditRecordModel,
@@ -35,6 +36,7 @@ from provenir.api.models import (
     ManifestVerifyResponse,
     RunDetail,
     RunPageResponse,
+    RunSort,
     RunStatus,
     RunSummary,
     TemplateInfo,
@@ -140,13 +142,25 @@ def list_runs(
     cursor: Annotated[
         str | None,
         Query(
-            pattern=r"^[A-Za-z0-9_-]{1,512}$",
-            description="next_cursor of the previous page (opaque; one never issued gets 400).",
+            pattern=CURSOR_PATTERN,
+            description="next_cursor of the previous page with the same sort and order (opaque; one "
+            "never issued, or issued for another sort or order, gets 400).",
         ),
     ] = None,
+    sort: Annotated[
+        RunSort,
+        Query(
+            description="Sort key: started (start time), name, algorithm or status; ties are broken by "
+            "start time, then run id, in the same order. Runs without a value (unreadable) come last."
+        ),
+    ] = "started",
+    order: Annotated[
+        Literal["desc", "asc"], Query(description="desc (default; newest first) or asc.")
+    ] = "desc",
 ) -> RunPageResponse:
-    """Runs newest first, from the SQLite run index (kept in step with the manifests folder)."""
-    page = _index(request).list(status=status, name=name, limit=limit, cursor=cursor)
+    """Runs sorted by ``sort`` and ``order`` (default newest first), from the SQLite run index
+    (kept in step with the manifests folder)."""
+    page = _index(request).list(status=status, name=name, limit=limit, cursor=cursor, sort=sort, order=order)
     return RunPageResponse(
         runs=[RunSummary(**row) for row in page.rows],
         next_cursor=page.next_cursor,

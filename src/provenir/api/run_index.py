@@ -16,6 +16,14 @@ folder's mtime is too recent to trust (a change in the same clock tick would be 
     index = RunIndex("artifacts/index/runs.sqlite3", "artifacts/manifests")
     page = index.list(status="completed", limit=50)
     page.rows, page.next_cursor
+    by_name = index.list(sort="name", order="asc")
+    index.list(sort="name", order="asc", cursor=by_name.next_cursor)
+
+Sorting happens in SQL: by start time (the default), name, algorithm or status, each with
+``(timestamp, run_id)`` as tie-breakers in the same direction, so the order is total. A cursor
+records the sort, the order and the last row's key; a cursor issued for one sort is refused by
+another. Runs without a value to sort on (an unreadable manifest, an empty name or start time)
+come after all the others in either direction.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +49,8 @@ from provenir.train.runs import summarize, unreadable_summary
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA_VERSION = 1
+# 2: indexes in one direction per sort key (sort by name, algorithm, status).
+_SCHEMA_VERSION = 2
 _MANIFEST_FILE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.json$")
 # A folder mtime this close to "now" may hide a second change in the same tick: re-scan fully.
 _RACY_WINDOW_NS = 2_000_000_000
@@ -74,10 +83,17 @@ CREATE TABLE IF NOT EXISTS runs (
     mtime_ns INTEGER NOT NULL,
     size INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS runs_by_time ON runs (timestamp DESC, run_id DESC);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, timestamp DESC, run_id DESC);
-CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, timestamp DESC, run_id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (timestamp, run_id);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, timestamp, run_id);
+CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, timestamp, run_id);
+CREATE INDEX IF NOT EXISTS runs_by_algorithm ON runs (algorithm, timestamp, run_id);
 """
+#: Sort keys of :meth:`RunIndex.list`: the column each sorts on (``started`` is the start time).
+SORT_COLUMNS = {"started": "timestamp", "name": "name", "algorithm": "algorithm", "status": "status"}
+ORDERS = ("desc", "asc")
+#: The columns a listing returns, in the order :meth:`RunIndex._as_dict` reads them.
+_LISTED = "run_id, name, algorithm, backend, status, timestamp, adapter_hash, provenance, relation, error"
+_CURSOR_HELP = "pass the next_cursor of a previous page"
 
 
 class InvalidCursorError(ProvenirError):
@@ -86,29 +102,67 @@ class InvalidCursorError(ProvenirError):
 
 @dataclass
 class RunPage:
-    """One page of :meth:`RunIndex.list`: summaries newest first, the cursor of the next page
-    (``None`` at the end) and how many runs match the filters in all."""
+    """One page of :meth:`RunIndex.list`: summaries in the order asked for, the cursor of the next
+    page (``None`` at the end) and how many runs match the filters in all."""
 
     rows: list[dict[str, Any]]
     next_cursor: str | None
     total: int
 
 
-def encode_cursor(timestamp: str, run_id: str) -> str:
-    """Opaque keyset cursor: the sort key of the last row of a page."""
-    return base64.urlsafe_b64encode(json.dumps([timestamp, run_id]).encode()).decode().rstrip("=")
+@dataclass(frozen=True)
+class RunCursor:
+    """What a cursor holds: the listing it continues and the sort key of that listing's last row.
+
+    ``key`` is ``(value, timestamp, run_id)``, or ``(timestamp, run_id)`` for ``sort="started"``;
+    ``missing`` says the row had no value to sort on (those rows come last).
+    """
+
+    sort: str
+    order: str
+    missing: bool
+    key: tuple[str, ...]
 
 
-def decode_cursor(cursor: str) -> tuple[str, str]:
+def _is_missing(row: Mapping[str, Any], sort: str) -> bool:
+    """Rows without a value to sort on: unreadable manifests (their fields are placeholders) and
+    empty values."""
+    return row.get("status") == "unreadable" or row[SORT_COLUMNS[sort]] == ""
+
+
+def _sort_key(row: Mapping[str, Any], sort: str) -> tuple[str, ...]:
+    tail = (row["timestamp"], row["run_id"])
+    return tail if sort == "started" else (row[SORT_COLUMNS[sort]], *tail)
+
+
+def encode_cursor(row: Mapping[str, Any], *, sort: str = "started", order: str = "desc") -> str:
+    """Opaque keyset cursor that continues a listing (``sort``, ``order``) after ``row``: a run
+    summary with at least ``run_id``, ``timestamp``, the sort column and ``status``."""
+    value = [sort, order, int(_is_missing(row, sort)), *_sort_key(row, sort)]
+    raw = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> RunCursor:
     """Inverse of :func:`encode_cursor`; :class:`InvalidCursorError` for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = json.loads(raw)
     except (binascii.Error, ValueError):
-        raise InvalidCursorError("invalid cursor: pass the next_cursor of a previous page") from None
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
-        raise InvalidCursorError("invalid cursor: pass the next_cursor of a previous page")
-    return value[0], value[1]
+        raise InvalidCursorError(f"invalid cursor: {_CURSOR_HELP}") from None
+    if not (isinstance(value, list) and len(value) in (5, 6)):
+        raise InvalidCursorError(f"invalid cursor: {_CURSOR_HELP}")
+    sort, order, missing, *key = value
+    if (
+        sort not in SORT_COLUMNS
+        or order not in ORDERS
+        or missing not in (0, 1)
+        or isinstance(missing, bool)
+        or len(key) != (2 if sort == "started" else 3)
+        or not all(isinstance(v, str) for v in key)
+    ):
+        raise InvalidCursorError(f"invalid cursor: {_CURSOR_HELP}")
+    return RunCursor(sort, order, bool(missing), tuple(key))
 
 
 class RunIndex:
@@ -270,48 +324,63 @@ class RunIndex:
         limit: int = 50,
         cursor: str | None = None,
         order: str = "desc",
+        sort: str = "started",
     ) -> RunPage:
-        """One page of run summaries, newest first (``timestamp``, then ``run_id``, descending;
-        ``order="asc"``: oldest first).
+        """One page of run summaries sorted by ``sort`` (a key of :data:`SORT_COLUMNS`; default
+        the start time), then by ``timestamp`` and ``run_id``, all ``order="desc"`` (default:
+        newest first) or ``"asc"``. Runs with no value to sort on come last either way.
 
         Keyset pagination: a page is found through the index whatever its depth, and runs
-        added while a client pages never make it see a row twice. A cursor continues in the
-        order of the listing that issued it.
+        added while a client pages never make it see a row twice. A cursor continues the
+        listing that issued it; one from a listing with another sort or order is refused
+        (:class:`InvalidCursorError`).
         """
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ProvenirError(f"invalid page limit {limit!r}: expected 1..10000")
-        if order not in ("desc", "asc"):
+        if order not in ORDERS:
             raise ProvenirError(f"invalid order {order!r}: expected 'desc' or 'asc'")
-        before = order == "desc"
+        if sort not in SORT_COLUMNS:
+            raise ProvenirError(f"invalid sort {sort!r}: expected one of {', '.join(SORT_COLUMNS)}")
+        after = decode_cursor(cursor) if cursor is not None else None
+        if after is not None and (after.sort, after.order) != (sort, order):
+            raise InvalidCursorError(
+                f"this cursor continues a listing sorted by {after.sort} {after.order}, not "
+                f"{sort} {order}: list again without the cursor"
+            )
         self.refresh()
-        where, params = [], []
+        filters: list[str] = []
+        params: list[Any] = []
         if status is not None:
-            where.append("status = ?")
+            filters.append("status = ?")
             params.append(status)
         if name is not None:
-            where.append("name = ?")
+            filters.append("name = ?")
             params.append(name)
-        filters = list(where)
-        filter_params = list(params)
-        if cursor is not None:
-            ts, rid = decode_cursor(cursor)
-            cmp = "<" if before else ">"
-            where.append(f"(timestamp {cmp} ? OR (timestamp = ? AND run_id {cmp} ?))")
-            params.extend([ts, ts, rid])
-        sql = "SELECT run_id, name, algorithm, backend, status, timestamp, adapter_hash, provenance, "
-        sql += "relation, error FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        direction = "DESC" if before else "ASC"
-        sql += f" ORDER BY timestamp {direction}, run_id {direction} LIMIT ?"
-        count_sql = "SELECT COUNT(*) FROM runs" + (" WHERE " + " AND ".join(filters) if filters else "")
+        column = SORT_COLUMNS[sort]
+        keys = ("timestamp", "run_id") if sort == "started" else (column, "timestamp", "run_id")
+        missing = f"(status = 'unreadable' OR {column} = '')"
+        direction, cmp = ("DESC", "<") if order == "desc" else ("ASC", ">")
+        order_by = ", ".join(f"{k} {direction}" for k in keys)
+        fetched: list[tuple[Any, ...]] = []
         with self._locked() as conn:
-            fetched = conn.execute(sql, [*params, limit + 1]).fetchall()
-            total = conn.execute(count_sql, filter_params).fetchone()[0]
+            # Two passes, the runs with a sort value and then those without, each an index scan
+            # in one direction (SQLite cannot put them last in both directions in one scan).
+            for without_value in (False, True):
+                if after is not None and without_value < after.missing:
+                    continue  # the cursor is already past every run with a value
+                where = [*filters, missing if without_value else f"NOT {missing}"]
+                where_params = list(params)
+                if after is not None and without_value == after.missing:
+                    where.append(f"({', '.join(keys)}) {cmp} ({', '.join('?' * len(keys))})")
+                    where_params.extend(after.key)
+                sql = f"SELECT {_LISTED} FROM runs WHERE {' AND '.join(where)} ORDER BY {order_by} LIMIT ?"
+                fetched += conn.execute(sql, [*where_params, limit + 1 - len(fetched)]).fetchall()
+                if len(fetched) > limit:
+                    break
+            count_sql = "SELECT COUNT(*) FROM runs" + (" WHERE " + " AND ".join(filters) if filters else "")
+            total = conn.execute(count_sql, params).fetchone()[0]
         rows = [self._as_dict(r) for r in fetched[:limit]]
-        next_cursor = (
-            encode_cursor(rows[-1]["timestamp"], rows[-1]["run_id"]) if len(fetched) > limit else None
-        )
+        next_cursor = encode_cursor(rows[-1], sort=sort, order=order) if len(fetched) > limit else None
         return RunPage(rows, next_cursor, total)
 
     @staticmethod

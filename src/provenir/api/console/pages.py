@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from provenir.api.console.lineage_view import lineage_view
-from provenir.api.console.runs_table import run_row
+from provenir.api.console.runs_table import run_row, sort_headers
 from provenir.api.console.session import (
     SESSION_TTL_S,
     SessionStore,
@@ -37,9 +37,9 @@ from provenir.api.console.session import (
     signed_in,
 )
 from provenir.api.errors import ApiError
-from provenir.api.models import RUN_ID_PATTERN
+from provenir.api.models import CURSOR_PATTERN, RUN_ID_PATTERN, RunSort
 from provenir.api.routes import RunId, get_manifest, verify_audit
-from provenir.api.run_index import InvalidCursorError, RunIndex
+from provenir.api.run_index import SORT_COLUMNS, InvalidCursorError, RunIndex
 from provenir.api.server_paths import artifact_roots, hide_server_paths, hide_text, run_without_server_paths
 from provenir.api.settings import ApiSettings
 from provenir.core.errors import ManifestError, ManifestTamperedError
@@ -200,8 +200,9 @@ def runs_page(
     request: Request,
     status: Annotated[str | None, Query(max_length=32)] = None,
     name: Annotated[str | None, Query(max_length=256)] = None,
+    sort: Annotated[RunSort, Query()] = "started",
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
-    cursor: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,512}$")] = None,
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 25,
 ) -> Response:
     """The runs table: one page of the run index, filtered and sorted, with the next page's cursor."""
@@ -210,9 +211,9 @@ def runs_page(
     status, name = status or None, name or None  # an empty form field means "any"
     if status is not None and status not in RUN_STATUSES:
         return _error(request, 422, "Invalid filter", f"status must be one of {', '.join(RUN_STATUSES)}")
-    filters: dict[str, Any] = {"status": status, "name": name, "order": order, "limit": limit}
+    filters: dict[str, Any] = {"status": status, "name": name, "sort": sort, "order": order, "limit": limit}
     try:
-        page = index.list(status=status, name=name, limit=limit, cursor=cursor, order=order)
+        page = index.list(status=status, name=name, limit=limit, cursor=cursor, sort=sort, order=order)
     except InvalidCursorError as exc:
         return _error(request, 400, "Invalid page", str(exc))
     roots = _roots(request)
@@ -222,6 +223,8 @@ def runs_page(
         "total": page.total,
         "filters": filters,
         "statuses": RUN_STATUSES,
+        "sorts": list(SORT_COLUMNS),
+        "headers": sort_headers(query, sort, order),
         "first_url": "/ui?" + urlencode(query) if cursor else None,
         "next_url": "/ui?" + urlencode({**query, "cursor": page.next_cursor}) if page.next_cursor else None,
         "policy": state.settings.signer_policy is not None,

@@ -7,12 +7,17 @@ time from the run index (the same rows ``GET /runs`` serves), the verification f
 signature and file name; the run page also hashes every output file), the metrics with their
 intervals from ``eval.json`` (else the evaluation summary sealed in the manifest) and the git
 commit from the manifest.
+
+The sortable column headers (:func:`sort_headers`) are plain links to the first page of the
+listing sorted by that column, so sorting works without script and from the keyboard.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from provenir.api.server_paths import hide_text
 from provenir.api.settings import ApiSettings
@@ -94,3 +99,32 @@ def run_row(settings: ApiSettings, summary: dict[str, Any], roots: list[str]) ->
             for name, m in result.metrics.items()
         ]
     return row
+
+
+#: A first click on a column sorts newest first for the start time, A to Z for the others.
+FIRST_ORDER = {"started": "desc", "name": "asc", "algorithm": "asc", "status": "asc"}
+
+
+@dataclass(frozen=True)
+class SortHeader:
+    """A sortable column header: the page a click leads to and the column's ``aria-sort``."""
+
+    url: str
+    aria_sort: str | None
+    next_order: str
+
+
+def sort_headers(query: Mapping[str, Any], sort: str, order: str) -> dict[str, SortHeader]:
+    """The headers of the sortable columns, by sort key, for a table listed with ``query``
+    (its filters, without a cursor): a click on the sorted column reverses its order, a click
+    on another sorts by it; either way from the first page, keeping the filters."""
+    headers = {}
+    for key, first in FIRST_ORDER.items():
+        if key == sort:
+            aria: str | None = "descending" if order == "desc" else "ascending"
+            next_order = "asc" if order == "desc" else "desc"
+        else:
+            aria, next_order = None, first
+        url = "/ui?" + urlencode({**query, "sort": key, "order": next_order})
+        headers[key] = SortHeader(url, aria, next_order)
+    return headers
