@@ -39,3 +39,42 @@ def make_manifest(artifacts: Path, i: int, **fields: Any) -> RunManifest:
     manifest = RunManifest(**values).seal()
     manifest.save(RunStore(artifacts).manifest_path(manifest.run_id))
     return manifest
+
+
+#: Names and algorithms of :func:`make_sortable_store`: repeats, case, non-ASCII and empty values.
+SORT_NAMES = ("beta", "alpha", "Zed", "ünïcode", "", "alpha-2")
+SORT_ALGORITHMS = ("sft", "dpo", "grpo", "")
+
+
+def make_sortable_store(artifacts: Path, n: int = 30) -> None:
+    """``n`` manifests whose sort keys repeat (so equal keys straddle page boundaries), three per
+    start time (ties broken by run id), one without a start time, plus three unreadable files."""
+    for i in range(n):
+        make_manifest(
+            artifacts,
+            i,
+            name=SORT_NAMES[i % len(SORT_NAMES)],
+            algorithm=SORT_ALGORITHMS[i % len(SORT_ALGORITHMS)],
+            timestamp="" if i == 7 else (T0 + timedelta(minutes=i // 3)).isoformat(),
+        )
+    for i in (n, n + 1, n + 2):
+        RunStore(artifacts).manifest_path(run_id_for(i)).write_text("{ not json")
+
+
+def expected_order(summaries: list[dict[str, Any]], sort: str, order: str) -> list[str]:
+    """Run ids of ``summaries`` as a sorted listing must give them, computed here in Python: by
+    the sort column, then start time, then run id, all in ``order``; runs without a value to sort
+    on (unreadable, or an empty value) after all the others, in the same order among themselves."""
+    column = "timestamp" if sort == "started" else sort
+
+    def key(r: dict[str, Any]) -> tuple[str, ...]:
+        return (r[column], r["timestamp"], r["run_id"])
+
+    def missing(r: dict[str, Any]) -> bool:
+        return r["status"] == "unreadable" or r[column] == ""
+
+    out: list[str] = []
+    for without_value in (False, True):
+        group = [r for r in summaries if missing(r) == without_value]
+        out += [r["run_id"] for r in sorted(group, key=key, reverse=order == "desc")]
+    return out

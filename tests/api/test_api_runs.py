@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from api_support import TOKEN, make_manifest, run_id_for
+from api_support import TOKEN, expected_order, make_manifest, make_sortable_store, run_id_for
 
 from provenir.core.store import RunStore
 from provenir.eval.harness import EVAL_FILENAME, EvalResult
+from provenir.train.runs import list_runs
 
 
 def _walk(client, url: str, **params) -> list[dict]:
@@ -79,6 +80,32 @@ def test_new_runs_appear_and_paging_never_repeats_a_run(artifacts: Path, serve, 
     # A deleted manifest disappears from the listing.
     RunStore(artifacts).manifest_path(run_id_for(3)).unlink()
     assert client.get(f"{url}/runs").json()["total"] == 34
+
+
+def test_sort_and_order_page_through_every_run(artifacts: Path, serve, client) -> None:
+    make_sortable_store(artifacts)
+    summaries = list_runs(artifacts)
+    url, _ = serve(artifacts, token=TOKEN)
+    for sort, order in [("name", "asc"), ("algorithm", "desc"), ("status", "asc"), ("started", "asc")]:
+        rows = _walk(client, url, sort=sort, order=order, limit=7)
+        assert [r["run_id"] for r in rows] == expected_order(summaries, sort, order), (sort, order)
+    # A cursor belongs to its listing: another sort or order refuses it with a one-line 400.
+    cursor = client.get(f"{url}/runs", params={"sort": "name", "limit": 7}).json()["next_cursor"]
+    refused = client.get(f"{url}/runs", params={"sort": "status", "cursor": cursor})
+    assert refused.status_code == 400 and refused.json()["error"] == "bad_request"
+    assert "sorted by name desc, not status desc" in refused.json()["detail"]
+    assert (
+        client.get(f"{url}/runs", params={"sort": "name", "order": "asc", "cursor": cursor}).status_code
+        == 400
+    )
+    assert client.get(f"{url}/runs", params={"sort": "name", "cursor": cursor}).status_code == 200
+    assert client.get(f"{url}/runs", params={"sort": "seed"}).status_code == 422
+    assert client.get(f"{url}/runs", params={"order": "up"}).status_code == 422
+    params = {
+        p["name"]: p for p in client.get(f"{url}/openapi.json").json()["paths"]["/runs"]["get"]["parameters"]
+    }
+    assert params["sort"]["schema"]["enum"] == ["started", "name", "algorithm", "status"]
+    assert params["order"]["schema"]["enum"] == ["desc", "asc"] and params["sort"]["description"]
 
 
 def test_unreadable_manifests_are_listed_as_such(artifacts: Path, serve, client) -> None:

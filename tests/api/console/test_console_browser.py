@@ -10,6 +10,7 @@ Skipped when Chromium or Playwright is missing, except under ``make test``
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +129,20 @@ def test_filter_and_sort_replace_the_table_in_place(page: Any, console_store: Co
     page.select_option("#f-order", "asc")
     first = console_store.base.run_id
     expect(page.locator("table.runs tbody tr").first).to_have_attribute("data-run-id", first)
+    _axe(page)
+    # Column headers sort: a click sorts by name A to Z, Enter on the focused header reverses it.
+    runs = [console_store.base, console_store.candidate, console_store.child, console_store.tampered]
+    by_name = [m.run_id for m in sorted(runs, key=lambda m: (m.name, m.timestamp, m.run_id))]
+    name_header = page.locator('th[data-sort="name"]')
+    name_header.locator("a").click()
+    page.wait_for_url(re.compile(r"sort=name&order=asc"))
+    expect(name_header).to_have_attribute("aria-sort", "ascending")
+    expect(page.locator("table.runs tbody tr").first).to_have_attribute("data-run-id", by_name[0])
+    name_header.locator("a").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"sort=name&order=desc"))
+    expect(name_header).to_have_attribute("aria-sort", "descending")
+    expect(page.locator("table.runs tbody tr").first).to_have_attribute("data-run-id", by_name[-1])
     _axe(page)
 
 

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import AUTH, make_manifest
+from api_support import AUTH, expected_order, make_manifest, make_sortable_store
 from console_support import ConsoleStore, attr, table_rows
 from fastapi.testclient import TestClient
 
 from provenir.api.app import create_app
+from provenir.api.console.runs_table import FIRST_ORDER
 from provenir.api.run_index import RunIndex
 from provenir.api.settings import ApiSettings
 from provenir.core.manifest import RunManifest
@@ -21,6 +22,7 @@ from provenir.eval.harness import EvalResult
 from provenir.governance.audit import AuditLogger, AuditReader
 from provenir.reporting.artifacts import load_run
 from provenir.reporting.compare import compare_runs
+from provenir.train.runs import list_runs
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +190,54 @@ def test_runs_pages_follow_the_index_cursors(fresh_store: Path) -> None:
         ]
         assert client.get("/ui?cursor=bogus").status_code == 400
         index.close()
+
+
+_HEADER = re.compile(
+    r'<th scope="col" data-sort="(\w+)"(?: aria-sort="(\w+)")?><a class="sort" href="([^"]+)"'
+)
+
+
+def _headers(html: str) -> dict[str, tuple[str | None, str]]:
+    """``{sort key: (aria-sort, link)}`` of the sortable column headers."""
+    return {key: (aria or None, href.replace("&amp;", "&")) for key, aria, href in _HEADER.findall(html)}
+
+
+def _walk_pages(client: TestClient, url: str) -> list[str]:
+    seen: list[str] = []
+    while url:
+        html = client.get(url).text
+        seen += list(table_rows(html))
+        found = re.search(r'<a href="([^"]+)" rel="next">', html)
+        url = found.group(1).replace("&amp;", "&") if found else ""
+    return seen
+
+
+def test_runs_table_sorts_by_its_column_headers(fresh_store: Path) -> None:
+    make_sortable_store(fresh_store)
+    summaries = list_runs(fresh_store)
+    with TestClient(create_app(ApiSettings(output_dir=fresh_store))) as client:
+        for sort, first in FIRST_ORDER.items():
+            seen = _walk_pages(client, f"/ui?sort={sort}&order={first}&limit=10")
+            assert seen == expected_order(summaries, sort, first), sort
+        # Sorted by name, A to Z: that header says so, and a click on it reverses the order.
+        html = client.get("/ui?status=failed&sort=name&order=asc&limit=5").text
+        headers = _headers(html)
+        assert set(headers) == set(FIRST_ORDER) and "by name, A to Z" in html
+        assert [k for k, (aria, _) in headers.items() if aria] == ["name"] and headers["name"][
+            0
+        ] == "ascending"
+        reversed_html = client.get(headers["name"][1]).text
+        assert _headers(reversed_html)["name"][0] == "descending"
+        failed = [r for r in summaries if r["status"] == "failed"]
+        assert list(table_rows(reversed_html)) == expected_order(failed, "name", "desc")[:5]
+        # Another column sorts by it, first page, keeping the filters.
+        assert headers["started"][1] == "/ui?status=failed&sort=started&order=desc&limit=5"
+        # A next-page link of one sort does not continue another.
+        found = re.search(r'<a href="([^"]+)" rel="next">', html)
+        assert found is not None
+        other = found.group(1).replace("&amp;", "&").replace("sort=name", "sort=status")
+        refused = client.get(other)
+        assert refused.status_code == 400 and "sorted by name asc, not status asc" in refused.text
 
 
 def test_bearer_header_reads_pages_on_a_guarded_server(console_store: ConsoleStore) -> None:
