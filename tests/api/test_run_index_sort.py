@@ -140,6 +140,8 @@ def test_cursor_round_trip_and_forgery() -> None:
         raw(["name", "asc", True, "n", "t", "r"]),
         raw(["name", "asc", 0, "t", "r"]),  # the key of another sort
         raw(["started", "asc", 0, 5, "r"]),
+        raw([["name"], "asc", 0, "n", "t", "r"]),
+        base64.urlsafe_b64encode(b"[" * 3000).decode(),  # deeper than the JSON parser goes
     ]
     for bad in forged:
         with pytest.raises(InvalidCursorError):

@@ -148,13 +148,14 @@ def decode_cursor(cursor: str) -> RunCursor:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # RecursionError: "[[[[..." nested deep
         raise InvalidCursorError(f"invalid cursor: {_CURSOR_HELP}") from None
     if not (isinstance(value, list) and len(value) in (5, 6)):
         raise InvalidCursorError(f"invalid cursor: {_CURSOR_HELP}")
     sort, order, missing, *key = value
     if (
-        sort not in SORT_COLUMNS
+        not isinstance(sort, str)
+        or sort not in SORT_COLUMNS
         or order not in ORDERS
         or missing not in (0, 1)
         or isinstance(missing, bool)
