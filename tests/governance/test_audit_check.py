@@ -9,9 +9,16 @@ import json
 from pathlib import Path
 
 import pytest
-from test_audit_merkle import RUN, _drop_index, _forge, _lines, _seal_in_manifest, _store_with_log
+from test_audit_merkle import (
+    RUN,
+    _drop_index,
+    _forge,
+    _lines,
+    _seal_in_manifest,
+    _store_with_log,
+    anchoring_manifest,
+)
 
-from provenir.core.manifest import RunManifest
 from provenir.core.store import RunStore
 from provenir.core.tree_head import TreeHead
 from provenir.governance.audit import CHECKPOINTS_NAME, LOG_NAME, AuditLogger
@@ -26,18 +33,8 @@ def _unsigned(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _anchor_in_manifest(store: RunStore, seq: int, digest: str) -> None:
-    """A manifest written before tree heads: it anchored the chain's ``(seq, hash)`` in ``extra``."""
-    manifest = RunManifest(
-        run_id=RUN,
-        name="old",
-        backend="stub",
-        algorithm="sft",
-        config_hash="c" * 64,
-        dataset_hash="d" * 64,
-        seed=0,
-        config={},
-        extra={"audit_head": {"seq": seq, "hash": digest}},
-    ).seal()
+    """An older manifest that anchored the chain's ``(seq, hash)`` in ``extra``, saved in ``store``."""
+    manifest = anchoring_manifest(seq, digest)
     path = store.manifest_path(RUN)
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest.save(path)

@@ -251,10 +251,9 @@ def test_no_new_head_is_signed_over_a_log_that_does_not_extend_the_last(tmp_path
     assert len((audit.directory / CHECKPOINTS_NAME).read_bytes().splitlines()) == 1
 
 
-def test_older_manifests_anchors_are_checked_and_their_bytes_still_verify(tmp_path: Path) -> None:
-    store, audit = _store_with_log(tmp_path, 10)
-    seq, digest = audit.head() or (0, "")
-    manifest = RunManifest(
+def anchoring_manifest(seq: int, digest: str) -> RunManifest:
+    """A sealed manifest as written before tree heads: it anchored the chain's ``(seq, hash)`` in ``extra``."""
+    return RunManifest(
         run_id=RUN,
         name="old",
         backend="stub",
@@ -265,7 +264,12 @@ def test_older_manifests_anchors_are_checked_and_their_bytes_still_verify(tmp_pa
         config={},
         extra={"audit_head": {"seq": seq, "hash": digest}},
     ).seal()
-    raw = manifest.to_json()
+
+
+def test_older_manifests_anchors_are_checked_and_their_bytes_still_verify(tmp_path: Path) -> None:
+    store, audit = _store_with_log(tmp_path, 10)
+    seq, digest = audit.head() or (0, "")
+    raw = anchoring_manifest(seq, digest).to_json()
     assert "audit_checkpoint" not in raw  # no key at all: manifests written before it still verify
     path = store.manifest_path(RUN)
     path.parent.mkdir(parents=True)

@@ -23,24 +23,39 @@ def iter_json_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
     A UTF-8 byte-order mark on the first line is accepted (Windows editors add one).
     """
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}: line {lineno} is not UTF-8 text (byte {exc.start + 1})") from None
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
+        yield from parse_json_lines(fh, source=path)
+
+
+def parse_json_lines(
+    lines: Iterable[bytes], *, source: str | os.PathLike[str], first_line: int = 1
+) -> Iterator[tuple[int, Any]]:
+    """:func:`iter_json_lines` over raw lines already read (a byte range of a file, say), numbered
+    from ``first_line``; errors name ``source`` and the line as the file reader does."""
+    for lineno, raw in enumerate(lines, start=first_line):
+        try:
+            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{source}: line {lineno} is not UTF-8 text (byte {exc.start + 1})") from None
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{source}: line {lineno} is not valid JSON ({exc.msg})") from None
 
 
 def iter_jsonl_objects(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Every line's JSON object; a line holding anything else is a :class:`DataError`."""
-    for lineno, value in iter_json_lines(path):
+    yield from json_objects(iter_json_lines(path), source=path)
+
+
+def json_objects(
+    numbered: Iterable[tuple[int, Any]], *, source: str | os.PathLike[str]
+) -> Iterator[dict[str, Any]]:
+    """The values of ``(line, value)`` pairs, each of which must be a JSON object."""
+    for lineno, value in numbered:
         if not isinstance(value, dict):
-            raise DataError(f"{path}: line {lineno} is a JSON {type(value).__name__}, expected an object")
+            raise DataError(f"{source}: line {lineno} is a JSON {type(value).__name__}, expected an object")
         yield value
 
 

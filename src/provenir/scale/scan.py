@@ -16,7 +16,6 @@ same order. A bad line is reported with its line number in the file, as the loca
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from provenir.core.errors import DataError, ProvenirError
+from provenir.core.jsonl import json_objects, parse_json_lines
 from provenir.governance.findings import Finding
 from provenir.governance.scanners import ScanSummary, SecretReport, scan_dataset
 from provenir.scale.executor import Executor
@@ -190,21 +190,5 @@ def _shard_rows(shard: ByteShard) -> list[dict[str, Any]]:
     with open(shard.path, "rb") as fh:
         fh.seek(shard.start)
         data = fh.read(shard.end - shard.start)
-    rows: list[dict[str, Any]] = []
-    for lineno, raw in enumerate(data.split(b"\n"), start=shard.first_line):
-        try:
-            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{shard.path}: line {lineno} is not UTF-8 text (byte {exc.start + 1})") from None
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{shard.path}: line {lineno} is not valid JSON ({exc.msg})") from None
-        if not isinstance(value, dict):
-            raise DataError(
-                f"{shard.path}: line {lineno} is a JSON {type(value).__name__}, expected an object"
-            )
-        rows.append(value)
-    return rows
+    numbered = parse_json_lines(data.split(b"\n"), source=shard.path, first_line=shard.first_line)
+    return list(json_objects(numbered, source=shard.path))
