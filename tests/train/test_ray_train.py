@@ -80,6 +80,9 @@ def test_two_ray_workers_train_the_adapter_of_two_torchrun_processes_and_resume_
     assert (ran.launcher, ran.ray_version, ran.ray_workers) == ("ray", ray.__version__, 2)
     assert (ran.rendezvous, ran.world_size, ran.nodes, ran.dist_backend) == ("ray", 2, 1, "gloo")
     assert [(r.rank, r.local_rank, r.world_size) for r in ran.ranks] == [(0, 0, 2), (1, 1, 2)]
+    # Each rank counted its one start: no restart, stated as a count, not assumed.
+    assert ran.restarts == 0 and [r.restart_count for r in ran.ranks] == [0, 0]
+    assert _starts(rdir) == ["rank-0.start-0", "rank-1.start-0"]
     assert (torchran.launcher, torchran.ray_version, torchran.ray_workers) == ("torchrun", None, None)
     assert on_ray.extra["world_size"] == 2 and on_ray.metrics["global_step"] == 2
     # Ray Train was told of each checkpoint, in the run's own checkpoints folder.
@@ -104,6 +107,26 @@ def test_two_ray_workers_train_the_adapter_of_two_torchrun_processes_and_resume_
     assert resumed.resumed_from == "checkpoint-1" and resumed.metrics["global_step"] == 2
     assert adapter.read_bytes() == (torchrun_adapter / adapter.name).read_bytes()
     assert resumed.extra["ray_checkpoint"] == "checkpoint-2"
+    # The resumed launch counts its own starts: the first launch's markers were cleared.
+    assert resumed.distributed is not None and resumed.distributed.restarts == 0
+    assert _starts(rdir) == ["rank-0.start-0", "rank-1.start-0"]
+
+
+def _starts(run_dir: Path) -> list[str]:
+    from provenir.train.distributed import DISTRIBUTED_DIR
+
+    return sorted(p.name for p in (run_dir / DISTRIBUTED_DIR).glob("rank-*.start-*"))
+
+
+def test_each_start_of_a_rank_is_counted_once_and_a_new_launch_counts_afresh(tmp_path: Path) -> None:
+    """Ray Train restarts every rank after a failure without saying so; the ranks count their starts."""
+    from provenir.train.distributed import _clear_rank_records, count_start
+
+    assert [count_start(tmp_path, 0) for _ in range(3)] == [0, 1, 2]  # the third start follows two restarts
+    assert count_start(tmp_path, 1) == 0  # ranks count independently
+    assert _starts(tmp_path) == ["rank-0.start-0", "rank-0.start-1", "rank-0.start-2", "rank-1.start-0"]
+    _clear_rank_records(tmp_path)  # what every launch does first (prepare_launch)
+    assert _starts(tmp_path) == [] and count_start(tmp_path, 0) == 0
 
 
 def test_without_ray_the_launcher_is_one_line_naming_the_extra(

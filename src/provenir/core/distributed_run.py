@@ -1,7 +1,7 @@
 """What a run launched through torchrun or Ray Train ran on: the typed ``distributed`` section of a manifest.
 
 Every rank writes its own :class:`RankRecord` into the run folder when it finishes (its host,
-its place in the world, how often torchrun had restarted it, and a digest of its environment);
+its place in the world, how often the launcher had restarted it, and a digest of its environment);
 the launcher gathers them into one :class:`DistributedRun` that the manifest seals. Two ranks
 whose ``environment_sha256`` differ ran on different interpreters, packages, CPUs or
 result-changing variables (see :func:`provenir.core.environment.capture_environment`).
@@ -33,8 +33,8 @@ class RankRecord(BaseModel):
     world_size: int = Field(description="Processes in the world this rank trained in.")
     host: str = Field(description="socket.gethostname() of the rank's machine.")
     restart_count: int = Field(
-        description="How many times torchrun had restarted the workers when this rank ran "
-        "(TORCHELASTIC_RESTART_COUNT)."
+        description="How many times the launcher had restarted the workers when this rank ran "
+        "(torchrun's TORCHELASTIC_RESTART_COUNT; under Ray Train, the rank's own count of its starts)."
     )
     dist_backend: str | None = Field(
         None,
@@ -52,7 +52,7 @@ class DistributedRun(BaseModel):
 
     nodes: int = Field(description="Nodes that trained (distinct group ranks).")
     world_size: int = Field(description="Processes that trained.")
-    restarts: int = Field(description="Times torchrun restarted the workers (the most any rank saw).")
+    restarts: int = Field(description="Times the launcher restarted the workers (the most any rank saw).")
     strategy: str = Field(description="distributed.strategy as configured.")
     dist_backend: str | None = Field(None, description="The torch.distributed backend rank 0 ran.")
     rendezvous: Literal["standalone", "c10d", "ray"] = Field(

@@ -311,8 +311,27 @@ def collect_run(
 
 def _clear_rank_records(run_dir: Path) -> None:
     folder = run_dir / DISTRIBUTED_DIR
-    for stale in folder.glob("rank-*.json") if folder.is_dir() else []:
+    for stale in [*folder.glob("rank-*.json"), *folder.glob("rank-*.start-*")] if folder.is_dir() else []:
         stale.unlink()
+
+
+def count_start(run_dir: Path, rank: int) -> int:
+    """Mark one more start of ``rank`` in this launch; returns how many times it started before.
+
+    For launchers that restart ranks without telling them (Ray Train sets no
+    ``TORCHELASTIC_RESTART_COUNT``): each start creates the next ``rank-R.start-N`` marker
+    exclusively, so the count is exact even if a restarted rank races a slow predecessor.
+    Markers are cleared with the ranks' records at each launch, so a resumed run counts its own.
+    """
+    folder = run_dir / DISTRIBUTED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    before = 0
+    while True:
+        try:
+            (folder / f"rank-{rank}.start-{before}").open("x").close()
+            return before
+        except FileExistsError:
+            before += 1
 
 
 def prepare_launch(config: RunConfig, dataset: TrainData, run_dir: Path) -> list[str]:

@@ -19,6 +19,7 @@ process is used as it is.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -109,9 +110,16 @@ def worker_env(plan: LaunchPlan) -> dict[str, str]:
 
 def train_loop(loop_config: dict[str, Any]) -> None:
     """What each Ray Train worker runs: the torchrun worker, reporting its checkpoints to Ray."""
+    import ray.train
+
     from provenir.train import worker
+    from provenir.train.distributed import count_start
     from provenir.train.ray_checkpoints import RayCheckpointReporter
 
+    # Ray Train restarts the whole worker group after a failure but, unlike torchrun, does not
+    # say how often: each rank counts its own starts so the manifest's `restarts` is a fact.
+    rank = ray.train.get_context().get_world_rank()
+    os.environ["TORCHELASTIC_RESTART_COUNT"] = str(count_start(Path(loop_config["run_dir"]), rank))
     worker.main(loop_config["argv"], callbacks=[RayCheckpointReporter()])
 
 
@@ -169,7 +177,7 @@ class RayLauncher:
             (run_dir / RAY_EXPERIMENT / RAY_SNAPSHOT).unlink(missing_ok=True)
             trainer = TorchTrainer(
                 train_loop,
-                train_loop_config={"argv": arguments},
+                train_loop_config={"argv": arguments, "run_dir": str(run_dir)},
                 scaling_config=ScalingConfig(num_workers=plan.world_size, use_gpu=plan.device == "cuda"),
                 torch_config=TorchConfig(backend=plan.dist_backend),
                 run_config=RayRunConfig(
