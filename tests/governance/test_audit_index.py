@@ -407,6 +407,10 @@ def test_an_index_corrupt_past_its_header_is_rebuilt_not_a_crash(tmp_path: Path)
     assert _in_thread(lambda: AuditReader(tmp_path).prove(40).root) == _mth(leaves).hex()
     corrupt()
     assert _in_thread(lambda: AuditReader(tmp_path).consistency(7).new_root) == _mth(leaves).hex()
+    corrupt()
+    # The writer's tree head too: the same root as the log's own, not a crash.
+    head = _in_thread(logger.checkpoint)
+    assert (head.size, head.root) == (300, _mth(leaves).hex())
     assert logger.check().ok
 
 
