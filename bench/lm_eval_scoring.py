@@ -30,7 +30,7 @@ from typing import Any
 
 from provenir.core.config import RunConfig
 from provenir.core.store import RunStore
-from provenir.eval.lm_eval_tasks import evaluate_tasks
+from provenir.train.lm_eval_tasks import evaluate_tasks
 from provenir.train.runner import train
 from provenir.train.tiny_model import ensure_tiny_model
 

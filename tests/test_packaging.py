@@ -42,6 +42,7 @@ EXTRAS_OF: dict[str, tuple[str, ...]] = {
     "provenir/train/tracking.py": ("train", "tracking"),
     "provenir/train/ray_train.py": ("train", "ray"),
     "provenir/train/ray_checkpoints.py": ("train", "ray"),
+    "provenir/train/lm_eval_tasks.py": ("train", "eval"),
     "provenir/eval": ("eval",),
     "provenir/eval/judge": ("eval", "judges"),
     "provenir/rewards": ("eval",),

@@ -170,7 +170,7 @@ def _eval_tasks(
     as_json: bool,
 ) -> None:
     """``provenir eval RUN --tasks ...``: lm-eval tasks, base vs tuned, one table per task."""
-    from provenir.eval.lm_eval_tasks import evaluate_tasks
+    from provenir.train.lm_eval_tasks import evaluate_tasks
 
     comparisons = evaluate_tasks(
         manifest,

@@ -227,7 +227,7 @@ EVENTS: Mapping[str, EventSchema] = _schemas(
     EventSchema(
         "lm_eval_completed",
         "lm-evaluation-harness tasks ran on the base and tuned model.",
-        "provenir.eval.lm_eval_tasks",
+        "provenir.train.lm_eval_tasks",
         {
             "lm_eval_version": _f("str", "Installed lm-eval version."),
             "tasks": _f("object", "Task name to config hash, item count and base/tuned means."),

@@ -299,7 +299,7 @@ def retention_comparisons(
     """
     if not spec.retention_tasks:
         return {}
-    from provenir.eval.lm_eval_tasks import retention_comparisons as task_decisions
+    from provenir.train.lm_eval_tasks import retention_comparisons as task_decisions
 
     # The task's own metrics (acc, exact_match...), not the gate's generation metrics.
     gate = RegressionGate(

@@ -2,7 +2,7 @@
 
 ::
 
-    from provenir.eval.lm_eval_tasks import evaluate_tasks, retention_comparisons
+    from provenir.train.lm_eval_tasks import evaluate_tasks, retention_comparisons
 
     out = evaluate_tasks("artifacts/manifests/<run_id>.json", ["arc_easy", "my_tasks/arith.yaml"], limit=200)
     acc = out["arc_easy"].tuned.metrics["acc"]

@@ -19,9 +19,9 @@ from provenir.core.hashing import sha256_file, sha256_json
 from provenir.core.manifest import RunManifest
 from provenir.core.store import RunStore
 from provenir.eval.harness import EvalResult
-from provenir.eval.lm_eval_tasks import TaskComparison, evaluate_tasks, retention_comparisons
 from provenir.eval.regression import RegressionGate, mcnemar_test
 from provenir.testing.cli import run_cli
+from provenir.train.lm_eval_tasks import TaskComparison, evaluate_tasks, retention_comparisons
 
 MC, GEN = "arith_mc", "arith_gen"
 ITEMS = 24
@@ -295,7 +295,7 @@ def _sample(doc_id: int, filt: str, **scores: Any) -> dict[str, Any]:
 
 
 def test_filters_are_named_and_metrics_lm_eval_does_not_average_are_left_out() -> None:
-    from provenir.eval.lm_eval_tasks import results_from_lm_eval
+    from provenir.train.lm_eval_tasks import results_from_lm_eval
 
     samples = [
         _sample(i, filt, exact_match=float(i % 2 == 0 or filt == "flexible"), bleu=("ref", "pred"), f1=0.5)
