@@ -27,6 +27,14 @@ def _stored(directory: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (directory / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
+def _steps(folder: Path, n: int) -> AuditLogger:
+    """A log of ``n`` records ``step`` by actor ``a``, field ``i`` = 0..n-1."""
+    logger = AuditLogger(folder)
+    for i in range(n):
+        logger.log("step", actor="a", i=i)
+    return logger
+
+
 def test_the_first_record_links_to_sixty_four_zeros_and_counts_from_one(tmp_path: Path) -> None:
     logger = AuditLogger(tmp_path)
     first = logger.log("started", actor="a")
@@ -116,9 +124,7 @@ def test_the_actor_defaults_to_the_environment_then_the_os_user(monkeypatch: pyt
 
 
 def test_pages_and_verifications_have_the_json_forms_the_api_returns(tmp_path: Path) -> None:
-    logger = AuditLogger(tmp_path)
-    for i in range(3):
-        logger.log("step", actor="a", i=i)
+    logger = _steps(tmp_path, 3)
     page = logger.query(limit=2, order="asc")
     assert isinstance(page, AuditPage)
     assert page.to_dict() == {
@@ -165,9 +171,7 @@ def test_the_reader_refuses_bad_paging_arguments(
 
 
 def test_paging_limits_at_the_edges_are_accepted(tmp_path: Path) -> None:
-    logger = AuditLogger(tmp_path)
-    for i in range(3):
-        logger.log("step", actor="a", i=i)
+    _steps(tmp_path, 3)
     reader = AuditReader(tmp_path)
     first = reader.query(limit=1, cursor=0, order="asc")
     assert [r.seq for r in first.records] == [1]
@@ -176,9 +180,7 @@ def test_paging_limits_at_the_edges_are_accepted(tmp_path: Path) -> None:
 
 
 def test_an_inclusion_proof_fails_for_another_record_leaf_or_root(tmp_path: Path) -> None:
-    logger = AuditLogger(tmp_path)
-    for i in range(5):
-        logger.log("step", actor="a", i=i)
+    _steps(tmp_path, 5)
     reader = AuditReader(tmp_path)
     proof = reader.prove(3)
     assert proof.verify() and proof.verify(proof.root)
@@ -192,9 +194,7 @@ def test_an_inclusion_proof_fails_for_another_record_leaf_or_root(tmp_path: Path
 
 
 def test_a_consistency_proof_fails_for_other_roots(tmp_path: Path) -> None:
-    logger = AuditLogger(tmp_path)
-    for i in range(6):
-        logger.log("step", actor="a", i=i)
+    _steps(tmp_path, 6)
     reader = AuditReader(tmp_path)
     proof = reader.consistency(3)
     assert proof.verify() and proof.to_dict()["old_size"] == 3 and proof.to_dict()["new_size"] == 6
@@ -323,9 +323,7 @@ def test_tree_head_lines_that_are_not_heads_or_are_torn_are_reported(tmp_path: P
 
 
 def test_a_check_lists_twenty_problems_by_default_and_counts_the_rest(tmp_path: Path) -> None:
-    logger = AuditLogger(tmp_path)
-    for i in range(30):
-        logger.log("step", actor="a", i=i)
+    logger = _steps(tmp_path, 30)
     path = tmp_path / "audit.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
     # Every record's hash no longer matches its body: one problem per line at least.
@@ -337,9 +335,7 @@ def test_a_check_lists_twenty_problems_by_default_and_counts_the_rest(tmp_path: 
 
 def test_the_reader_counts_what_the_log_holds_even_after_it_shrank(tmp_path: Path) -> None:
     assert AuditReader(tmp_path / "none").count() == 0
-    logger = AuditLogger(tmp_path)
-    for i in range(3):
-        logger.log("step", actor="a", i=i)
+    _steps(tmp_path, 3)
     reader = AuditReader(tmp_path)
     assert reader.count() == 3
     path = tmp_path / "audit.jsonl"
@@ -349,9 +345,7 @@ def test_the_reader_counts_what_the_log_holds_even_after_it_shrank(tmp_path: Pat
 
 
 def test_a_page_has_fifty_records_by_default(tmp_path: Path) -> None:
-    logger = AuditLogger(tmp_path)
-    for i in range(55):
-        logger.log("step", actor="a", i=i)
+    _steps(tmp_path, 55)
     page = AuditReader(tmp_path).query()
     assert len(page.records) == 50 and page.total == 55 and page.next_cursor is not None
 
@@ -362,9 +356,7 @@ def test_reading_a_log_whose_index_is_current_never_waits_for_the_writers_lock(
     from filelock import FileLock
 
     monkeypatch.setattr(audit_module, "_LOCK_TIMEOUT_S", 0.2)
-    logger = AuditLogger(tmp_path)
-    for i in range(3):
-        logger.log("step", actor="a", i=i)
+    _steps(tmp_path, 3)
     reader = AuditReader(tmp_path)
     assert reader.count() == 3  # brings the index in step once
     with FileLock(str(tmp_path / "audit.lock")):  # a writer holds the lock
@@ -382,9 +374,7 @@ def test_reading_a_log_whose_index_is_current_never_waits_for_the_writers_lock(
 
 
 def test_a_log_rewritten_to_the_same_size_is_reindexed_not_read_at_stale_offsets(tmp_path: Path) -> None:
-    logger = AuditLogger(tmp_path)
-    for i in range(3):
-        logger.log("step", actor="a", i=i)
+    logger = _steps(tmp_path, 3)
     reader = AuditReader(tmp_path)
     assert reader.count() == 3
     path = tmp_path / "audit.jsonl"
@@ -426,9 +416,7 @@ def test_the_latest_tree_head_is_numbered_by_its_line_even_past_one_mebibyte(tmp
 
 
 def test_a_proof_after_a_same_size_rewrite_is_made_from_the_reindexed_log(tmp_path: Path) -> None:
-    logger = AuditLogger(tmp_path)
-    for i in range(4):
-        logger.log("step", actor="a", i=i)
+    _steps(tmp_path, 4)
     reader = AuditReader(tmp_path)
     before = reader.prove(3)
     path = tmp_path / "audit.jsonl"
